@@ -1,0 +1,34 @@
+"""linvae — predict, train, measure and reproduce posterior collapse in VAEs.
+
+Implements Dang, Tran, Nguyen & Ho, *Beyond Vanilla Variational Autoencoders: Detecting
+Posterior Collapse in Conditional and Hierarchical VAEs*, ICLR 2024 (arXiv 2306.05023).
+
+Main entry points
+-----------------
+fit               closed-form (or trained) linear VAE / CVAE / MHVAE
+predict_collapse  which latent dims collapse, over hyperparameter grids, before training
+LinearVAE, LinearCVAE, LinearMHVAE
+                  scikit-learn style estimators
+Moments           sufficient statistics of the data
+"""
+from ._deps import MissingDependencyError
+from ._version import __version__
+from .api import CollapseTable, fit, predict_collapse
+from .estimators import LinearCVAE, LinearMHVAE, LinearVAE
+from .stats import Moments
+from .theory import CVAEFit, MHVAEFit, VAEFit
+
+__all__ = [
+    "__version__",
+    "fit",
+    "predict_collapse",
+    "CollapseTable",
+    "LinearVAE",
+    "LinearCVAE",
+    "LinearMHVAE",
+    "Moments",
+    "VAEFit",
+    "CVAEFit",
+    "MHVAEFit",
+    "MissingDependencyError",
+]

@@ -1,0 +1,171 @@
+"""Every input check of the public API and its error message.
+
+Kernels and theory functions never validate; the public wrappers call these helpers first.
+Messages name the argument, the offending value and what is allowed.
+"""
+import numbers
+import operator
+
+import numpy as np
+
+__all__ = [
+    "check_data",
+    "check_pair",
+    "check_positive",
+    "check_positive_grid",
+    "check_latent_dim",
+    "check_choice",
+    "check_sigma",
+]
+
+
+def _short(value):
+    """A short printable version of ``value`` for error messages."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def check_data(X, name="X"):
+    """Validate a data matrix and return it as a C-contiguous float64 array (never a view).
+
+    Lists, integer, boolean and float32 inputs are converted; complex, object and string
+    dtypes, non-2-D arrays, empty arrays and non-finite values are rejected.
+
+    Parameters
+    ----------
+    X : array_like of shape (n_samples, n_features)
+    name : str
+        Argument name used in error messages.
+
+    Returns
+    -------
+    ndarray of float64, shape (n_samples, n_features)
+    """
+    if X is None:
+        raise TypeError(f"{name} must be an array of shape (n_samples, n_features), got None")
+    arr = np.asarray(X)
+    if arr.dtype.kind == "c":
+        raise TypeError(
+            f"{name} has complex dtype {arr.dtype}; only real data is allowed "
+            "(pass X.real if the imaginary part is zero)"
+        )
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{name} has dtype {arr.dtype!s}; a real numeric dtype (float, int or bool) is required"
+        )
+    if arr.ndim != 2:
+        hint = " (use X.reshape(-1, 1) for one feature)" if arr.ndim == 1 else ""
+        raise ValueError(
+            f"{name} must be 2-D of shape (n_samples, n_features), got {arr.ndim}-D array "
+            f"of shape {arr.shape}{hint}"
+        )
+    if arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"{name} is empty (shape {arr.shape}); at least one sample and one feature are required")
+    out = np.array(arr, dtype=np.float64, order="C", copy=True)
+    if not np.all(np.isfinite(out)):
+        bad = np.argwhere(~np.isfinite(out))[0]
+        raise ValueError(
+            f"{name} contains NaN or inf (first at row {bad[0]}, column {bad[1]}: "
+            f"{out[bad[0], bad[1]]}); all values must be finite"
+        )
+    return out
+
+
+def check_pair(X, Y):
+    """Validate a condition/target pair with the same number of samples."""
+    X = check_data(X, "X")
+    Y = check_data(Y, "Y")
+    if X.shape[0] != Y.shape[0]:
+        raise ValueError(
+            f"X and Y must have the same number of samples, got X with {X.shape[0]} and "
+            f"Y with {Y.shape[0]} rows"
+        )
+    return X, Y
+
+
+def check_positive(value, name):
+    """Validate a finite, strictly positive real scalar and return it as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        arr = np.asarray(value) if not isinstance(value, str) else None
+        if arr is not None and arr.ndim == 0 and arr.dtype.kind in "iuf":
+            value = arr.item()
+        else:
+            raise TypeError(f"{name} must be a positive real number, got {_short(value)}")
+    value = float(value)
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return value
+
+
+def check_positive_grid(value, name):
+    """Validate a scalar or 1-D array of finite positive values; returns a 1-D float64 array."""
+    if isinstance(value, str):
+        raise TypeError(f"{name} must be a positive number or array of positive numbers, got {_short(value)}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf" or arr.ndim > 1:
+        raise TypeError(
+            f"{name} must be a positive number or a 1-D array of positive numbers, got {_short(value)}"
+        )
+    arr = np.atleast_1d(arr.astype(np.float64))
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty; give at least one value")
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if np.any(bad):
+        raise ValueError(f"{name} must contain only finite values > 0, got {arr[bad][0]!r} in {_short(value)}")
+    return arr
+
+
+def check_latent_dim(value, name="latent_dim"):
+    """Validate an integer latent size >= 1."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer >= 1, got {value!r}")
+    try:
+        ivalue = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer >= 1, got {_short(value)}") from None
+    if ivalue < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {ivalue}")
+    return int(ivalue)
+
+
+def check_choice(value, name, allowed):
+    """Validate that ``value`` is one of ``allowed`` (strings)."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {_short(value)}")
+    return value
+
+
+def check_sigma(value, name, size, allow_learnable=True):
+    """Validate an encoder standard deviation specification.
+
+    Parameters
+    ----------
+    value : "learnable", float or array_like
+        ``"learnable"`` (when allowed), a positive scalar (isotropic) or ``size`` positive values.
+    name : str
+    size : int
+        Latent size the array must match.
+    allow_learnable : bool
+
+    Returns
+    -------
+    None or ndarray of shape (size,)
+        ``None`` means learnable.
+    """
+    if isinstance(value, str):
+        if allow_learnable and value == "learnable":
+            return None
+        allowed = '"learnable" or ' if allow_learnable else ""
+        raise ValueError(f"{name} must be {allowed}a positive number or array of {size} positive numbers, got {value!r}")
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "iuf":
+        raise TypeError(f"{name} must be a positive number or array of positive numbers, got {_short(value)}")
+    arr = arr.astype(np.float64)
+    if arr.ndim == 0:
+        arr = np.full(size, float(arr))
+    elif arr.ndim != 1 or arr.shape[0] != size:
+        raise ValueError(f"{name} must be a scalar or have shape ({size},) (one value per latent dim), got shape {arr.shape}")
+    bad = ~np.isfinite(arr) | (arr <= 0)
+    if np.any(bad):
+        raise ValueError(f"{name} must contain only finite values > 0 (σ is a standard deviation), got {arr[bad][0]!r}")
+    return arr

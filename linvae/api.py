@@ -1,0 +1,308 @@
+"""Public entry points: :func:`fit` and :func:`predict_collapse`."""
+import itertools
+
+import numpy as np
+
+from . import theory
+from ._validation import (
+    check_choice,
+    check_latent_dim,
+    check_positive,
+    check_positive_grid,
+    check_sigma,
+)
+from .stats import Moments, cvae_residual, vae_spectrum
+from .theory._common import gaussian_kl, pad
+
+__all__ = ["fit", "predict_collapse", "CollapseTable", "as_moments"]
+
+MODELS = {"auto", "vae", "cvae", "mhvae"}
+SOLVERS = {"closed_form", "gd", "adam"}
+
+
+def as_moments(X, Y=None, center=False):
+    """Return :class:`Moments` for data arrays, or pass given moments through."""
+    if isinstance(X, Moments):
+        if Y is not None:
+            raise ValueError("pass Y inside the Moments (Moments.from_arrays(X, Y)), not separately")
+        return X
+    return Moments.from_arrays(X, Y, center=center)
+
+
+def _resolve_model(model, moments):
+    check_choice(model, "model", MODELS)
+    if model == "auto":
+        return "cvae" if moments.has_y else "vae"
+    if model == "cvae" and not moments.has_y:
+        raise ValueError("model='cvae' needs the target Y: call fit(X, Y, ...)")
+    if model in ("vae", "mhvae") and moments.has_y:
+        raise ValueError(f"model={model!r} takes no Y (Y is the CVAE target); drop Y or use model='cvae'")
+    return model
+
+
+def _latent_dims(model, moments, latent_dim, latent_dims):
+    if model == "mhvae":
+        if latent_dims is None:
+            d = moments.dx if latent_dim is None else check_latent_dim(latent_dim)
+            return (d, d)
+        if latent_dim is not None:
+            raise ValueError("give either latent_dim or latent_dims for the MHVAE, not both")
+        if np.ndim(latent_dims) != 1 or len(latent_dims) != 2:
+            raise ValueError(f"latent_dims must be a pair (d1, d2), got {latent_dims!r}")
+        return (check_latent_dim(latent_dims[0], "latent_dims[0]"),
+                check_latent_dim(latent_dims[1], "latent_dims[1]"))
+    if latent_dims is not None:
+        raise ValueError("latent_dims=(d1, d2) is for model='mhvae'; use latent_dim for the VAE/CVAE")
+    if latent_dim is None:
+        return moments.dy if model == "cvae" else moments.dx
+    return check_latent_dim(latent_dim)
+
+
+def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
+        latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
+        solver="closed_form", center=False, rtol=None):
+    """Fit a linear VAE, CVAE or two-latent MHVAE.
+
+    Parameters
+    ----------
+    X : array_like of shape (N, dx) or Moments
+        Data (the condition x for the CVAE), or precomputed :class:`~linvae.stats.Moments`.
+    Y : array_like of shape (N, dy), optional
+        Target of the CVAE. Given ⇒ CVAE.
+    model : {"auto", "vae", "cvae", "mhvae"}
+        ``"auto"``: CVAE if Y is given, else VAE.
+    beta : float
+        β, weight of the KL term (VAE, CVAE).
+    beta1, beta2 : float
+        β₁, β₂ of the MHVAE.
+    eta_enc : float
+        η_enc, standard deviation of the prior ``N(0, η_enc² I)``.
+    eta_dec : float
+        η_dec, standard deviation of the Gaussian decoder.
+    latent_dim : int, optional
+        Latent size (VAE: d₁, default dx; CVAE: d_z, default dy; MHVAE: both latents).
+    latent_dims : (int, int), optional
+        (d₁, d₂) of the MHVAE.
+    sigma : "learnable", float or array_like
+        Encoder standard deviations σ of the VAE: learned (Thm 4) or fixed (Thm 1). The CVAE
+        closed form (Thm 2) is for learnable σ only.
+    sigma1 : float
+        Fixed σ₁ of the MHVAE (isotropic), default 0.5 as in the paper's experiments.
+    sigma2 : "learnable" or float
+        σ₂ of the MHVAE: learned (Thm 3) or fixed isotropic (Thm 5).
+    solver : {"closed_form", "gd", "adam"}
+        ``"closed_form"`` is exact and instant.
+    center : bool, default False
+        Subtract the data means first. The paper's linear models have no bias, so the
+        default uses uncentred second moments.
+    rtol : float, optional
+        Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``).
+
+    Returns
+    -------
+    VAEFit, CVAEFit or MHVAEFit
+        Spectra (``theta``, ``omega``, ``lambda_``, ``sigma``), ``collapsed``, ``n_collapsed``,
+        ``kl_per_dim``, ``loss`` and the parameter matrices in data coordinates.
+
+    Notes
+    -----
+    Thm 1, Thm 4 (VAE), Thm 2 (CVAE), Thm 3, Thm 5 (MHVAE) of Dang et al. (ICLR 2024).
+
+    Examples
+    --------
+    >>> import numpy as np, linvae
+    >>> X = np.random.default_rng(0).normal(size=(200, 5)) * [3, 2, 1, 0.5, 0.1]
+    >>> res = linvae.fit(X, beta=1.0, latent_dim=5)
+    >>> res.n_collapsed
+    3
+    """
+    check_choice(solver, "solver", SOLVERS)
+    moments = as_moments(X, Y, center=center)
+    model = _resolve_model(model, moments)
+    if solver != "closed_form":
+        raise NotImplementedError(
+            f"solver={solver!r} (gradient descent) is not available yet; use solver='closed_form'"
+        )
+    eta_enc = check_positive(eta_enc, "eta_enc")
+    eta_dec = check_positive(eta_dec, "eta_dec")
+    dims = _latent_dims(model, moments, latent_dim, latent_dims)
+    if model == "vae":
+        beta = check_positive(beta, "beta")
+        sig = check_sigma(sigma, "sigma", dims)
+        if sig is None:
+            return theory.vae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
+        return theory.vae_fixed(moments, dims, sig, beta, eta_enc, eta_dec, rtol)
+    if model == "cvae":
+        beta = check_positive(beta, "beta")
+        if not (isinstance(sigma, str) and sigma == "learnable"):
+            raise ValueError(
+                f"the CVAE closed form (Thm 2) is for learnable σ; got sigma={sigma!r}. "
+                "Use sigma='learnable'"
+            )
+        return theory.cvae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
+    beta1 = check_positive(beta1, "beta1")
+    beta2 = check_positive(beta2, "beta2")
+    if isinstance(sigma1, str) and sigma1 == "learnable":
+        raise ValueError(
+            "the MHVAE with both Σ₁ and Σ₂ learnable has no closed form; fix sigma1 to a "
+            "positive number, or train it by gradient descent (solver='adam')"
+        )
+    s1 = check_positive(sigma1, "sigma1")
+    if isinstance(sigma2, str):
+        check_sigma(sigma2, "sigma2", dims[1])
+        return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
+    s2 = check_positive(sigma2, "sigma2")
+    return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
+
+
+class CollapseTable:
+    """Collapse predictions over a hyperparameter grid (one row per configuration).
+
+    Attributes
+    ----------
+    columns : dict of str -> ndarray
+        Hyperparameter columns, ``n_collapsed``, ``n_active`` (and ``n_dead`` with fixed σ).
+    collapsed : ndarray of bool, shape (n_configs, latent)
+        Per-dim collapse mask.
+    kl_per_dim : ndarray, shape (n_configs, latent)
+        Data-mean KL of each latent dim at the optimum, nats.
+    model, theorem : str
+    """
+
+    def __init__(self, model, theorem, columns, collapsed, kl_per_dim):
+        self.model = model
+        self.theorem = theorem
+        self.columns = columns
+        self.collapsed = collapsed
+        self.kl_per_dim = kl_per_dim
+
+    def __len__(self):
+        return self.collapsed.shape[0]
+
+    def __getitem__(self, name):
+        return self.columns[name]
+
+    def to_dict(self):
+        """Columns plus ``collapsed`` and ``kl_per_dim`` as a plain dict of arrays."""
+        out = {k: v.copy() for k, v in self.columns.items()}
+        out["collapsed"] = self.collapsed.copy()
+        out["kl_per_dim"] = self.kl_per_dim.copy()
+        return out
+
+    def __str__(self):
+        names = list(self.columns)
+        rows = [[_fmt(self.columns[n][i]) for n in names] for i in range(len(self))]
+        widths = [max(len(n), *(len(r[j]) for r in rows)) for j, n in enumerate(names)]
+        head = "  ".join(n.rjust(w) for n, w in zip(names, widths))
+        lines = [f"{self.model.upper()} collapse prediction ({self.theorem}), latent size "
+                 f"{self.collapsed.shape[1]}", head, "-" * len(head)]
+        lines += ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return f"CollapseTable(model={self.model!r}, n_configs={len(self)})"
+
+
+def _fmt(v):
+    if isinstance(v, (np.integer, int)):
+        return str(int(v))
+    return f"{float(v):.4g}"
+
+
+def _grid(**params):
+    """Outer product of the given 1-D arrays -> dict of flat columns."""
+    names = list(params)
+    combos = list(itertools.product(*(params[n] for n in names)))
+    return {n: np.array([c[i] for c in combos], dtype=float) for i, n in enumerate(names)}
+
+
+def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
+                     eta_dec=1.0, latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5,
+                     sigma2="learnable", center=False, rtol=None):
+    """Predict which latent dims collapse, for a grid of hyperparameters, before any training.
+
+    Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
+    (and ``sigma1`` for the MHVAE) may be 1-D arrays, and the table holds one row per point of
+    their outer product. The eigendecomposition of the data is computed once for the grid.
+
+    Returns
+    -------
+    CollapseTable
+
+    Notes
+    -----
+    Thm 4 / Thm 1 (VAE), Thm 2 (CVAE), Thm 3 / Thm 5 (MHVAE): a dim is collapsed when its
+    posterior equals the prior ``N(0, η_enc²)`` for every input (KL ≡ 0, SPEC P1–P5).
+
+    Examples
+    --------
+    >>> import numpy as np, linvae
+    >>> X = np.random.default_rng(0).normal(size=(500, 4)) * [2, 1, 0.5, 0.25]
+    >>> table = linvae.predict_collapse(X, beta=[0.1, 1, 10])
+    >>> table["n_collapsed"].tolist()
+    [1, 3, 4]
+    """
+    moments = as_moments(X, Y, center=center)
+    model = _resolve_model(model, moments)
+    dims = _latent_dims(model, moments, latent_dim, latent_dims)
+    eta_enc_g = check_positive_grid(eta_enc, "eta_enc")
+    eta_dec_g = check_positive_grid(eta_dec, "eta_dec")
+    if model in ("vae", "cvae"):
+        cols = _grid(beta=check_positive_grid(beta, "beta"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
+        b, ee, ed = (cols[k][:, None] for k in ("beta", "eta_enc", "eta_dec"))
+        if model == "cvae":
+            if not (isinstance(sigma, str) and sigma == "learnable"):
+                raise ValueError(f"the CVAE prediction (Thm 2) is for learnable σ; got sigma={sigma!r}")
+            theta = pad(cvae_residual(moments, rtol)[2], dims)[None, :]
+            _, lam, sig, collapsed = theory.thm2_spectra(theta, b, ee, ed)
+            theorem = "Thm 2"
+        else:
+            theta_modes = pad(vae_spectrum(moments, rtol)[0], dims)
+            fixed = check_sigma(sigma, "sigma", dims)
+            if fixed is None:
+                _, lam, sig, collapsed = theory.thm4_spectra(theta_modes[None, :], b, ee, ed)
+                theorem = "Thm 4"
+            else:
+                rank_of = np.empty(dims, dtype=int)
+                rank_of[np.argsort(fixed, kind="stable")] = np.arange(dims)
+                _, lam, dead = theory.thm1_spectra(theta_modes[rank_of][None, :], fixed[None, :], b, ee, ed)
+                sig = np.broadcast_to(fixed, lam.shape)
+                collapsed = dead & np.isclose(sig, ee, rtol=1e-12, atol=0.0)
+                cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
+                theorem = "Thm 1"
+        kl = np.where(collapsed, 0.0, gaussian_kl(lam**2, sig**2, ee**2))
+    else:
+        grid = dict(beta1=check_positive_grid(beta1, "beta1"), beta2=check_positive_grid(beta2, "beta2"),
+                    sigma1=check_positive_grid(sigma1, "sigma1"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
+        cols = _grid(**grid)
+        b1, b2, s1, ee, ed = (cols[k][:, None] for k in grid)
+        d1, d2 = dims
+        theta = pad(vae_spectrum(moments, rtol)[0], d1)[None, :]
+        paired = (np.arange(d1) < d2)[None, :]
+        npair = min(d1, d2)
+        c2 = (ed / ee) ** 2
+        if isinstance(sigma2, str):
+            check_sigma(sigma2, "sigma2", d2)
+            lam, om_modes, _, _ = theory.thm3_spectra(theta, paired, b1, b2, s1, ee, ed)
+            theorem = "Thm 3"
+            omega = np.zeros((len(b1), d2))
+            omega[:, :npair] = om_modes[:, :npair]
+            sig2 = np.sqrt(b2 * ed**2 / (b1 * omega**2 + b2 * c2))
+        else:
+            s2 = check_positive(sigma2, "sigma2")
+            lam, om_modes = theory.thm5_spectra(theta, paired, b1, b2, s1, s2, ee, ed)
+            theorem = "Thm 5"
+            omega = np.zeros((len(b1), d2))
+            omega[:, :npair] = om_modes[:, :npair]
+            sig2 = np.full(omega.shape, s2)
+        dead = omega == 0
+        collapsed = dead & np.isclose(sig2, ee, rtol=1e-12, atol=0.0)
+        w2 = b1 * omega / (b1 * omega**2 + b2 * c2)
+        power = np.zeros(omega.shape)
+        power[:, :npair] = lam[:, :npair] ** 2 + s1**2
+        kl = np.where(collapsed, 0.0, gaussian_kl(w2**2 * power, sig2**2, ee**2))
+        if theorem == "Thm 5":
+            cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
+    cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
+    cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
+    return CollapseTable(model, theorem, cols, collapsed, kl)

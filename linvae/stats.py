@@ -1,0 +1,363 @@
+"""Sufficient statistics of the linear models: second moments, whitening, θ spectra.
+
+The losses of every linear model in SPEC §2 depend on the data only through the second
+moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes them once, in float64,
+from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
+rest of the package works on these small ``d × d`` matrices.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _config
+from ._validation import check_data, check_pair
+
+__all__ = [
+    "Moments",
+    "MomentAccumulator",
+    "range_eigh",
+    "vae_spectrum",
+    "cvae_residual",
+    "sign_flip",
+]
+
+
+class MomentAccumulator:
+    """Streaming, mergeable accumulator of first and second moments (float64).
+
+    Uses the pairwise update of Chan, Golub & LeVeque (1979) on centred scatter matrices, so
+    it is stable whether or not the final moments are centred, and two accumulators can be
+    merged (the basis of chunked and tree-reduced accumulation).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> acc = MomentAccumulator()
+    >>> for chunk in np.array_split(np.random.default_rng(0).normal(size=(100, 3)), 4):
+    ...     acc.add(chunk)
+    >>> m = acc.finalize()
+    >>> m.n
+    100
+    """
+
+    def __init__(self):
+        self.n = 0
+        self._mean_x = self._mean_y = None
+        self._cxx = self._cxy = self._cyy = None
+        self._has_y = None
+
+    def add(self, X, Y=None):
+        """Add a chunk of samples (rows of ``X`` and, for conditional models, ``Y``)."""
+        if Y is None:
+            X = check_data(X, "X")
+        else:
+            X, Y = check_pair(X, Y)
+        other = MomentAccumulator()
+        other.n = X.shape[0]
+        other._has_y = Y is not None
+        other._mean_x = X.mean(axis=0)
+        Xc = X - other._mean_x
+        other._cxx = Xc.T @ Xc
+        if Y is not None:
+            other._mean_y = Y.mean(axis=0)
+            Yc = Y - other._mean_y
+            other._cxy = Xc.T @ Yc
+            other._cyy = Yc.T @ Yc
+        self.merge(other)
+        return self
+
+    def merge(self, other):
+        """Merge another accumulator into this one (in place) and return self."""
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            self.n, self._has_y = other.n, other._has_y
+            self._mean_x, self._mean_y = other._mean_x.copy(), None if other._mean_y is None else other._mean_y.copy()
+            self._cxx = other._cxx.copy()
+            self._cxy = None if other._cxy is None else other._cxy.copy()
+            self._cyy = None if other._cyy is None else other._cyy.copy()
+            return self
+        if other._has_y != self._has_y:
+            raise ValueError("cannot merge chunks with Y and chunks without Y")
+        if other._mean_x.shape != self._mean_x.shape or (
+            self._has_y and other._mean_y.shape != self._mean_y.shape
+        ):
+            raise ValueError(
+                "chunks must all have the same number of features, got "
+                f"{self._mean_x.shape[0]} and {other._mean_x.shape[0]} for X"
+            )
+        na, nb = self.n, other.n
+        n = na + nb
+        dx = other._mean_x - self._mean_x
+        self._cxx += other._cxx + np.outer(dx, dx) * (na * nb / n)
+        self._mean_x += dx * (nb / n)
+        if self._has_y:
+            dy = other._mean_y - self._mean_y
+            self._cxy += other._cxy + np.outer(dx, dy) * (na * nb / n)
+            self._cyy += other._cyy + np.outer(dy, dy) * (na * nb / n)
+            self._mean_y += dy * (nb / n)
+        self.n = n
+        return self
+
+    def finalize(self, center=False):
+        """Return the :class:`Moments` of everything added so far."""
+        if self.n == 0:
+            raise ValueError("no samples were added; at least one sample is required")
+        n = self.n
+
+        def second(c, ma, mb):
+            s = c / n
+            if not center:
+                s = s + np.outer(ma, mb)
+            return s
+
+        xx = _symmetrize(second(self._cxx, self._mean_x, self._mean_x))
+        xy = yy = mean_y = None
+        if self._has_y:
+            xy = second(self._cxy, self._mean_x, self._mean_y)
+            yy = _symmetrize(second(self._cyy, self._mean_y, self._mean_y))
+            mean_y = self._mean_y.copy()
+        return Moments(
+            n=n, xx=xx, xy=xy, yy=yy, mean_x=self._mean_x.copy(), mean_y=mean_y, centered=bool(center)
+        )
+
+
+def _symmetrize(S):
+    return 0.5 * (S + S.T)
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Second moments of the data, the sufficient statistics of every linear model.
+
+    Parameters
+    ----------
+    n : int
+        Number of samples N.
+    xx : ndarray of shape (dx, dx)
+        ``E[xxᵀ]`` (sample mean; centred if ``centered``).
+    xy : ndarray of shape (dx, dy) or None
+        ``E[xyᵀ]`` for conditional models.
+    yy : ndarray of shape (dy, dy) or None
+        ``E[yyᵀ]``.
+    mean_x, mean_y : ndarray or None
+        Sample means (always recorded; subtracted only when ``centered``).
+    centered : bool
+        Whether the means were removed.  The paper's models have no bias, so the default is
+        **uncentred** second moments (SPEC §1); centre if your model should ignore the mean.
+
+    Notes
+    -----
+    SPEC §1: losses depend on the data only through second moments, so full-batch training
+    and all closed forms run on these ``d × d`` matrices.
+    """
+
+    n: int
+    xx: np.ndarray
+    xy: np.ndarray = None
+    yy: np.ndarray = None
+    mean_x: np.ndarray = None
+    mean_y: np.ndarray = None
+    centered: bool = False
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_arrays(cls, X, Y=None, *, center=False, chunk_size=None):
+        """Compute the moments of in-memory arrays.
+
+        Parameters
+        ----------
+        X : array_like of shape (N, dx)
+        Y : array_like of shape (N, dy), optional
+        center : bool, default False
+            Subtract the sample means first.
+        chunk_size : int, optional
+            Process this many rows at a time (bounds temporary memory).
+        """
+        acc = MomentAccumulator()
+        if chunk_size is None:
+            acc.add(X, Y)
+        else:
+            X = np.asarray(X)
+            step = int(chunk_size)
+            if step < 1:
+                raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+            Ya = None if Y is None else np.asarray(Y)
+            if Ya is not None and Ya.shape[:1] != X.shape[:1]:
+                check_pair(X, Ya)  # raises the standard message
+            for start in range(0, max(len(X), 1), step):
+                acc.add(X[start:start + step], None if Ya is None else Ya[start:start + step])
+        return acc.finalize(center=center)
+
+    @classmethod
+    def from_chunks(cls, chunks, *, center=False):
+        """Accumulate moments from an iterable of ``X`` chunks or ``(X, Y)`` pairs.
+
+        Memory use is independent of the total number of samples.
+        """
+        acc = MomentAccumulator()
+        for chunk in chunks:
+            if isinstance(chunk, tuple):
+                acc.add(*chunk)
+            else:
+                acc.add(chunk)
+        return acc.finalize(center=center)
+
+    @classmethod
+    def from_matrices(cls, xx, xy=None, yy=None, *, n=1):
+        """Wrap given second-moment matrices (population moments, tests, theory studies)."""
+        xx = _check_psd(xx, "xx")
+        if (xy is None) != (yy is None):
+            raise ValueError("xy and yy must be given together (both or neither)")
+        if xy is not None:
+            yy = _check_psd(yy, "yy")
+            xy = np.array(xy, dtype=np.float64)
+            if xy.shape != (xx.shape[0], yy.shape[0]):
+                raise ValueError(f"xy must have shape {(xx.shape[0], yy.shape[0])}, got {xy.shape}")
+            if not np.all(np.isfinite(xy)):
+                raise ValueError("xy contains NaN or inf; all values must be finite")
+        return cls(n=int(n), xx=xx, xy=xy, yy=yy)
+
+    @property
+    def dx(self):
+        """Dimension of x."""
+        return self.xx.shape[0]
+
+    @property
+    def dy(self):
+        """Dimension of y (None without y)."""
+        return None if self.yy is None else self.yy.shape[0]
+
+    @property
+    def has_y(self):
+        return self.yy is not None
+
+    def spectrum(self, rtol=None):
+        """θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors."""
+        return vae_spectrum(self, rtol)
+
+    def residual(self, rtol=None):
+        """The CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺`` (see :func:`cvae_residual`)."""
+        return cvae_residual(self, rtol)
+
+
+def _check_psd(S, name):
+    S = np.array(S, dtype=np.float64)
+    if S.ndim != 2 or S.shape[0] != S.shape[1] or S.shape[0] < 1:
+        raise ValueError(f"{name} must be a square (d, d) matrix, got shape {S.shape}")
+    if not np.all(np.isfinite(S)):
+        raise ValueError(f"{name} contains NaN or inf; all values must be finite")
+    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
+        raise ValueError(f"{name} must be symmetric")
+    return _symmetrize(S)
+
+
+def sign_flip(vectors):
+    """Deterministic signs: make the largest-magnitude entry of every column positive.
+
+    The svd_flip convention of scikit-learn, applied to eigenvector columns.
+    """
+    if vectors.shape[1] == 0:
+        return vectors
+    idx = np.argmax(np.abs(vectors), axis=0)
+    signs = np.sign(vectors[idx, np.arange(vectors.shape[1])])
+    signs[signs == 0] = 1.0
+    return vectors * signs
+
+
+def range_eigh(S, rtol=None):
+    """Eigendecomposition of a PSD matrix restricted to its numerical range.
+
+    Parameters
+    ----------
+    S : ndarray of shape (d, d)
+        Symmetric positive semi-definite matrix.
+    rtol : float, optional
+        Keep eigenvalues ``> rtol * max eigenvalue``; default ``_config.RANK_RTOL``.
+
+    Returns
+    -------
+    values : ndarray of shape (r,)
+        Kept eigenvalues, descending.
+    vectors : ndarray of shape (d, r)
+        Their eigenvectors (deterministic signs).
+    """
+    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
+    values, vectors = np.linalg.eigh(S)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    top = values[0] if values.size else 0.0
+    keep = values > rtol * top if top > 0 else np.zeros(values.shape, bool)
+    return values[keep].copy(), sign_flip(vectors[:, keep])
+
+
+def vae_spectrum(moments, rtol=None):
+    """θ spectrum of the (MH)VAE.
+
+    Returns
+    -------
+    theta : ndarray of shape (r,)
+        ``θ_i = √φ_i`` for the eigenvalues ``φ_i`` of ``E[xxᵀ]`` in its range, descending.
+    P : ndarray of shape (dx, r)
+        Eigenvectors (``P_A`` restricted to the range).
+
+    Notes
+    -----
+    SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``.
+    """
+    key = ("vae", rtol)
+    if key not in moments._cache:
+        phi, P = range_eigh(moments.xx, rtol)
+        moments._cache[key] = (np.sqrt(phi), P)
+    theta, P = moments._cache[key]
+    return theta.copy(), P.copy()
+
+
+def cvae_residual(moments, rtol=None):
+    """The CVAE key matrix ``E`` and the regression of y on x.
+
+    Returns
+    -------
+    E : ndarray of shape (dy, dy)
+        ``E[yyᵀ] − E[yxᵀ] E[xxᵀ]⁺ E[xyᵀ]``, the second moment of the least-squares residual
+        ``r = y − U₂* x``.
+    U2 : ndarray of shape (dy, dx)
+        ``U₂* = E[yxᵀ] E[xxᵀ]⁺`` (the decoder's x-path at the optimum, Thm 2).
+    theta : ndarray of shape (r,)
+        Eigenvalues of ``E`` above the rank tolerance, descending (variance-like θ of Thm 2).
+    Q : ndarray of shape (dy, r)
+        Their eigenvectors.
+
+    Notes
+    -----
+    Computed through the whitened cross-moment ``B = Φ^{-1/2} P_Aᵀ E[xyᵀ]`` in the range of
+    ``E[xxᵀ]`` (``E = E[yyᵀ] − BᵀB``), never an explicit inverse of ``E[xxᵀ]``; directions where
+    x has no energy contribute nothing to the regression (minimum-norm solution).
+    """
+    if not moments.has_y:
+        raise ValueError("the CVAE needs Y: these moments were computed without Y")
+    key = ("cvae", rtol)
+    if key not in moments._cache:
+        phi, P = range_eigh(moments.xx, rtol)
+        B = (P.T @ moments.xy) / np.sqrt(phi)[:, None]
+        E = _symmetrize(moments.yy - B.T @ B)
+        U2 = ((B / np.sqrt(phi)[:, None]).T) @ P.T
+        theta, Q = range_eigh_psd_clip(E, rtol, scale=np.trace(moments.yy))
+        moments._cache[key] = (E, U2, theta, Q)
+    E, U2, theta, Q = moments._cache[key]
+    return E.copy(), U2.copy(), theta.copy(), Q.copy()
+
+
+def range_eigh_psd_clip(S, rtol=None, scale=None):
+    """Like :func:`range_eigh` but relative to an external ``scale`` (e.g. ``tr E[yyᵀ]``).
+
+    Used for matrices that are differences of moments (``E``), whose own largest eigenvalue
+    may be pure round-off (``x = y`` gives ``E = 0`` up to rounding).
+    """
+    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
+    values, vectors = np.linalg.eigh(S)
+    order = np.argsort(values)[::-1]
+    values, vectors = values[order], vectors[:, order]
+    ref = scale if scale is not None else (values[0] if values.size else 0.0)
+    keep = values > rtol * ref if ref > 0 else np.zeros(values.shape, bool)
+    return values[keep].copy(), sign_flip(vectors[:, keep])

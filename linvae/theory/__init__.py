@@ -1,0 +1,24 @@
+"""Exact global minimizers of the linear models (SPEC §3).
+
+=================  ==========================================  ==============================
+function           model                                       theorem
+=================  ==========================================  ==============================
+vae_learnable      linear VAE, learnable Σ                     Thm 4 (appendix)
+vae_fixed          linear VAE, fixed Σ = diag(σ²)               Thm 1
+cvae_learnable     linear CVAE, learnable Σ                    Thm 2
+mhvae_sigma2_...   two-latent MHVAE, Σ₁ fixed, Σ₂ learnable    Thm 3
+mhvae_fixed        two-latent MHVAE, Σ₁ and Σ₂ fixed           Thm 5 (appendix)
+=================  ==========================================  ==============================
+
+The MHVAE with both Σ₁ and Σ₂ learnable has no closed form; it can only be studied by
+gradient descent.
+"""
+from .cvae import CVAEFit, cvae_learnable, thm2_spectra
+from .mhvae import MHVAEFit, mhvae_fixed, mhvae_sigma2_learnable, thm3_spectra, thm5_spectra
+from .vae import VAEFit, thm1_spectra, thm4_spectra, vae_fixed, vae_learnable
+
+__all__ = [
+    "VAEFit", "CVAEFit", "MHVAEFit",
+    "vae_learnable", "vae_fixed", "cvae_learnable", "mhvae_sigma2_learnable", "mhvae_fixed",
+    "thm1_spectra", "thm2_spectra", "thm3_spectra", "thm4_spectra", "thm5_spectra",
+]

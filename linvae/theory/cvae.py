@@ -1,0 +1,133 @@
+"""Exact global minimizer of the linear CVAE with learnable Σ (Thm 2)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import objectives
+from ..stats import cvae_residual
+from ._common import FitResultMixin, gaussian_kl, pad
+from .vae import thm4_spectra
+
+__all__ = ["thm2_spectra", "cvae_learnable", "CVAEFit"]
+
+
+def thm2_spectra(theta, beta, eta_enc, eta_dec):
+    """Per-mode optimum of the linear CVAE (vectorized, broadcasting).
+
+    Parameters
+    ----------
+    theta : array_like
+        Variance-like θ: eigenvalues of ``E`` (clipped at 0).
+
+    Returns
+    -------
+    omega, lambda_, sigma, collapsed : ndarray
+
+    Notes
+    -----
+    Thm 2: ``ω_i = √max(0, θ_i − βη_dec²)/η_enc``; ``σ_i = √β η_enc η_dec/√θ_i`` if
+    ``θ_i ≥ βη_dec²`` else ``η_enc`` (the threshold is on the variance θ, SPEC §7.1). It is
+    Thm 4 applied to the residual ``y − U₂*x`` with ``θ^VAE = √θ``.
+    """
+    return thm4_spectra(np.sqrt(np.maximum(np.asarray(theta, dtype=float), 0.0)), beta, eta_enc, eta_dec)
+
+
+@dataclass(frozen=True, repr=False)
+class CVAEFit(FitResultMixin):
+    """Fitted linear CVAE.
+
+    Attributes
+    ----------
+    theta : ndarray (latent_dim,)
+        Eigenvalues of E (variance-like) assigned to each latent dim.
+    omega, lambda_, sigma, collapsed, kl_per_dim : ndarray (latent_dim,)
+    W1 : (dz, dx), W2 : (dz, dy), U1 : (dy, dz), U2 : (dy, dx)
+        Encoder mean ``W₁x + W₂y``; decoder mean ``U₁z + U₂x``.
+    """
+
+    model: str
+    theorem: str
+    beta: float
+    eta_enc: float
+    eta_dec: float
+    theta: np.ndarray
+    omega: np.ndarray
+    lambda_: np.ndarray
+    sigma: np.ndarray
+    collapsed: np.ndarray
+    kl_per_dim: np.ndarray
+    loss: float
+    W1: np.ndarray
+    W2: np.ndarray
+    U1: np.ndarray
+    U2: np.ndarray
+    mean_x: np.ndarray
+    mean_y: np.ndarray
+    data_theta: np.ndarray
+    solver: str = "closed_form"
+    n_iter: int = None
+    history: dict = field(default=None)
+
+    def encode(self, X, Y):
+        """Encoder mean ``W₁x + W₂y`` (rows) and standard deviations σ."""
+        X = np.asarray(X, dtype=float) - self.mean_x
+        Y = np.asarray(Y, dtype=float) - self.mean_y
+        return X @ self.W1.T + Y @ self.W2.T, self.sigma.copy()
+
+    def decode(self, Z, X):
+        """Decoder mean ``U₁z + U₂x`` of y."""
+        X = np.asarray(X, dtype=float) - self.mean_x
+        return np.asarray(Z, dtype=float) @ self.U1.T + X @ self.U2.T + self.mean_y
+
+    def sample(self, X, seed=None, noise=True):
+        """Sample y given each row of ``X`` (``z ~ N(0, η_enc² I)``)."""
+        X = np.asarray(X, dtype=float)
+        rng = np.random.default_rng(seed)
+        z = rng.normal(scale=self.eta_enc, size=(X.shape[0], self.U1.shape[1]))
+        y = self.decode(z, X)
+        if noise:
+            y = y + rng.normal(scale=self.eta_dec, size=y.shape)
+        return y
+
+
+def cvae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
+    """Exact global minimizer of the linear CVAE with learnable diagonal Σ.
+
+    Parameters
+    ----------
+    moments : Moments
+        Must include Y.
+    latent_dim : int
+        dz; dims beyond the rank of E are collapsed.
+
+    Returns
+    -------
+    CVAEFit
+
+    Notes
+    -----
+    Thm 2: collapse ⇔ ``θ_i(E) < βη_dec²``; ``U₂* = E[yxᵀ]E[xxᵀ]⁻¹``, ``W₂* = diag(λ_i/√θ_i)Q_kᵀ``,
+    ``W₁* = −W₂*U₂*``, ``U₁* = Q_k diag(ω_i)``. Active-dim mean KL ``½ log(θ_i/(βη_dec²))``.
+    """
+    _, U2, theta_full, Q = cvae_residual(moments, rtol)
+    theta = pad(theta_full, latent_dim)
+    omega, lam, sigma, collapsed = thm2_spectra(theta, beta, eta_enc, eta_dec)
+    dy = moments.dy
+    W2 = np.zeros((latent_dim, dy))
+    U1 = np.zeros((dy, latent_dim))
+    k = min(latent_dim, Q.shape[1])
+    W2[:k] = (lam[:k] / np.sqrt(theta[:k]))[:, None] * Q[:, :k].T
+    U1[:, :k] = Q[:, :k] * omega[:k]
+    W1 = -W2 @ U2
+    kl = np.where(collapsed, 0.0, gaussian_kl(lam**2, sigma**2, eta_enc**2))
+    loss = float(objectives.cvae_loss(moments.xx, moments.xy, moments.yy, W1, W2, U1, U2, sigma,
+                                      beta, eta_enc, eta_dec))
+    centered = moments.centered
+    return CVAEFit(
+        model="cvae", theorem="Thm 2", beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=theta,
+        omega=omega, lambda_=lam, sigma=sigma, collapsed=collapsed, kl_per_dim=kl, loss=loss,
+        W1=W1, W2=W2, U1=U1, U2=U2,
+        mean_x=moments.mean_x if centered else np.zeros(moments.dx),
+        mean_y=moments.mean_y if centered else np.zeros(dy),
+        data_theta=theta_full,
+    )

@@ -1,0 +1,261 @@
+"""Exact global minimizers of the linear two-latent MHVAE (Thm 3 and Thm 5)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import objectives
+from ..stats import vae_spectrum
+from ._common import FitResultMixin, gaussian_kl, pad, safe_div, sqrt_pos
+
+__all__ = ["thm3_spectra", "thm5_spectra", "mhvae_sigma2_learnable", "mhvae_fixed", "MHVAEFit"]
+
+
+def _unpaired_lambda(theta, beta1, sigma1):
+    """λ of a z₁ mode with no z₂ path (ω = 0): ``√max(0, (σ₁/√β₁)(θ − √β₁σ₁))``."""
+    return sqrt_pos(sigma1 / np.sqrt(beta1) * (theta - np.sqrt(beta1) * sigma1))
+
+
+def thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec):
+    """Per-mode optimum of the MHVAE with fixed Σ₁ = σ₁²I and learnable Σ₂ (vectorized).
+
+    Parameters
+    ----------
+    theta : array_like
+        Std-like θ of the z₁ modes.
+    paired : array_like of bool
+        Whether the mode has a z₂ dim (mode index < d₂).
+    beta1, beta2, sigma1, eta_enc, eta_dec : array_like
+
+    Returns
+    -------
+    lambda_, omega, sigma2 : ndarray
+    collapsed : ndarray of bool
+        ω_i = 0: the z₂ dim equals the prior (σ₂ = η_enc).
+
+    Notes
+    -----
+    Thm 3. Case A (``σ₁² ≥ (β₂/β₁)η_dec²``): no z₂ dim collapses. Case B: the z₂ dim of mode i
+    collapses ⇔ ``θ_i < τ = β₂η_dec²/(√β₁σ₁)``. Always ``σ₂,i² = β₂η_dec²/(β₁ω_i² + β₂c²)``.
+    """
+    theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec = np.broadcast_arrays(
+        *map(np.asarray, (theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec)))
+    c2 = (eta_dec / eta_enc) ** 2
+    case_a = sigma1**2 >= (beta2 / beta1) * eta_dec**2
+    tau = beta2 * eta_dec**2 / (np.sqrt(beta1) * sigma1)
+    live = paired & (case_a | (theta >= tau))
+    lam_live = sigma1 * sqrt_pos(theta**2 - beta2 * eta_dec**2) / (np.sqrt(beta2) * eta_dec)
+    om_live = sqrt_pos(sigma1**2 * np.maximum(1.0, theta**2 / (beta2 * eta_dec**2))
+                       - (beta2 / beta1) * eta_dec**2) / eta_enc
+    lam = np.where(live, lam_live, _unpaired_lambda(theta, beta1, sigma1))
+    omega = np.where(live, om_live, 0.0)
+    sigma2 = np.sqrt(beta2 * eta_dec**2 / (beta1 * omega**2 + beta2 * c2))
+    return lam, omega, sigma2, omega == 0
+
+
+def thm5_spectra(theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
+    """Per-mode optimum of the MHVAE with Σ₁ = σ₁²I and Σ₂ = σ₂²I both fixed (vectorized).
+
+    Returns
+    -------
+    lambda_, omega : ndarray
+
+    Notes
+    -----
+    Thm 5 with ``K = √(β₁β₂) c``; the first case that applies:
+    (1) ``θ ≥ √(Kσ₁σ₂)`` and ``θ ≥ β₂c²σ₂²/(√β₁σ₁)`` (the corrected boundary, SPEC §7.2):
+    ``λ = (σ₁²/(Kσ₂))^{1/3}√(θ^{4/3} − (Kσ₁σ₂)^{2/3})``,
+    ``ω = (√β₂cσ₁/(β₁σ₂²))^{1/3}√(θ^{2/3} − (β₂²c⁴σ₂⁴/(β₁σ₁²))^{1/3})``;
+    (2) ``√β₁σ₁ ≥ √β₂cσ₂``: ``λ = 0``, ``ω = √(√β₂cσ₁/(√β₁σ₂) − (β₂/β₁)c²)``;
+    (3) ``θ < √β₁σ₁``: ``λ = ω = 0``; (4) else ``λ = √(σ₁(θ/√β₁ − σ₁))``, ``ω = 0``.
+    """
+    theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec = np.broadcast_arrays(
+        *map(np.asarray, (theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec)))
+    c = eta_dec / eta_enc
+    K = np.sqrt(beta1 * beta2) * c
+    case1 = (theta >= np.sqrt(K * sigma1 * sigma2)) & (
+        theta >= beta2 * c**2 * sigma2**2 / (np.sqrt(beta1) * sigma1))
+    case2 = ~case1 & (np.sqrt(beta1) * sigma1 >= np.sqrt(beta2) * c * sigma2)
+    lam1 = np.cbrt(sigma1**2 / (K * sigma2)) * sqrt_pos(np.cbrt(theta**4) - np.cbrt((K * sigma1 * sigma2) ** 2))
+    om1 = np.cbrt(np.sqrt(beta2) * c * sigma1 / (beta1 * sigma2**2)) * sqrt_pos(
+        np.cbrt(theta**2) - np.cbrt(beta2**2 * c**4 * sigma2**4 / (beta1 * sigma1**2)))
+    om2 = sqrt_pos(np.sqrt(beta2) * c * sigma1 / (np.sqrt(beta1) * sigma2) - (beta2 / beta1) * c**2)
+    lam_rest = _unpaired_lambda(theta, beta1, sigma1)   # cases 3 and 4
+    lam = np.where(paired & case1, lam1, np.where(paired & case2, 0.0, lam_rest))
+    omega = np.where(paired & case1, om1, np.where(paired & case2, om2, 0.0))
+    return lam, omega
+
+
+@dataclass(frozen=True, repr=False)
+class MHVAEFit(FitResultMixin):
+    """Fitted linear two-latent MHVAE.
+
+    Attributes
+    ----------
+    theta, lambda_ : ndarray (d1,)
+        θ of the data mode of each z₁ dim and the whitened encoder singular values λ.
+    omega : ndarray (d2,)
+        Singular values ω of U₂ per z₂ dim (0 for z₂ dims beyond d₁).
+    sigma1 : ndarray (d1,), sigma2 : ndarray (d2,)
+        Encoder standard deviations; ``sigma`` is ``sigma2``.
+    collapsed : ndarray of bool (d2,)
+        z₂ dims with ``q(z₂,i|z₁) = p(z₂,i)``.
+    kl_per_dim : ndarray (d2,)
+        Data-mean KL of each z₂ dim to the prior, nats.
+    kl_z1_per_dim : ndarray (d1,)
+        Data-mean ``E_q[log q(z₁|x) − log p(z₁|z₂)]`` per z₁ dim, nats (the β₁ term).
+    W1 : (d1, d0), W2 : (d2, d1), U1 : (d0, d1), U2 : (d1, d2)
+    """
+
+    model: str
+    theorem: str
+    beta1: float
+    beta2: float
+    eta_enc: float
+    eta_dec: float
+    sigma2_learnable: bool
+    theta: np.ndarray
+    lambda_: np.ndarray
+    omega: np.ndarray
+    sigma1: np.ndarray
+    sigma2: np.ndarray
+    collapsed: np.ndarray
+    dead: np.ndarray
+    kl_per_dim: np.ndarray
+    kl_z1_per_dim: np.ndarray
+    loss: float
+    W1: np.ndarray
+    W2: np.ndarray
+    U1: np.ndarray
+    U2: np.ndarray
+    mean: np.ndarray
+    data_theta: np.ndarray
+    solver: str = "closed_form"
+    n_iter: int = None
+    history: dict = field(default=None)
+
+    @property
+    def sigma(self):
+        """σ₂, the standard deviations of the top latent (the one that collapses)."""
+        return self.sigma2
+
+    def encode(self, X):
+        """Mean and std of ``q(z₁|x)``."""
+        return (np.asarray(X, dtype=float) - self.mean) @ self.W1.T, self.sigma1.copy()
+
+    def encode_z2(self, Z1):
+        """Mean and std of ``q(z₂|z₁)``."""
+        return np.asarray(Z1, dtype=float) @ self.W2.T, self.sigma2.copy()
+
+    def decode(self, Z1):
+        """Mean of ``p(x|z₁)``."""
+        return np.asarray(Z1, dtype=float) @ self.U1.T + self.mean
+
+    def sample(self, n, seed=None, noise=True):
+        """Ancestral samples: ``z₂ ~ N(0, η_enc²I)``, ``z₁ ~ N(U₂z₂, η_dec²I)``, ``x ~ N(U₁z₁, η_dec²I)``."""
+        rng = np.random.default_rng(seed)
+        z2 = rng.normal(scale=self.eta_enc, size=(n, self.U2.shape[1]))
+        z1 = z2 @ self.U2.T + rng.normal(scale=self.eta_dec, size=(n, self.U2.shape[0]))
+        x = self.decode(z1)
+        if noise:
+            x = x + rng.normal(scale=self.eta_dec, size=x.shape)
+        return x
+
+
+def _mhvae_result(moments, theorem, latent_dims, theta_full, P, lam_modes, omega_pairs, sigma1,
+                  sigma2, beta1, beta2, eta_enc, eta_dec, learnable):
+    d1, d2 = latent_dims
+    theta = pad(theta_full, d1)
+    c2 = (eta_dec / eta_enc) ** 2
+    npair = min(d1, d2)
+    # z₂ dims beyond d₁ have no z₁ partner: ω = 0.
+    omega = np.zeros(d2)
+    omega[:npair] = omega_pairs[:npair]
+    w2 = beta1 * omega / (beta1 * omega**2 + beta2 * c2)
+    u1 = safe_div(theta * lam_modes, lam_modes**2 + sigma1**2)
+    W1 = np.zeros((d1, moments.dx))
+    U1 = np.zeros((moments.dx, d1))
+    k = min(d1, P.shape[1])
+    W1[:k] = (lam_modes[:k] / theta[:k])[:, None] * P[:, :k].T
+    U1[:, :k] = P[:, :k] * u1[:k]
+    W2 = np.zeros((d2, d1))
+    U2 = np.zeros((d1, d2))
+    idx = np.arange(npair)
+    W2[idx, idx] = w2[:npair]
+    U2[idx, idx] = omega[:npair]
+    dead = omega == 0
+    collapsed = dead & np.isclose(sigma2, eta_enc, rtol=1e-12, atol=0.0)
+    # mean square of the z₂ encoder mean per dim: w² (λ² + σ₁²) for paired dims
+    z1_power = np.zeros(d2)
+    z1_power[:npair] = lam_modes[:npair] ** 2 + sigma1[:npair] ** 2
+    kl2 = np.where(collapsed, 0.0, gaussian_kl(w2**2 * z1_power, sigma2**2, eta_enc**2))
+    # β₁ term per z₁ dim: ½[((ωw−1)²(λ²+σ₁²) + ω²σ₂²)/η_dec² − 1 − log(σ₁²/η_dec²)]
+    om_m = np.zeros(d1)
+    w_m = np.zeros(d1)
+    s2_m = np.zeros(d1)
+    om_m[:npair], w_m[:npair], s2_m[:npair] = omega[:npair], w2[:npair], sigma2[:npair]
+    resid = (om_m * w_m - 1.0) ** 2 * (lam_modes**2 + sigma1**2) + om_m**2 * s2_m**2
+    kl1 = 0.5 * (resid / eta_dec**2 - 1.0 - np.log(sigma1**2 / eta_dec**2))
+    loss = float(objectives.mhvae_loss(moments.xx, W1, W2, U1, U2, sigma1, sigma2, beta1, beta2,
+                                       eta_enc, eta_dec))
+    return MHVAEFit(
+        model="mhvae", theorem=theorem, beta1=beta1, beta2=beta2, eta_enc=eta_enc, eta_dec=eta_dec,
+        sigma2_learnable=learnable, theta=theta, lambda_=lam_modes, omega=omega, sigma1=sigma1,
+        sigma2=sigma2, collapsed=collapsed, dead=dead, kl_per_dim=kl2, kl_z1_per_dim=kl1, loss=loss,
+        W1=W1, W2=W2, U1=U1, U2=U2,
+        mean=moments.mean_x if moments.centered else np.zeros(moments.dx), data_theta=theta_full,
+    )
+
+
+def mhvae_sigma2_learnable(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.5, eta_enc=1.0,
+                           eta_dec=1.0, rtol=None):
+    """Exact global minimizer of the MHVAE with fixed Σ₁ = σ₁²I and learnable diagonal Σ₂.
+
+    Parameters
+    ----------
+    moments : Moments
+    latent_dims : tuple of int
+        (d₁, d₂); they may differ. z₂ dims beyond d₁ and z₁ modes beyond d₂ have ω = 0.
+    beta1, beta2, sigma1, eta_enc, eta_dec : float
+
+    Returns
+    -------
+    MHVAEFit
+
+    Notes
+    -----
+    Thm 3 (see :func:`thm3_spectra`); W₂ singular values ``β₁ω/(β₁ω² + β₂c²)``, U₁ singular
+    values ``θλ/(λ² + σ₁²)``.
+    """
+    d1, d2 = latent_dims
+    theta_full, P = vae_spectrum(moments, rtol)
+    theta = pad(theta_full, d1)
+    paired = np.arange(d1) < d2
+    lam, omega_modes, _, _ = thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec)
+    omega = pad(omega_modes, d2)
+    c2 = (eta_dec / eta_enc) ** 2
+    sigma2 = np.sqrt(beta2 * eta_dec**2 / (beta1 * omega**2 + beta2 * c2))
+    return _mhvae_result(moments, "Thm 3", latent_dims, theta_full, P, lam, omega, np.full(d1, sigma1),
+                         sigma2, beta1, beta2, eta_enc, eta_dec, True)
+
+
+def mhvae_fixed(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.5, sigma2=1.0, eta_enc=1.0,
+                eta_dec=1.0, rtol=None):
+    """Exact global minimizer of the MHVAE with Σ₁ = σ₁²I and Σ₂ = σ₂²I both fixed.
+
+    Returns
+    -------
+    MHVAEFit
+        A z₂ dim with ω = 0 is ``dead``; it is ``collapsed`` only if σ₂ = η_enc (fixed variances
+        otherwise keep a constant KL > 0).
+
+    Notes
+    -----
+    Thm 5 (see :func:`thm5_spectra`).
+    """
+    d1, d2 = latent_dims
+    theta_full, P = vae_spectrum(moments, rtol)
+    theta = pad(theta_full, d1)
+    paired = np.arange(d1) < d2
+    lam, omega_modes = thm5_spectra(theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec)
+    return _mhvae_result(moments, "Thm 5", latent_dims, theta_full, P, lam, pad(omega_modes, d2),
+                         np.full(d1, sigma1), np.full(d2, sigma2), beta1, beta2, eta_enc, eta_dec, False)

@@ -1,0 +1,212 @@
+"""Exact global minimizers of the linear VAE (Thm 4: learnable Σ; Thm 1: fixed Σ)."""
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import objectives
+from ..stats import vae_spectrum
+from ._common import FitResultMixin, embed_rows, gaussian_kl, pad, safe_div, sqrt_pos
+
+__all__ = ["thm4_spectra", "thm1_spectra", "vae_learnable", "vae_fixed", "VAEFit"]
+
+
+def thm4_spectra(theta, beta, eta_enc, eta_dec):
+    """Per-mode optimum of the linear VAE with learnable Σ (vectorized, broadcasting).
+
+    Parameters
+    ----------
+    theta : array_like
+        Std-like spectrum θ (singular values of Z), any shape; broadcasts with the rest.
+    beta, eta_enc, eta_dec : array_like
+
+    Returns
+    -------
+    omega, lambda_, sigma : ndarray
+        Decoder and whitened-encoder singular values and encoder standard deviations.
+    collapsed : ndarray of bool
+        ``θ_i² ≤ β η_dec²`` (the posterior equals the prior; at equality too).
+
+    Notes
+    -----
+    Thm 4 (appendix): ``ω_i = √max(0, θ_i² − βη_dec²)/η_enc``,
+    ``λ_i = (η_enc/θ_i)√max(0, θ_i² − βη_dec²)``,
+    ``σ_i = √β η_enc η_dec/θ_i`` if ``θ_i ≥ √β η_dec`` else ``η_enc``.
+    """
+    theta, beta, eta_enc, eta_dec = np.broadcast_arrays(*map(np.asarray, (theta, beta, eta_enc, eta_dec)))
+    gap = theta**2 - beta * eta_dec**2
+    collapsed = gap <= 0
+    omega = sqrt_pos(gap) / eta_enc
+    lam = eta_enc * safe_div(sqrt_pos(gap), theta)
+    sigma = np.where(collapsed, eta_enc, np.sqrt(beta) * eta_enc * eta_dec * safe_div(1.0, theta))
+    return omega, lam, sigma, collapsed
+
+
+def thm1_spectra(theta, sigma, beta, eta_enc, eta_dec):
+    """Per-mode optimum of the linear VAE with fixed Σ, for already paired (θ_i, σ_(i)).
+
+    Returns
+    -------
+    omega, lambda_ : ndarray
+    dead : ndarray of bool
+        Encoder row is zero: ``θ_i ≤ √β c σ_(i)``.
+
+    Notes
+    -----
+    Thm 1 with ``k = √β c``: ``ω_i = √max(0, k(θ_i − kσ_(i))/σ_(i))``,
+    ``λ_i = √max(0, σ_(i)(θ_i − kσ_(i))/k)``; the σ's must be paired ascending with θ
+    descending (done by :func:`vae_fixed`).
+    """
+    k = np.sqrt(beta) * eta_dec / eta_enc
+    gap = theta - k * sigma
+    dead = gap <= 0
+    return sqrt_pos(k * gap / sigma), sqrt_pos(sigma * gap / k), dead
+
+
+@dataclass(frozen=True, repr=False)
+class VAEFit(FitResultMixin):
+    """Fitted linear VAE (closed form or trained).
+
+    Attributes
+    ----------
+    theta : ndarray (latent_dim,)
+        θ of the data mode assigned to each latent dim (0 for surplus dims).
+    omega, lambda_, sigma : ndarray (latent_dim,)
+        ω (decoder singular values), λ (whitened encoder singular values), σ (encoder std).
+    collapsed : ndarray of bool (latent_dim,)
+        ``q(z_i|x)`` equals the prior ``N(0, η_enc²)`` for every x.
+    dead : ndarray of bool (latent_dim,)
+        Encoder row i is zero (for fixed σ ≠ η_enc this is not collapse).
+    kl_per_dim : ndarray (latent_dim,)
+        Data-mean KL per latent dim, nats.
+    loss : float
+        SPEC §2 loss at these parameters.
+    W : ndarray (latent_dim, d0), U : ndarray (d0, latent_dim)
+        Encoder and decoder in data coordinates.
+    """
+
+    model: str
+    theorem: str
+    beta: float
+    eta_enc: float
+    eta_dec: float
+    sigma_learnable: bool
+    theta: np.ndarray
+    omega: np.ndarray
+    lambda_: np.ndarray
+    sigma: np.ndarray
+    collapsed: np.ndarray
+    dead: np.ndarray
+    kl_per_dim: np.ndarray
+    loss: float
+    W: np.ndarray
+    U: np.ndarray
+    mean: np.ndarray
+    data_theta: np.ndarray
+    solver: str = "closed_form"
+    n_iter: int = None
+    history: dict = field(default=None)
+
+    def encode(self, X):
+        """Encoder mean ``Wx`` (rows) and standard deviations σ."""
+        X = np.asarray(X, dtype=float)
+        return (X - self.mean) @ self.W.T, self.sigma.copy()
+
+    def decode(self, Z):
+        """Decoder mean ``Uz`` (plus the data mean when centred)."""
+        return np.asarray(Z, dtype=float) @ self.U.T + self.mean
+
+    def sample(self, n, seed=None, noise=True):
+        """Draw ``n`` samples from the generative model (``z ~ N(0, η_enc² I)``)."""
+        rng = np.random.default_rng(seed)
+        z = rng.normal(scale=self.eta_enc, size=(n, self.U.shape[1]))
+        x = self.decode(z)
+        if noise:
+            x = x + rng.normal(scale=self.eta_dec, size=x.shape)
+        return x
+
+
+def _vae_result(moments, theorem, theta_full, theta, P_cols, omega, lam, sigma, collapsed, dead,
+                beta, eta_enc, eta_dec, learnable):
+    latent = theta.shape[0]
+    W = np.zeros((latent, moments.dx))
+    U = np.zeros((moments.dx, latent))
+    live = theta > 0
+    W[live] = (lam[live] / theta[live])[:, None] * P_cols[:, live].T
+    U[:, live] = P_cols[:, live] * omega[live]
+    kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
+    kl = np.where(collapsed, 0.0, kl)
+    loss = float(objectives.vae_loss(moments.xx, W, U, sigma, beta, eta_enc, eta_dec))
+    mean = moments.mean_x if moments.centered else np.zeros(moments.dx)
+    return VAEFit(
+        model="vae", theorem=theorem, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec,
+        sigma_learnable=learnable, theta=theta, omega=omega, lambda_=lam, sigma=sigma,
+        collapsed=collapsed, dead=dead, kl_per_dim=kl, loss=loss, W=W, U=U, mean=mean,
+        data_theta=theta_full,
+    )
+
+
+def vae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
+    """Exact global minimizer of the linear VAE with learnable diagonal Σ.
+
+    Parameters
+    ----------
+    moments : Moments
+    latent_dim : int
+        d1; dims beyond the rank of ``E[xxᵀ]`` are collapsed.
+    beta, eta_enc, eta_dec : float
+    rtol : float, optional
+        Rank tolerance (see ``_config.RANK_RTOL``).
+
+    Returns
+    -------
+    VAEFit
+
+    Notes
+    -----
+    Thm 4: collapse ⇔ ``θ_i < √β η_dec``; ``W* = diag(λ_i/θ_i) P_kᵀ``, ``U* = P_k diag(ω_i)``.
+    """
+    theta_full, P = vae_spectrum(moments, rtol)
+    theta = pad(theta_full, latent_dim)
+    Pk = np.zeros((moments.dx, latent_dim))
+    k = min(latent_dim, P.shape[1])
+    Pk[:, :k] = P[:, :k]
+    omega, lam, sigma, collapsed = thm4_spectra(theta, beta, eta_enc, eta_dec)
+    return _vae_result(moments, "Thm 4", theta_full, theta, Pk, omega, lam, sigma, collapsed,
+                       collapsed.copy(), beta, eta_enc, eta_dec, True)
+
+
+def vae_fixed(moments, latent_dim, sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
+    """Exact global minimizer of the linear VAE with fixed Σ = diag(σ²).
+
+    Parameters
+    ----------
+    sigma : ndarray of shape (latent_dim,)
+        Fixed encoder standard deviations, in latent order.
+
+    Returns
+    -------
+    VAEFit
+        Spectra are reported per latent dim in the user's order; latent dim j with the r-th
+        smallest σ is paired with the r-th largest θ.
+
+    Notes
+    -----
+    Thm 1: pairing σ ascending with θ descending is optimal; the encoder row is zero ⇔
+    ``θ_i ≤ √β c σ_(i)``; a zero row is collapse only when ``σ_(i) = η_enc`` (otherwise its KL
+    is ``½(s − 1 − log s)``, ``s = σ²/η_enc²``, SPEC P2).
+    """
+    sigma = np.asarray(sigma, dtype=float)
+    theta_full, P = vae_spectrum(moments, rtol)
+    order = np.argsort(sigma, kind="stable")          # latent dim order[r] gets mode r
+    rank_of = np.empty(latent_dim, dtype=int)
+    rank_of[order] = np.arange(latent_dim)
+    theta_modes = pad(theta_full, latent_dim)
+    theta = theta_modes[rank_of]
+    Pm = np.zeros((moments.dx, latent_dim))
+    k = min(latent_dim, P.shape[1])
+    Pm[:, :k] = P[:, :k]
+    Pk = Pm[:, rank_of]
+    omega, lam, dead = thm1_spectra(theta, sigma, beta, eta_enc, eta_dec)
+    collapsed = dead & np.isclose(sigma, eta_enc, rtol=1e-12, atol=0.0)
+    return _vae_result(moments, "Thm 1", theta_full, theta, Pk, omega, lam, sigma.copy(), collapsed,
+                       dead, beta, eta_enc, eta_dec, False)
