@@ -13,7 +13,8 @@ Moments           sufficient statistics of the data
 """
 from ._deps import MissingDependencyError
 from ._version import __version__
-from .api import CollapseTable, fit, predict_collapse
+from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
+from .exceptions import ConvergenceWarning, TrainingDivergedError
 from .estimators import LinearCVAE, LinearMHVAE, LinearVAE
 from .stats import Moments
 from .theory import CVAEFit, MHVAEFit, VAEFit
@@ -22,6 +23,10 @@ __all__ = [
     "__version__",
     "fit",
     "predict_collapse",
+    "sweep",
+    "SweepResult",
+    "TrainingDivergedError",
+    "ConvergenceWarning",
     "CollapseTable",
     "LinearVAE",
     "LinearCVAE",

@@ -18,8 +18,11 @@ PARALLEL : bool
     Allow the parallel (``prange``) kernel variants.
 GPU_THREADS_PER_BLOCK : int
     Thread-block size of the CuPy raw kernels.
+COLLAPSE_KL_TOL : float
+    A trained latent dim counts as collapsed when its data-mean KL is below this (nats).
 """
 RANK_RTOL = 1e-10
 FASTMATH = False
 PARALLEL = True
 GPU_THREADS_PER_BLOCK = 256
+COLLAPSE_KL_TOL = 1e-6

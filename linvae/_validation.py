@@ -16,6 +16,8 @@ __all__ = [
     "check_latent_dim",
     "check_choice",
     "check_sigma",
+    "check_nonneg",
+    "check_int",
 ]
 
 
@@ -169,3 +171,29 @@ def check_sigma(value, name, size, allow_learnable=True):
     if np.any(bad):
         raise ValueError(f"{name} must contain only finite values > 0 (σ is a standard deviation), got {arr[bad][0]!r}")
     return arr
+
+
+def check_nonneg(value, name):
+    """Validate a finite real scalar >= 0 and return it as float."""
+    if isinstance(value, (bool, np.bool_, str)) or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a number >= 0, got {_short(value)}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number >= 0, got {_short(value)}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return value
+
+
+def check_int(value, name, minimum=1):
+    """Validate an integer >= ``minimum``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    try:
+        ivalue = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer >= {minimum}, got {_short(value)}") from None
+    if ivalue < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {ivalue}")
+    return int(ivalue)

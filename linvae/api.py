@@ -6,6 +6,8 @@ import numpy as np
 from . import theory
 from ._validation import (
     check_choice,
+    check_int,
+    check_nonneg,
     check_latent_dim,
     check_positive,
     check_positive_grid,
@@ -14,10 +16,11 @@ from ._validation import (
 from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import gaussian_kl, pad
 
-__all__ = ["fit", "predict_collapse", "CollapseTable", "as_moments"]
+__all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
 
 MODELS = {"auto", "vae", "cvae", "mhvae"}
 SOLVERS = {"closed_form", "gd", "adam"}
+BACKENDS = {"auto", "numba", "numpy", "cupy"}
 
 
 def as_moments(X, Y=None, center=False):
@@ -60,7 +63,9 @@ def _latent_dims(model, moments, latent_dim, latent_dims):
 
 def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
-        solver="closed_form", center=False, rtol=None):
+        solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
+        seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
+        center=False, rtol=None):
     """Fit a linear VAE, CVAE or two-latent MHVAE.
 
     Parameters
@@ -91,7 +96,31 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     sigma2 : "learnable" or float
         σ₂ of the MHVAE: learned (Thm 3) or fixed isotropic (Thm 5).
     solver : {"closed_form", "gd", "adam"}
-        ``"closed_form"`` is exact and instant.
+        ``"closed_form"`` is exact and instant. ``"gd"`` / ``"adam"`` train by full-batch
+        gradient descent on the moment matrices (the only way to study the MHVAE with both
+        Σ₁ and Σ₂ learned, ``sigma1="learnable"``, which has no closed form).
+    backend : {"auto", "numba", "numpy"}
+        Training backend: the Numba kernels (``"auto"``) or the NumPy reference.
+    lr : float, optional
+        Learning rate (default: 1e-2 for Adam, a curvature estimate for GD).
+    max_iter : int
+        Maximum number of optimizer steps.
+    tol, gtol : float
+        Stop when the relative loss change per step is ≤ ``tol`` and the gradient norm is
+        ≤ ``gtol · max(1, |L|)``.
+    seed : int
+        Seed of the N(0, init_scale²) initialization of the data-coordinate matrices.
+    clip : float
+        Clip gradients to this global norm (0: off).
+    lr_decay : float, optional
+        ``lr_t = lr / (1 + lr_decay·t)``; default 1e-2 for Adam (a constant-step Adam hovers
+        around the optimum instead of converging), 0 for GD.
+    init_scale : float
+        Standard deviation of the initialization (the paper's 0.1).
+    history_every : int
+        Record loss and per-dim KL every this many steps (``result.history``).
+    progress : bool
+        Show a progress bar (needs tqdm).
     center : bool, default False
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.
@@ -119,29 +148,30 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     check_choice(solver, "solver", SOLVERS)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
-    if solver != "closed_form":
-        raise NotImplementedError(
-            f"solver={solver!r} (gradient descent) is not available yet; use solver='closed_form'"
-        )
     eta_enc = check_positive(eta_enc, "eta_enc")
     eta_dec = check_positive(eta_dec, "eta_dec")
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    if model == "vae":
+    if model == "mhvae":
+        beta1 = check_positive(beta1, "beta1")
+        beta2 = check_positive(beta2, "beta2")
+    else:
         beta = check_positive(beta, "beta")
+    if solver != "closed_form":
+        if model == "mhvae" and not (isinstance(sigma1, str) and sigma1 == "learnable"):
+            sigma1 = check_positive(sigma1, "sigma1")
+        options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
+                                 init_scale, history_every, progress)
+        grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
+        grid.update(eta_enc=[eta_enc], eta_dec=[eta_dec])
+        return _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol)[0]
+    if model == "vae":
         sig = check_sigma(sigma, "sigma", dims)
         if sig is None:
             return theory.vae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
         return theory.vae_fixed(moments, dims, sig, beta, eta_enc, eta_dec, rtol)
     if model == "cvae":
-        beta = check_positive(beta, "beta")
-        if not (isinstance(sigma, str) and sigma == "learnable"):
-            raise ValueError(
-                f"the CVAE closed form (Thm 2) is for learnable σ; got sigma={sigma!r}. "
-                "Use sigma='learnable'"
-            )
+        _check_cvae_sigma(sigma)
         return theory.cvae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
-    beta1 = check_positive(beta1, "beta1")
-    beta2 = check_positive(beta2, "beta2")
     if isinstance(sigma1, str) and sigma1 == "learnable":
         raise ValueError(
             "the MHVAE with both Σ₁ and Σ₂ learnable has no closed form; fix sigma1 to a "
@@ -153,6 +183,177 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
     s2 = check_positive(sigma2, "sigma2")
     return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
+
+
+def _check_cvae_sigma(sigma):
+    if not (isinstance(sigma, str) and sigma == "learnable"):
+        raise ValueError(
+            f"the linear CVAE (Thm 2) is supported with learnable σ only; got sigma={sigma!r}. "
+            "Use sigma='learnable'"
+        )
+
+
+def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
+                   history_every, progress):
+    from .train import TrainOptions
+
+    check_choice(backend, "backend", BACKENDS)
+    if backend == "cupy":
+        raise NotImplementedError("backend='cupy' is not available yet; use backend='numba' or 'numpy'")
+    if lr is not None:
+        lr = check_positive(lr, "lr")
+    seeds = np.atleast_1d(np.asarray(seed))
+    if seeds.dtype.kind not in "iu" or seeds.ndim != 1 or np.any(seeds < 0):
+        raise ValueError(f"seed must be a non-negative integer (or 1-D array of them for sweep), got {seed!r}")
+    return TrainOptions(
+        solver=solver, lr=lr, max_iter=check_int(max_iter, "max_iter"), tol=check_nonneg(tol, "tol"),
+        gtol=check_nonneg(gtol, "gtol"), clip=check_nonneg(clip, "clip"),
+        lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"), init_scale=check_positive(init_scale, "init_scale"),
+        seed=seed, history_every=check_int(history_every, "history_every"), progress=bool(progress),
+        backend="numba" if backend == "auto" else backend,
+    )
+
+
+def _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol):
+    """Train every point of the (already validated) grid in one batched kernel call."""
+    from .train import _MHVAEProblem, _VAEProblem, train_batch
+
+    grid = dict(grid)
+    grid["seed"] = np.atleast_1d(np.asarray(options.seed))
+    cols = _grid(**grid)
+    options.seed = cols.pop("seed").astype(np.int64)
+    ee, ed = cols["eta_enc"], cols["eta_dec"]
+    B = len(ee)
+    c2 = (ed / ee) ** 2
+    if model in ("vae", "cvae"):
+        if model == "cvae":
+            _check_cvae_sigma(sigma)
+            fixed = None
+        else:
+            fixed = check_sigma(sigma, "sigma", dims)
+        problem = _VAEProblem(moments, model, dims, rtol)
+        hyper = np.stack([cols["beta"], c2, ed**2], axis=1)
+        learn = np.array([fixed is None])
+        log_s = np.log(np.tile(fixed, (B, 1))) if fixed is not None else np.log(ee)[:, None] * np.ones(dims)
+        configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=fixed is None,
+                        seed=int(options.seed[b])) for b in range(B)]
+    else:
+        d1, d2 = dims
+        learn1 = isinstance(sigma1, str)
+        if learn1:
+            check_choice(sigma1, "sigma1", {"learnable"})
+        learn2 = isinstance(sigma2, str)
+        if learn2:
+            check_sigma(sigma2, "sigma2", d2)
+        problem = _MHVAEProblem(moments, dims, rtol)
+        hyper = np.stack([cols["beta1"], cols["beta2"], c2, ed**2], axis=1)
+        learn = np.array([learn1, learn2])
+        s1 = np.log(ee) if learn1 else np.full(B, np.log(check_positive(sigma1, "sigma1")))
+        s2 = np.log(ee) if learn2 else np.full(B, np.log(check_positive(sigma2, "sigma2")))
+        log_s = np.concatenate([s1[:, None] * np.ones(d1), s2[:, None] * np.ones(d2)], axis=1)
+        configs = [dict(beta1=cols["beta1"][b], beta2=cols["beta2"][b], eta_enc=ee[b], eta_dec=ed[b],
+                        learn1=learn1, learn2=learn2, seed=int(options.seed[b])) for b in range(B)]
+    return train_batch(problem, configs, hyper, log_s, learn, options)
+
+
+class SweepResult:
+    """Results of :func:`sweep`: one fit result per configuration of the grid.
+
+    Index it (``res[i]``) for a configuration's full result; ``table()`` gives the summary.
+
+    Attributes
+    ----------
+    columns : dict of str -> ndarray
+        The hyperparameters of each configuration.
+    results : list
+        VAEFit / CVAEFit / MHVAEFit per configuration.
+    """
+
+    def __init__(self, model, columns, results):
+        self.model = model
+        self.columns = columns
+        self.results = results
+
+    def __len__(self):
+        return len(self.results)
+
+    def __getitem__(self, i):
+        return self.results[i]
+
+    def __iter__(self):
+        return iter(self.results)
+
+    def table(self):
+        """A :class:`CollapseTable` with columns, n_collapsed, n_active, loss and n_iter."""
+        cols = {k: np.asarray(v).copy() for k, v in self.columns.items()}
+        collapsed = np.array([r.collapsed for r in self.results])
+        cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
+        cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
+        cols["loss"] = np.array([r.loss for r in self.results])
+        if self.results[0].n_iter is not None:
+            cols["n_iter"] = np.array([r.n_iter for r in self.results], dtype=np.int64)
+        kl = np.array([r.kl_per_dim for r in self.results])
+        return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl)
+
+    def __str__(self):
+        return str(self.table())
+
+    def __repr__(self):
+        return f"SweepResult(model={self.model!r}, n_configs={len(self)})"
+
+
+def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
+          latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
+          seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
+          clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, center=False,
+          rtol=None):
+    """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
+
+    Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
+    and ``seed`` may be 1-D arrays and the grid is their outer product. The moments (and
+    their eigendecomposition) are computed once.
+
+    Returns
+    -------
+    SweepResult
+
+    Notes
+    -----
+    With ``solver="closed_form"`` every point is the exact minimizer (Thm 1–5); with
+    ``"gd"``/``"adam"`` the batched kernels train all points together (SPEC P7: they must
+    reach the closed form).
+
+    Examples
+    --------
+    >>> import numpy as np, linvae
+    >>> X = np.random.default_rng(0).normal(size=(400, 4)) * [2, 1, 0.5, 0.25]
+    >>> res = linvae.sweep(X, beta=[0.1, 1.0, 10.0], solver="closed_form")
+    >>> res.table()["n_collapsed"].tolist()
+    [1, 3, 4]
+    """
+    check_choice(solver, "solver", SOLVERS)
+    moments = as_moments(X, Y, center=center)
+    model = _resolve_model(model, moments)
+    dims = _latent_dims(model, moments, latent_dim, latent_dims)
+    grid = {"eta_enc": check_positive_grid(eta_enc, "eta_enc"), "eta_dec": check_positive_grid(eta_dec, "eta_dec")}
+    if model == "mhvae":
+        grid = {"beta1": check_positive_grid(beta1, "beta1"), "beta2": check_positive_grid(beta2, "beta2"), **grid}
+    else:
+        grid = {"beta": check_positive_grid(beta, "beta"), **grid}
+    if solver == "closed_form":
+        cols = _grid(**grid)
+        results = []
+        for i in range(len(cols["eta_enc"])):
+            point = {k: float(v[i]) for k, v in cols.items()}
+            results.append(fit(moments, model=model, latent_dim=None if model == "mhvae" else dims,
+                               latent_dims=dims if model == "mhvae" else None, sigma=sigma,
+                               sigma1=sigma1, sigma2=sigma2, rtol=rtol, **point))
+        return SweepResult(model, cols, results)
+    options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
+                             history_every, progress)
+    results = _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol)
+    cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
+    return SweepResult(model, cols, results)
 
 
 class CollapseTable:
@@ -251,8 +452,7 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         cols = _grid(beta=check_positive_grid(beta, "beta"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
         b, ee, ed = (cols[k][:, None] for k in ("beta", "eta_enc", "eta_dec"))
         if model == "cvae":
-            if not (isinstance(sigma, str) and sigma == "learnable"):
-                raise ValueError(f"the CVAE prediction (Thm 2) is for learnable σ; got sigma={sigma!r}")
+            _check_cvae_sigma(sigma)
             theta = pad(cvae_residual(moments, rtol)[2], dims)[None, :]
             _, lam, sig, collapsed = theory.thm2_spectra(theta, b, ee, ed)
             theorem = "Thm 2"

@@ -1,0 +1,278 @@
+"""Hand-written Numba kernels: fused loss + gradient + optimizer update on moment matrices.
+
+Every kernel trains a batch of B configurations at once.  The parameters of configuration b
+are packed into one flat row ``theta[b]`` (layouts below); optimizer state ``m``, ``v`` and the
+gradient buffer share that layout, so the optimizer update is one loop over a flat vector for
+every model.  Each call runs up to ``n_steps`` steps per configuration, stopping a
+configuration early when it converges or diverges, so the Python driver only intervenes every
+``n_steps`` steps (history, progress bar).  The loop over configurations is a ``prange``; the
+parallel variant is used when B is at least the number of threads, otherwise the serial
+variant lets the BLAS-sized products inside one configuration use the cores.
+
+Layouts (row-major blocks, in this order)
+-----------------------------------------
+VAE/CVAE family (``dims = (d, k, r, q)``):  U (d×k), V (k×r), A (k×q), C (d×q), s (k)
+MHVAE (``dims = (d, k1, r, k2)``):          U1 (d×k1), V1 (k1×r), U2 (k1×k2), W2 (k2×k1),
+                                            s1 (k1), s2 (k2)
+
+Hyperparameter rows
+-------------------
+VAE/CVAE: ``hyper[b] = (β, c², η_dec²)``; MHVAE: ``hyper[b] = (β₁, β₂, c², η_dec²)``.
+
+Status codes: 0 running, 1 converged, 2 diverged (non-finite loss or gradient).
+
+Notes
+-----
+The gradients are those of :func:`linvae.objectives.cvae_whitened_loss_grad` and
+:func:`linvae.objectives.mhvae_whitened_loss_grad` (SPEC §2); the tests check the kernels
+against those NumPy references to 1e-10.
+"""
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from .. import _config
+
+__all__ = ["cvae_layout", "mhvae_layout", "run_cvae", "run_mhvae", "RUNNING", "CONVERGED", "DIVERGED"]
+
+RUNNING, CONVERGED, DIVERGED = 0, 1, 2
+
+_JIT = dict(cache=True, fastmath=_config.FASTMATH, nogil=True)
+
+
+def cvae_layout(d, k, r, q):
+    """Offsets of U, V, A, C, s and the total size P for the VAE/CVAE family."""
+    sizes = [d * k, k * r, k * q, d * q, k]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return off, int(off[-1])
+
+
+def mhvae_layout(d, k1, r, k2):
+    """Offsets of U1, V1, U2, W2, s1, s2 and the total size P for the MHVAE."""
+    sizes = [d * k1, k1 * r, k1 * k2, k2 * k1, k1, k2]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return off, int(off[-1])
+
+
+@njit(**_JIT)
+def _cvae_loss_grad(Z, th, g, hyper, dims, learn):
+    """Loss and gradient (written into ``g``) of one VAE/CVAE configuration."""
+    d, k, r, q = dims[0], dims[1], dims[2], dims[3]
+    beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
+    bc = beta * c2
+    o1 = d * k
+    o2 = o1 + k * r
+    o3 = o2 + k * q
+    o4 = o3 + d * q
+    U = th[:o1].reshape((d, k))
+    V = th[o1:o2].reshape((k, r))
+    s = th[o4:o4 + k]
+    gU = g[:o1].reshape((d, k))
+    gV = g[o1:o2].reshape((k, r))
+    gs = g[o4:o4 + k]
+    R = U @ V - Z
+    loss = np.sum(R * R) + bc * np.sum(V * V)
+    gU[:, :] = 2.0 * (R @ V.T)
+    gV[:, :] = 2.0 * (U.T @ R) + (2.0 * bc) * V
+    if q > 0:
+        A = th[o2:o3].reshape((k, q))
+        C = th[o3:o4].reshape((d, q))
+        gA = g[o2:o3].reshape((k, q))
+        gC = g[o3:o4].reshape((d, q))
+        Q = U @ A + C
+        loss += np.sum(Q * Q) + bc * np.sum(A * A)
+        gU[:, :] += 2.0 * (Q @ A.T)
+        gA[:, :] = 2.0 * (U.T @ Q) + (2.0 * bc) * A
+        gC[:, :] = 2.0 * Q
+    for j in range(k):
+        var = math.exp(2.0 * s[j])
+        col = 0.0
+        for i in range(d):
+            col += U[i, j] * U[i, j]
+            gU[i, j] += 2.0 * var * U[i, j]
+        loss += var * col + bc * var - 2.0 * beta * ed2 * s[j]
+        gs[j] = (2.0 * var * (col + bc) - 2.0 * beta * ed2) if learn[0] else 0.0
+    return loss
+
+
+@njit(**_JIT)
+def _mhvae_loss_grad(Z, th, g, hyper, dims, learn):
+    """Loss and gradient (written into ``g``) of one MHVAE configuration."""
+    d, k1, r, k2 = dims[0], dims[1], dims[2], dims[3]
+    beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
+    b2c = beta2 * c2
+    o1 = d * k1
+    o2 = o1 + k1 * r
+    o3 = o2 + k1 * k2
+    o4 = o3 + k2 * k1
+    o5 = o4 + k1
+    U1 = th[:o1].reshape((d, k1))
+    V1 = th[o1:o2].reshape((k1, r))
+    U2 = th[o2:o3].reshape((k1, k2))
+    W2 = th[o3:o4].reshape((k2, k1))
+    s1 = th[o4:o5]
+    s2 = th[o5:o5 + k2]
+    gU1 = g[:o1].reshape((d, k1))
+    gV1 = g[o1:o2].reshape((k1, r))
+    gU2 = g[o2:o3].reshape((k1, k2))
+    gW2 = g[o3:o4].reshape((k2, k1))
+    gs1 = g[o4:o5]
+    gs2 = g[o5:o5 + k2]
+    v1 = np.exp(2.0 * s1)
+    v2 = np.exp(2.0 * s2)
+    R = U1 @ V1 - Z
+    M = U2 @ W2
+    for i in range(k1):
+        M[i, i] -= 1.0
+    G = V1 @ V1.T
+    for i in range(k1):
+        G[i, i] += v1[i]
+    MG = M @ G
+    W2G = W2 @ G
+    loss = np.sum(R * R) + beta1 * np.sum(MG * M) + b2c * np.sum(W2G * W2)
+    gU1[:, :] = 2.0 * (R @ V1.T)
+    gV1[:, :] = 2.0 * (U1.T @ R) + 2.0 * ((beta1 * (M.T @ M) + b2c * (W2.T @ W2)) @ V1)
+    gU2[:, :] = (2.0 * beta1) * (MG @ W2.T)
+    gW2[:, :] = (2.0 * beta1) * (U2.T @ MG) + (2.0 * b2c) * W2G
+    for j in range(k1):
+        col = 0.0
+        mcol = 0.0
+        for i in range(d):
+            col += U1[i, j] * U1[i, j]
+            gU1[i, j] += 2.0 * v1[j] * U1[i, j]
+        for i in range(k1):
+            mcol += M[i, j] * M[i, j]
+        wcol = 0.0
+        for i in range(k2):
+            wcol += W2[i, j] * W2[i, j]
+        loss += v1[j] * col
+        if learn[0]:
+            loss -= 2.0 * beta1 * ed2 * s1[j]
+            gs1[j] = 2.0 * v1[j] * (col + beta1 * mcol + b2c * wcol) - 2.0 * beta1 * ed2
+        else:
+            gs1[j] = 0.0
+    for j in range(k2):
+        col = 0.0
+        for i in range(k1):
+            col += U2[i, j] * U2[i, j]
+            gU2[i, j] += 2.0 * beta1 * v2[j] * U2[i, j]
+        loss += beta1 * v2[j] * col + b2c * v2[j] - 2.0 * beta2 * ed2 * s2[j]
+        gs2[j] = (2.0 * v2[j] * (beta1 * col + b2c) - 2.0 * beta2 * ed2) if learn[1] else 0.0
+    return loss
+
+
+@njit(**_JIT)
+def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
+    """One optimizer update of a flat parameter vector (GD or Adam, optional norm clipping)."""
+    scale = 1.0
+    if clip > 0.0 and gnorm > clip:
+        scale = clip / gnorm
+    if adam:
+        c1 = 1.0 - b1 ** t
+        c2 = 1.0 - b2 ** t
+        for i in range(th.shape[0]):
+            gi = g[i] * scale
+            m[i] = b1 * m[i] + (1.0 - b1) * gi
+            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
+            th[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+    else:
+        for i in range(th.shape[0]):
+            th[i] -= lr * scale * g[i]
+
+
+def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
+              gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status):
+    B = theta.shape[0]
+    for b in prange(B):
+        if status[b] != 0:
+            continue
+        th = theta[b]
+        g = grad[b]
+        for _ in range(n_steps):
+            if kind == 0:
+                loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn)
+            else:
+                loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn)
+            gn = math.sqrt(np.sum(g * g))
+            loss_out[b] = loss
+            gnorm_out[b] = gn
+            if not (math.isfinite(loss) and math.isfinite(gn)):
+                status[b] = 2
+                break
+            scale = max(1.0, abs(loss))
+            if abs(prev_loss[b] - loss) <= tol * scale and gn <= gtol * scale:
+                status[b] = 1
+                break
+            prev_loss[b] = loss
+            t[b] += 1
+            lr_t = lr[b] / (1.0 + lr_decay * t[b])
+            _step(th, g, m[b], v[b], t[b], lr_t, adam, b1, b2, eps, clip, gn)
+
+
+# Serial and parallel variants of the same loop, each compiled once (and cached on disk).
+_run_serial = njit(**_JIT)(_run_impl)
+_run_parallel = njit(parallel=True, **_JIT)(_run_impl)
+
+
+def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
+         lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, parallel=None):
+    if parallel is None:
+        from numba import get_num_threads
+
+        parallel = _config.PARALLEL and theta.shape[0] >= get_num_threads() > 1
+    fn = _run_parallel if parallel else _run_serial
+    fn(0 if kind == "cvae" else 1, Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
+        float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
+        gnorm_out, status)
+
+
+def run_cvae(*args, **kwargs):
+    """Run up to ``n_steps`` fused steps of the VAE/CVAE family for every active config.
+
+    Parameters
+    ----------
+    Z : ndarray (d, r)
+    theta, grad, m, v : ndarray (B, P)
+        Packed parameters (updated in place), gradient buffer, Adam moments.
+    hyper : ndarray (B, 3)
+        (β, c², η_dec²) per config.
+    lr : ndarray (B,)
+    dims : int64 array (4,)
+        (d, k, r, q).
+    learn : bool array (1,)
+        Whether σ is learned.
+    adam : bool
+    b1, b2, eps : float
+        Adam constants.
+    clip : float
+        Clip the gradient to this global norm (0: off).
+    tol, gtol : float
+        Stop a config when its relative loss change ≤ tol and gradient norm ≤ gtol·max(1, |L|).
+    lr_decay : float
+        ``lr_t = lr / (1 + lr_decay·t)``.
+    n_steps : int
+    t : int64 array (B,)
+        Steps taken so far (Adam bias correction).
+    prev_loss, loss_out, gnorm_out : float arrays (B,)
+    status : int64 array (B,)
+        0 running, 1 converged, 2 diverged; configs with status ≠ 0 are skipped.
+    parallel : bool, optional
+        Force the parallel or serial variant.
+
+    Notes
+    -----
+    SPEC §2 whitened VAE/CVAE loss (Thm 1, Thm 2, Thm 4 settings).
+    """
+    _run("cvae", *args, **kwargs)
+
+
+def run_mhvae(*args, **kwargs):
+    """MHVAE twin of :func:`run_cvae` (``hyper[b] = (β₁, β₂, c², η_dec²)``, ``dims = (d, k1, r, k2)``,
+    ``learn = (learn σ₁, learn σ₂)``).
+
+    Notes
+    -----
+    SPEC §2 MHVAE loss (Thm 3, Thm 5 and the both-learned case, which has no closed form).
+    """
+    _run("mhvae", *args, **kwargs)

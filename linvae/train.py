@@ -1,0 +1,356 @@
+"""Gradient-descent training of the linear models on their moment matrices.
+
+The driver sets up the whitened problem (SPEC §2), initializes every configuration of a batch
+(seeded, the paper's N(0, 0.1²) on the data-coordinate matrices by default), calls the
+batched kernels of :mod:`linvae.kernels` in chunks, records history, shows an optional
+progress bar, stops on convergence, and raises :class:`~linvae.exceptions.TrainingDivergedError`
+when a loss or gradient becomes non-finite.
+"""
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _config, objectives
+from ._deps import import_optional
+from .exceptions import ConvergenceWarning, TrainingDivergedError
+from .kernels.reference import run_reference, unpack
+from .stats import cvae_residual, vae_spectrum
+from .theory._common import gaussian_kl, pad
+from .theory.cvae import CVAEFit
+from .theory.mhvae import MHVAEFit
+from .theory.vae import VAEFit
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainOptions", "train_batch", "BACKENDS"]
+
+BACKENDS = {"numba", "numpy"}
+
+
+@dataclass
+class TrainOptions:
+    """Optimizer settings (validated by :func:`linvae.api.fit` / :func:`linvae.api.sweep`).
+
+    Attributes
+    ----------
+    solver : {"gd", "adam"}
+    lr : float or None
+        Learning rate; None picks a default from the data scale (see :func:`_default_lr`).
+    max_iter : int
+    tol : float
+        Relative loss change per step below which a config may stop.
+    gtol : float
+        Gradient norm (relative to ``max(1, |L|)``) below which a config may stop.
+    clip : float
+        Clip gradients to this global norm (0: off), like the paper's scripts.
+    lr_decay : float
+        ``lr_t = lr / (1 + lr_decay·t)``.
+    init_scale : float
+        Standard deviation of the random initialization of the data-coordinate matrices.
+    seed : int or sequence
+    history_every : int
+        Record loss and per-dim KL every this many steps (and update the progress bar).
+    progress : bool
+        Show a ``tqdm.auto`` progress bar (needs tqdm: ``pip install "linvae[plot]"``).
+    backend : {"numba", "numpy"}
+    """
+
+    solver: str = "adam"
+    lr: float = None
+    max_iter: int = 20000
+    tol: float = 1e-12
+    gtol: float = 1e-7
+    clip: float = 0.0
+    lr_decay: float = 0.0
+    init_scale: float = 0.1
+    seed: object = 0
+    history_every: int = 100
+    progress: bool = False
+    backend: str = "numba"
+    b1: float = 0.9
+    b2: float = 0.999
+    eps: float = 1e-8
+
+
+# ---------------------------------------------------------------------------------------------
+# Problems: whitening, initialization, and mapping back to data coordinates
+# ---------------------------------------------------------------------------------------------
+
+def _half(P, phi, power):
+    """``P diag(φ^power)``."""
+    return P * phi**power
+
+
+class _VAEProblem:
+    """VAE (q = 0) and CVAE (q = rank of E[xxᵀ]) in the whitened coordinates of the kernels."""
+
+    kind = "cvae"
+
+    def __init__(self, moments, model, latent, rtol=None):
+        self.model = model
+        self.moments = moments
+        self.k = latent
+        if model == "vae":
+            theta, P = vae_spectrum(moments, rtol)
+            self.phi, self.P = theta**2, P
+            self.Z = _half(P, theta**2, 0.5)
+            self.d = moments.dx
+            self.q = 0
+            self.theta_modes = pad(theta, latent)
+        else:
+            _, self.U2star, ev, Q = cvae_residual(moments, rtol)
+            self.phi, self.P = ev, Q
+            self.Z = _half(Q, ev, 0.5)
+            self.d = moments.dy
+            from .stats import range_eigh
+
+            self.phix, self.Px = range_eigh(moments.xx, rtol)
+            self.q = self.Px.shape[1]
+            self.theta_modes = pad(ev, latent)
+        self.r = self.Z.shape[1]
+        self.dims = np.array([self.d, self.k, self.r, self.q], dtype=np.int64)
+        self.P_size = self.d * self.k + self.k * self.r + self.k * self.q + self.d * self.q + self.k
+
+    def pack(self, U, V, A, C, s):
+        return np.concatenate([U.ravel(), V.ravel(), A.ravel(), C.ravel(), s.ravel()])
+
+    def init(self, rng, scale, log_sigma):
+        """Random data-coordinate matrices N(0, scale²), mapped to whitened coordinates."""
+        k, m = self.k, self.moments
+        if self.model == "vae":
+            W = rng.normal(scale=scale, size=(k, m.dx))
+            U = rng.normal(scale=scale, size=(m.dx, k))
+            V = W @ _half(self.P, self.phi, 0.5)
+            A = np.zeros((k, 0))
+            C = np.zeros((self.d, 0))
+        else:
+            W1 = rng.normal(scale=scale, size=(k, m.dx))
+            W2 = rng.normal(scale=scale, size=(k, m.dy))
+            U = rng.normal(scale=scale, size=(m.dy, k))
+            U2 = rng.normal(scale=scale, size=(m.dy, m.dx))
+            xh = _half(self.Px, self.phix, 0.5)
+            V = W2 @ _half(self.P, self.phi, 0.5)
+            A = (W1 + W2 @ self.U2star) @ xh
+            C = (U2 - self.U2star) @ xh
+        return self.pack(U, V, A, C, log_sigma)
+
+    def kl_per_dim(self, theta, eta_enc):
+        """Data-mean KL per latent dim for a batch of packed parameters (B, k)."""
+        _, V, A, _, s = unpack("cvae", theta, self.dims)
+        power = np.sum(V * V, axis=2) + np.sum(A * A, axis=2)
+        return gaussian_kl(power, np.exp(2 * s), eta_enc[:, None] ** 2)
+
+    def result(self, th, cfg, loss_value, n_iter, history, solver):
+        U, V, A, C, s = (b[0] for b in unpack("cvae", th[None], self.dims))
+        sigma = np.exp(s)
+        eta_enc, eta_dec, beta = cfg["eta_enc"], cfg["eta_dec"], cfg["beta"]
+        lam = np.sqrt(np.sum(V * V, axis=1) + np.sum(A * A, axis=1))
+        omega = np.sqrt(np.sum(U * U, axis=0))
+        kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
+        collapsed = kl < _config.COLLAPSE_KL_TOL
+        common = dict(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=self.theta_modes.copy(),
+                      omega=omega, lambda_=lam, sigma=sigma, collapsed=collapsed, kl_per_dim=kl,
+                      data_theta=self.phi**0.5 if self.model == "vae" else self.phi.copy(),
+                      solver=solver, n_iter=int(n_iter), history=history)
+        m = self.moments
+        if self.model == "vae":
+            W = (V / np.sqrt(self.phi)) @ self.P.T
+            loss = float(objectives.vae_loss(m.xx, W, U, sigma, beta, eta_enc, eta_dec))
+            dead = lam**2 < _config.COLLAPSE_KL_TOL * eta_enc**2
+            return VAEFit(model="vae", theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
+                          sigma_learnable=cfg["learn"], dead=dead, loss=loss, W=W, U=U,
+                          mean=m.mean_x if m.centered else np.zeros(m.dx), **common)
+        xinv = self.Px / np.sqrt(self.phix)
+        W2 = (V / np.sqrt(self.phi)) @ self.P.T
+        W1 = A @ xinv.T - W2 @ self.U2star
+        U2 = self.U2star + C @ xinv.T
+        loss = float(objectives.cvae_loss(m.xx, m.xy, m.yy, W1, W2, U, U2, sigma, beta, eta_enc, eta_dec))
+        return CVAEFit(model="cvae", theorem="trained (Thm 2)", loss=loss, W1=W1, W2=W2, U1=U, U2=U2,
+                       mean_x=m.mean_x if m.centered else np.zeros(m.dx),
+                       mean_y=m.mean_y if m.centered else np.zeros(m.dy), **common)
+
+
+class _MHVAEProblem:
+    """Two-latent MHVAE in whitened coordinates."""
+
+    kind = "mhvae"
+    model = "mhvae"
+
+    def __init__(self, moments, dims, rtol=None):
+        theta, P = vae_spectrum(moments, rtol)
+        self.moments = moments
+        self.phi, self.P = theta**2, P
+        self.Z = _half(P, theta**2, 0.5)
+        self.d = moments.dx
+        self.k1, self.k2 = dims
+        self.r = self.Z.shape[1]
+        self.theta_modes = pad(theta, self.k1)
+        self.dims = np.array([self.d, self.k1, self.r, self.k2], dtype=np.int64)
+        k1, k2 = dims
+        self.P_size = self.d * k1 + k1 * self.r + 2 * k1 * k2 + k1 + k2
+
+    def init(self, rng, scale, log_sigma):
+        k1, k2, m = self.k1, self.k2, self.moments
+        W1 = rng.normal(scale=scale, size=(k1, m.dx))
+        U1 = rng.normal(scale=scale, size=(m.dx, k1))
+        U2 = rng.normal(scale=scale, size=(k1, k2))
+        W2 = rng.normal(scale=scale, size=(k2, k1))
+        V1 = W1 @ _half(self.P, self.phi, 0.5)
+        return np.concatenate([U1.ravel(), V1.ravel(), U2.ravel(), W2.ravel(), log_sigma])
+
+    def _stats(self, theta, eta_enc, eta_dec):
+        U1, V1, U2, W2, s1, s2 = unpack("mhvae", theta, self.dims)
+        v1, v2 = np.exp(2 * s1), np.exp(2 * s2)
+        G = V1 @ np.swapaxes(V1, 1, 2) + v1[:, :, None] * np.eye(self.k1)
+        z2_power = np.einsum("bij,bjk,bik->bi", W2, G, W2)
+        kl2 = gaussian_kl(z2_power, v2, eta_enc[:, None] ** 2)
+        M = U2 @ W2 - np.eye(self.k1)
+        resid = np.einsum("bij,bjk,bik->bi", M, G, M) + np.einsum("bij,bj->bi", U2 * U2, v2)
+        kl1 = 0.5 * (resid / eta_dec[:, None] ** 2 - 1.0 - np.log(v1 / eta_dec[:, None] ** 2))
+        return kl2, kl1
+
+    def kl_per_dim(self, theta, eta_enc, eta_dec=None):
+        return self._stats(theta, eta_enc, eta_dec if eta_dec is not None else eta_enc)[0]
+
+    def result(self, th, cfg, loss_value, n_iter, history, solver):
+        U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack("mhvae", th[None], self.dims))
+        eta_enc, eta_dec = cfg["eta_enc"], cfg["eta_dec"]
+        kl2, kl1 = (x[0] for x in self._stats(th[None], np.array([eta_enc]), np.array([eta_dec])))
+        sigma1, sigma2 = np.exp(s1), np.exp(s2)
+        W1 = (V1 / np.sqrt(self.phi)) @ self.P.T
+        m = self.moments
+        loss = float(objectives.mhvae_loss(m.xx, W1, W2, U1, U2, sigma1, sigma2, cfg["beta1"], cfg["beta2"],
+                                           eta_enc, eta_dec, sigma1_learned=cfg["learn1"]))
+        omega = np.sqrt(np.sum(U2 * U2, axis=0))
+        collapsed = kl2 < _config.COLLAPSE_KL_TOL
+        label = {(False, True): "Thm 3", (False, False): "Thm 5"}.get((cfg["learn1"], cfg["learn2"]), "no closed form")
+        return MHVAEFit(
+            model="mhvae", theorem=f"trained ({label})", beta1=cfg["beta1"], beta2=cfg["beta2"],
+            eta_enc=eta_enc, eta_dec=eta_dec, sigma2_learnable=cfg["learn2"], theta=self.theta_modes.copy(),
+            lambda_=np.sqrt(np.sum(V1 * V1, axis=1)), omega=omega, sigma1=sigma1, sigma2=sigma2,
+            collapsed=collapsed, dead=omega**2 < _config.COLLAPSE_KL_TOL, kl_per_dim=kl2, kl_z1_per_dim=kl1,
+            loss=loss, W1=W1, W2=W2, U1=U1, U2=U2, mean=m.mean_x if m.centered else np.zeros(m.dx),
+            data_theta=np.sqrt(self.phi), solver=solver, n_iter=int(n_iter), history=history)
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+
+def _default_lr(problem, hyper, solver):
+    """Default step sizes per config.
+
+    Adam: 3e-2 (used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
+    whitened coordinates. GD: ``1/L`` with ``L`` a bound on the loss curvature near the optimum:
+    ``2(θ₁²/η_enc² + η_enc² + βc²) + 8βη_dec²`` (VAE/CVAE; the MHVAE bound adds the β₁ and
+    β₂ weighted terms of the second latent).
+    """
+    B = hyper.shape[0]
+    if solver == "adam":
+        return np.full(B, 3e-2)
+    theta1_sq = problem.phi[0] if problem.phi.size else 1.0
+    if problem.kind == "cvae":
+        beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
+        eta_enc2 = ed2 / c2
+        L = 2 * (theta1_sq / eta_enc2 + eta_enc2 + beta * c2) + 8 * beta * ed2
+    else:
+        b1, b2, c2, ed2 = hyper.T
+        eta_enc2 = ed2 / c2
+        wmax = np.maximum(1.0, np.maximum(b1, b2))
+        L = 2 * wmax * (theta1_sq / eta_enc2 + eta_enc2 + theta1_sq + 2.0 + b2 * c2) + 8 * wmax * ed2
+    return 1.0 / L
+
+
+def _runner(backend, kind):
+    if backend == "numpy":
+        return lambda *a, **k: run_reference(kind, *a, **k)
+    from .kernels import cpu
+
+    return cpu.run_cvae if kind == "cvae" else cpu.run_mhvae
+
+
+def _progress(total, enabled, desc):
+    if not enabled:
+        return None
+    tqdm = import_optional("tqdm.auto").tqdm
+    return tqdm(total=total, desc=desc, unit="step")
+
+
+def train_batch(problem, configs, hyper, log_sigma0, learn, options):
+    """Train a batch of configurations of one problem.
+
+    Parameters
+    ----------
+    problem : _VAEProblem or _MHVAEProblem
+    configs : list of dict
+        Hyperparameters per config (for results and error messages).
+    hyper : ndarray (B, H)
+        Kernel hyperparameter rows.
+    log_sigma0 : ndarray (B, n_sigma)
+        Initial (or fixed) log σ per config.
+    learn : bool ndarray
+        Which σ blocks are learned.
+    options : TrainOptions
+
+    Returns
+    -------
+    list of fit results (VAEFit, CVAEFit or MHVAEFit), one per config.
+    """
+    B = hyper.shape[0]
+    seeds = np.broadcast_to(np.asarray(options.seed), (B,))
+    theta = np.empty((B, problem.P_size))
+    for b in range(B):
+        theta[b] = problem.init(np.random.default_rng(int(seeds[b])), options.init_scale, log_sigma0[b])
+    lr = np.asarray(options.lr, dtype=float) * np.ones(B) if options.lr is not None else _default_lr(problem, hyper, options.solver)
+    grad = np.zeros_like(theta)
+    m = np.zeros_like(theta)
+    v = np.zeros_like(theta)
+    t = np.zeros(B, dtype=np.int64)
+    prev = np.full(B, np.inf)
+    loss = np.full(B, np.nan)
+    gnorm = np.full(B, np.nan)
+    status = np.zeros(B, dtype=np.int64)
+    n_iter = np.zeros(B, dtype=np.int64)
+    run = _runner(options.backend, problem.kind)
+    eta_enc = np.array([c["eta_enc"] for c in configs])
+    hist = {"step": [], "loss": [], "kl_per_dim": []}
+    bar = _progress(options.max_iter, options.progress, f"{problem.model} x{B} ({options.solver})")
+    done = 0
+    try:
+        while done < options.max_iter and np.any(status == 0):
+            chunk = min(options.history_every, options.max_iter - done)
+            run(problem.Z, theta, grad, m, v, hyper, lr, problem.dims, learn, options.solver == "adam",
+                options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
+                options.lr_decay, chunk, t, prev, loss, gnorm, status)
+            done += chunk
+            bad = np.flatnonzero(status == 2)
+            if bad.size:
+                b = int(bad[0])
+                raise TrainingDivergedError(
+                    f"training diverged for config {b} {configs[b]} at step {int(t[b])}: "
+                    f"loss={loss[b]!r}, gradient norm={gnorm[b]!r}; lower lr (was {lr[b]:.3g}) or "
+                    "enable gradient clipping", config=configs[b], index=b, step=int(t[b]))
+            hist["step"].append(t.copy())
+            hist["loss"].append(loss.copy())
+            hist["kl_per_dim"].append(problem.kl_per_dim(theta, eta_enc))
+            if bar is not None:
+                bar.update(chunk)
+                bar.set_postfix(active=int(np.sum(status == 0)), loss=float(np.nanmin(loss)))
+    finally:
+        if bar is not None:
+            bar.close()
+    n_iter[:] = t
+    if np.any(status == 0):
+        idx = np.flatnonzero(status == 0)
+        warnings.warn(
+            f"{idx.size} of {B} configs did not meet tol={options.tol:g}/gtol={options.gtol:g} within "
+            f"max_iter={options.max_iter} (first: config {idx[0]} {configs[idx[0]]}, gradient norm "
+            f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning, stacklevel=3)
+    results = []
+    for b in range(B):
+        h = {k: np.array([row[b] for row in vals]) for k, vals in hist.items()}
+        results.append(problem.result(theta[b], configs[b], loss[b], n_iter[b], h, options.solver))
+    logger.info("trained %d configs in %s steps", B, int(t.max()) if B else 0)
+    return results
