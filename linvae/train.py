@@ -47,6 +47,8 @@ class TrainOptions:
         Clip gradients to this global norm (0: off), like the paper's scripts.
     lr_decay : float
         ``lr_t = lr / (1 + lr_decay·t)``.
+    adapt : float
+        GD only: halve the step after a loss increase, else grow it by ``1 + adapt``.
     init_scale : float
         Standard deviation of the random initialization of the data-coordinate matrices.
     seed : int or sequence
@@ -64,6 +66,7 @@ class TrainOptions:
     gtol: float = 1e-7
     clip: float = 0.0
     lr_decay: float = 0.0
+    adapt: float = 0.01
     init_scale: float = 0.1
     seed: object = 0
     history_every: int = 100
@@ -223,13 +226,16 @@ class _MHVAEProblem:
         m = self.moments
         loss = float(objectives.mhvae_loss(m.xx, W1, W2, U1, U2, sigma1, sigma2, cfg["beta1"], cfg["beta2"],
                                            eta_enc, eta_dec, sigma1_learned=cfg["learn1"]))
-        omega = np.sqrt(np.sum(U2 * U2, axis=0))
+        # singular values: with an isotropic Σ₂ (Thm 5) z₂ too is identified only up to a rotation
+        omega = pad(np.linalg.svd(U2, compute_uv=False), self.k2)
         collapsed = kl2 < _config.COLLAPSE_KL_TOL
         label = {(False, True): "Thm 3", (False, False): "Thm 5"}.get((cfg["learn1"], cfg["learn2"]), "no closed form")
         return MHVAEFit(
             model="mhvae", theorem=f"trained ({label})", beta1=cfg["beta1"], beta2=cfg["beta2"],
             eta_enc=eta_enc, eta_dec=eta_dec, sigma2_learnable=cfg["learn2"], theta=self.theta_modes.copy(),
-            lambda_=np.sqrt(np.sum(V1 * V1, axis=1)), omega=omega, sigma1=sigma1, sigma2=sigma2,
+            # Σ₁ is isotropic, so z₁ is identified only up to a rotation: report singular values
+            lambda_=np.linalg.svd(V1, compute_uv=False)[:self.k1] if V1.size else np.zeros(self.k1),
+            omega=omega, sigma1=sigma1, sigma2=sigma2,
             collapsed=collapsed, dead=omega**2 < _config.COLLAPSE_KL_TOL, kl_per_dim=kl2, kl_z1_per_dim=kl1,
             loss=loss, W1=W1, W2=W2, U1=U1, U2=U2, mean=m.mean_x if m.centered else np.zeros(m.dx),
             data_theta=np.sqrt(self.phi), solver=solver, n_iter=int(n_iter), history=history)
@@ -323,7 +329,7 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
             chunk = min(options.history_every, options.max_iter - done)
             run(problem.Z, theta, grad, m, v, hyper, lr, problem.dims, learn, options.solver == "adam",
                 options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
-                options.lr_decay, chunk, t, prev, loss, gnorm, status)
+                options.lr_decay, chunk, t, prev, loss, gnorm, status, options.adapt)
             done += chunk
             bad = np.flatnonzero(status == 2)
             if bad.size:

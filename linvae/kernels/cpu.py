@@ -182,7 +182,7 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
 
 
 def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
-              gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status):
+              gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
     B = theta.shape[0]
     for b in prange(B):
         if status[b] != 0:
@@ -204,6 +204,12 @@ def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, 
             if abs(prev_loss[b] - loss) <= tol * scale and gn <= gtol * scale:
                 status[b] = 1
                 break
+            if adapt > 0.0 and not adam:
+                # "bold driver": halve the step after a loss increase, grow it slowly otherwise
+                if loss > prev_loss[b]:
+                    lr[b] *= 0.5
+                else:
+                    lr[b] *= 1.0 + adapt
             prev_loss[b] = loss
             t[b] += 1
             lr_t = lr[b] / (1.0 + lr_decay * t[b])
@@ -216,7 +222,7 @@ _run_parallel = njit(parallel=True, **_JIT)(_run_impl)
 
 
 def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
-         lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, parallel=None):
+         lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt=0.0, parallel=None):
     if parallel is None:
         from numba import get_num_threads
 
@@ -224,7 +230,7 @@ def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, 
     fn = _run_parallel if parallel else _run_serial
     fn(0 if kind == "cvae" else 1, Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
         float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
-        gnorm_out, status)
+        gnorm_out, status, float(adapt))
 
 
 def run_cvae(*args, **kwargs):
@@ -238,6 +244,7 @@ def run_cvae(*args, **kwargs):
     hyper : ndarray (B, 3)
         (β, c², η_dec²) per config.
     lr : ndarray (B,)
+        Step sizes; updated in place when ``adapt > 0`` (GD only).
     dims : int64 array (4,)
         (d, k, r, q).
     learn : bool array (1,)
@@ -257,6 +264,9 @@ def run_cvae(*args, **kwargs):
     prev_loss, loss_out, gnorm_out : float arrays (B,)
     status : int64 array (B,)
         0 running, 1 converged, 2 diverged; configs with status ≠ 0 are skipped.
+    adapt : float
+        GD step adaptation ("bold driver"): after a step that increased the loss the step size
+        is halved, otherwise multiplied by ``1 + adapt`` (0: fixed step).
     parallel : bool, optional
         Force the parallel or serial variant.
 

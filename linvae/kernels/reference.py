@@ -42,7 +42,8 @@ def loss_grad(kind, Z, theta, hyper, dims, learn):
 
 
 def run_reference(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
-                  gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, parallel=None):
+                  gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt=0.0,
+                  parallel=None):
     """Same contract as :func:`linvae.kernels.cpu.run_cvae` / ``run_mhvae`` (``kind`` first)."""
     for _ in range(int(n_steps)):
         idx = np.flatnonzero(status == 0)
@@ -59,6 +60,8 @@ def run_reference(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, 
         status[idx[done]] = 1
         go = ~bad & ~done
         idx, g, gn, loss = idx[go], g[go], gn[go], loss[go]
+        if adapt > 0 and not adam:
+            lr[idx] *= np.where(loss > prev_loss[idx], 0.5, 1.0 + adapt)
         prev_loss[idx] = loss
         t[idx] += 1
         lr_t = (lr[idx] / (1.0 + lr_decay * t[idx]))[:, None]

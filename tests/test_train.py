@@ -1,0 +1,304 @@
+"""Gradient-descent training: analytic gradients, kernels vs the NumPy reference, convergence
+to the closed forms (SPEC P7), divergence and option errors."""
+import warnings
+
+import numpy as np
+import pytest
+
+import linvae
+import naive
+from linvae import objectives
+from linvae.exceptions import TrainingDivergedError
+from linvae.kernels import cpu
+from linvae.kernels.reference import loss_grad, run_reference
+
+
+# ----------------------------------------------------------------------------- gradients
+
+def _fd_check(fun, params, h=1e-6):
+    """Central finite differences of ``sum(fun(*params))`` against its analytic gradients."""
+    loss, grads = fun(*params)
+    for i, p in enumerate(params):
+        if p.size == 0 or not np.any(grads[i]):
+            continue   # absent block, or a fixed σ (its gradient is zero by definition)
+        num = np.zeros_like(p)
+        for idx in np.ndindex(p.shape):
+            plus = [x.copy() for x in params]
+            minus = [x.copy() for x in params]
+            plus[i][idx] += h
+            minus[i][idx] -= h
+            num[idx] = (np.sum(fun(*plus)[0]) - np.sum(fun(*minus)[0])) / (2 * h)
+        err = np.max(np.abs(num - grads[i])) / max(1e-12, np.max(np.abs(grads[i])))
+        assert err < 1e-6, (i, err)
+
+
+@pytest.mark.parametrize("q", [0, 2])
+@pytest.mark.parametrize("learn", [True, False])
+def test_cvae_family_gradient_matches_finite_differences(q, learn):
+    rng = np.random.default_rng(q + 3 * learn)
+    B, d, k, r = 3, 5, 3, 4
+    Z = rng.normal(size=(d, r))
+    params = [rng.normal(size=(B, d, k)), rng.normal(size=(B, k, r)), rng.normal(size=(B, k, q)),
+              rng.normal(size=(B, d, q)), 0.3 * rng.normal(size=(B, k))]
+    beta, c2, ed2 = np.array([0.5, 1.0, 2.3]), np.array([1.0, 0.3, 2.0]), np.array([1.0, 0.5, 2.0])
+    _fd_check(lambda *p: objectives.cvae_whitened_loss_grad(Z, *p, beta, c2, ed2, learn), params)
+
+
+@pytest.mark.parametrize("learn1,learn2", [(False, True), (False, False), (True, True)])
+def test_mhvae_gradient_matches_finite_differences(learn1, learn2):
+    rng = np.random.default_rng(7)
+    B, d, k1, k2, r = 3, 5, 3, 2, 4
+    Z = rng.normal(size=(d, r))
+    params = [rng.normal(size=(B, d, k1)), rng.normal(size=(B, k1, r)), rng.normal(size=(B, k1, k2)),
+              rng.normal(size=(B, k2, k1)), 0.3 * rng.normal(size=(B, k1)), 0.3 * rng.normal(size=(B, k2))]
+    b1, b2 = np.array([0.4, 1.0, 2.5]), np.array([1.7, 0.6, 1.0])
+    c2, ed2 = np.array([1.0, 0.3, 2.0]), np.array([1.0, 0.5, 2.0])
+    _fd_check(lambda *p: objectives.mhvae_whitened_loss_grad(Z, *p, b1, b2, c2, ed2, learn1, learn2), params)
+
+
+def test_whitened_loss_equals_data_coordinate_loss():
+    """The whitened VAE loss at V = W P Φ^{1/2} is the loop-based loss of SPEC §2 (tests/naive.py)."""
+    rng = np.random.default_rng(0)
+    X = naive.make_data(30, 5, np.array([2.0, 1.3, 0.7, 0.2]), rng)
+    phi, P = np.linalg.eigh(X.T @ X / 30)
+    keep = phi > 1e-10 * phi.max()
+    phi, P = phi[keep], P[:, keep]
+    W, U, sigma = rng.normal(size=(3, 5)), rng.normal(size=(5, 3)), np.array([0.4, 0.9, 1.3])
+    V = W @ P * np.sqrt(phi)
+    Z = P * np.sqrt(phi)
+    beta, eta_enc, eta_dec = 1.7, 0.8, 1.1
+    loss, _ = objectives.cvae_whitened_loss_grad(
+        Z, U[None], V[None], np.zeros((1, 3, 0)), np.zeros((1, 5, 0)), np.log(sigma)[None],
+        np.array([beta]), np.array([(eta_dec / eta_enc) ** 2]), np.array([eta_dec**2]))
+    assert loss[0] == pytest.approx(naive.vae_loss_loop(X, W, U, sigma, beta, eta_enc, eta_dec), rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- kernels vs reference
+
+def _random_state(kind, dims, B, rng):
+    if kind == "cvae":
+        _, P = cpu.cvae_layout(*dims)
+        hyper = np.column_stack([[0.5, 1.0, 2.2, 0.8][:B], [1.0, 0.4, 2.0, 1.5][:B], [1.0, 0.6, 1.7, 0.3][:B]])
+    else:
+        _, P = cpu.mhvae_layout(*dims)
+        hyper = np.column_stack([[0.5, 1.0, 2.2, 0.8][:B], [1.3, 0.7, 1.0, 2.0][:B],
+                                 [1.0, 0.4, 2.0, 1.5][:B], [1.0, 0.6, 1.7, 0.3][:B]])
+    return 0.5 * rng.normal(size=(B, P)), hyper
+
+
+@pytest.mark.parametrize("kind,dims,learn", [
+    ("cvae", (6, 3, 5, 0), [True]),
+    ("cvae", (6, 3, 5, 0), [False]),
+    ("cvae", (5, 3, 4, 2), [True]),
+    ("mhvae", (6, 3, 5, 2), [False, True]),
+    ("mhvae", (6, 2, 5, 3), [True, True]),
+])
+@pytest.mark.parametrize("adam", [False, True])
+@pytest.mark.parametrize("parallel", [False, True])
+def test_kernel_matches_numpy_reference(kind, dims, learn, adam, parallel):
+    rng = np.random.default_rng(1)
+    B = 4
+    Z = rng.normal(size=(dims[0], dims[2]))
+    theta0, hyper = _random_state(kind, dims, B, rng)
+    dims = np.array(dims, dtype=np.int64)
+    learn = np.array(learn)
+    # the loss and gradient of the kernel's first step equal the objectives module's
+    ref_loss, ref_grad = loss_grad(kind, Z, theta0, hyper, dims, learn)
+    states = []
+    for runner in ("kernel", "reference"):
+        theta = theta0.copy()
+        grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
+        t = np.zeros(B, np.int64)
+        prev, loss, gn, status = np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)
+        args = (Z, theta, grad, m, v, hyper, np.full(B, 1e-3), dims, learn, adam, 0.9, 0.999, 1e-8,
+                0.0, 0.0, 0.0, 0.0, 5, t, prev, loss, gn, status)
+        if runner == "kernel":
+            (cpu.run_cvae if kind == "cvae" else cpu.run_mhvae)(*args, parallel=parallel)
+        else:
+            run_reference(kind, *args)
+        states.append((theta, loss, m, v, t))
+        if runner == "kernel":
+            theta1 = theta0.copy()
+            g1 = np.zeros_like(theta1)
+            args1 = (Z, theta1, g1, np.zeros_like(theta1), np.zeros_like(theta1), hyper, np.full(B, 1e-3),
+                     dims, learn, adam, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 1, np.zeros(B, np.int64),
+                     np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64))
+            (cpu.run_cvae if kind == "cvae" else cpu.run_mhvae)(*args1, parallel=parallel)
+            np.testing.assert_allclose(args1[-3], ref_loss, rtol=1e-12)
+            np.testing.assert_allclose(g1, ref_grad, rtol=1e-10, atol=1e-12)
+    (tk, lk, mk, vk, tk_), (tr, lr_, mr, vr, tr_) = states
+    np.testing.assert_array_equal(tk_, tr_)
+    np.testing.assert_allclose(lk, lr_, rtol=1e-10)
+    np.testing.assert_allclose(tk, tr, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(mk, mr, rtol=1e-10, atol=1e-14)
+
+
+def test_kernel_gradient_clipping_matches_reference():
+    rng = np.random.default_rng(4)
+    dims = np.array([5, 3, 4, 0], np.int64)
+    Z = rng.normal(size=(5, 4))
+    theta0, hyper = _random_state("cvae", tuple(dims), 3, rng)
+    out = []
+    for kernel in (True, False):
+        theta = theta0.copy()
+        args = (Z, theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta), hyper,
+                np.full(3, 1e-2), dims, np.array([True]), False, 0.9, 0.999, 1e-8, 0.5, 0.0, 0.0, 0.0, 3,
+                np.zeros(3, np.int64), np.full(3, np.inf), np.zeros(3), np.zeros(3), np.zeros(3, np.int64))
+        cpu.run_cvae(*args) if kernel else run_reference("cvae", *args)
+        out.append(theta)
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-10, atol=1e-13)
+    # each clipped GD step moves the parameters by exactly lr * clip
+    assert np.all(np.linalg.norm(out[0] - theta0, axis=1) <= 3 * 1e-2 * 0.5 + 1e-12)
+
+
+# ----------------------------------------------------------------------------- convergence (P7)
+
+def _sorted(a):
+    return np.sort(np.asarray(a))
+
+
+def _assert_reaches(trained, closed):
+    assert trained.loss == pytest.approx(closed.loss, rel=1e-6, abs=1e-9)
+    for name in ("omega", "lambda_", "sigma"):
+        np.testing.assert_allclose(_sorted(getattr(trained, name)), _sorted(getattr(closed, name)),
+                                   atol=1e-4, rtol=1e-4, err_msg=name)
+    assert trained.n_collapsed == closed.n_collapsed
+
+
+def _vae_data():
+    return naive.make_data(60, 7, np.array([3.0, 2.2, 1.5, 0.9, 0.5, 0.2]), np.random.default_rng(0))
+
+
+P7_CASES = [
+    pytest.param(dict(beta=1.3, eta_enc=0.7, eta_dec=0.9, latent_dim=4), id="vae-learnable"),
+    pytest.param(dict(beta=0.8, eta_enc=1.2, eta_dec=0.6, latent_dim=4, sigma=[0.3, 1.2, 0.5, 0.9]),
+                 id="vae-fixed"),
+    pytest.param(dict(model="mhvae", latent_dims=(4, 3), beta1=0.6, beta2=1.3, sigma1=0.5, eta_enc=0.8,
+                      eta_dec=0.7), id="mhvae-thm3-beta1<1"),
+    pytest.param(dict(model="mhvae", latent_dims=(3, 4), beta1=2.0, beta2=0.6, sigma1=0.9, eta_enc=0.8,
+                      eta_dec=0.7), id="mhvae-thm3-beta1>1"),
+    pytest.param(dict(model="mhvae", latent_dims=(4, 3), beta1=1.6, beta2=0.8, sigma1=0.7, sigma2=0.5,
+                      eta_enc=0.9, eta_dec=0.6), id="mhvae-thm5"),
+]
+
+
+@pytest.mark.parametrize("kw", P7_CASES)
+@pytest.mark.parametrize("solver", ["gd", "adam"])
+def test_training_reaches_closed_form(kw, solver):
+    if solver == "gd" and kw.get("model") == "mhvae" and kw["beta1"] > 1:
+        pytest.skip("plain GD crawls along the MHVAE's ill-conditioned valley (large ω, small σ₂) "
+                    "for >3e5 steps; Adam is the documented solver there (see linvae.fit)")
+    X = _vae_data()
+    closed = linvae.fit(X, **kw)
+    trained = linvae.fit(X, solver=solver, max_iter=60000, **kw)
+    assert trained.solver == solver and trained.n_iter > 0
+    _assert_reaches(trained, closed)
+
+
+@pytest.mark.parametrize("solver", ["gd", "adam"])
+def test_cvae_training_reaches_closed_form_rank_deficient(solver):
+    """CVAE with N < dy (rank-deficient E[yyᵀ]) and latent size above the rank of E."""
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(9, 3))
+    Y = X @ rng.normal(size=(3, 11)) * 0.6 + rng.normal(size=(9, 11)) * np.linspace(1.2, 0.3, 11)
+    kw = dict(beta=0.9, eta_enc=1.3, eta_dec=0.5, latent_dim=8)
+    closed = linvae.fit(X, Y, **kw)
+    assert closed.n_collapsed >= 8 - 6  # E has rank ≤ N - dx = 6
+    trained = linvae.fit(X, Y, solver=solver, max_iter=60000, **kw)
+    _assert_reaches(trained, closed)
+    # the x-path of the decoder reaches the regression of y on x
+    np.testing.assert_allclose(trained.U2, closed.U2, atol=1e-4)
+
+
+def test_vae_training_n_less_than_d():
+    X = naive.make_data(4, 9, np.array([2.0, 1.1, 0.4]), np.random.default_rng(2))
+    kw = dict(beta=0.5, eta_enc=1.5, eta_dec=0.8, latent_dim=5)   # latent 5 > rank 3
+    _assert_reaches(linvae.fit(X, solver="gd", max_iter=60000, **kw), linvae.fit(X, **kw))
+
+
+def _cvae_data_with_residual_spectrum(n, dx, dy, e, rng):
+    """X, Y whose CVAE matrix E (residual of y on x) has exactly the eigenvalues ``e``."""
+    X = rng.normal(size=(n, dx))
+    Qfull, _ = np.linalg.qr(np.hstack([X, rng.normal(size=(n, n - dx))]))
+    perp = Qfull[:, dx:dx + len(e)]                      # orthogonal to the columns of X
+    Qy, _ = np.linalg.qr(rng.normal(size=(dy, len(e))))
+    R = np.sqrt(n) * perp @ np.diag(np.sqrt(e)) @ Qy.T
+    return X, X @ rng.normal(size=(dx, dy)) * 0.5 + R
+
+
+def test_beta_grid_of_50_in_one_call_reaches_closed_forms():
+    betas = np.linspace(0.1, 5.0, 50)
+    eta_dec = 0.7
+    # thresholds βη_dec² are multiples of 0.049; put every eigenvalue of E half-way between two
+    # of them (or outside the grid) so no mode sits on a collapse boundary, where any gradient
+    # method slows down arbitrarily
+    e = np.array([3.0, 1.2005, 0.5145, 0.0735, 0.01])
+    X, Y = _cvae_data_with_residual_spectrum(200, 4, 6, e, np.random.default_rng(3))
+    trained = linvae.sweep(X, Y, beta=betas, eta_dec=eta_dec, solver="gd", max_iter=60000, latent_dim=5)
+    closed = linvae.sweep(X, Y, beta=betas, eta_dec=eta_dec, solver="closed_form", latent_dim=5)
+    np.testing.assert_allclose(np.sort(closed[0].theta)[::-1], e, rtol=1e-9)
+    assert len(trained) == 50
+    np.testing.assert_array_equal(trained.table()["beta"], betas)
+    for t, c in zip(trained, closed):
+        _assert_reaches(t, c)
+    counts = trained.table()["n_collapsed"]
+    assert counts[0] < counts[-1] and np.all(np.diff(counts) >= 0)
+
+
+def test_both_variances_learned_reaches_a_stationary_point():
+    """No closed form exists (SPEC §3); gradient descent must still converge, and the result must
+    be at least as good as the Thm 3 optimum at the learned σ₁ (which is a feasible point)."""
+    X = _vae_data()
+    kw = dict(model="mhvae", latent_dims=(3, 3), beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=0.8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # ConvergenceWarning would fail the test
+        res = linvae.fit(X, sigma1="learnable", solver="adam", max_iter=60000, **kw)
+    assert res.theorem == "trained (no closed form)"
+    s1 = res.sigma1
+    iso = linvae.fit(X, sigma1=float(np.mean(s1)), **kw)
+    # the learned-σ₁ loss adds −β₁η_dec² log|Σ₁|; compare like with like
+    extra = -kw["beta1"] * kw["eta_dec"] ** 2 * np.sum(np.log(np.full(3, np.mean(s1)) ** 2))
+    assert res.loss <= iso.loss + extra + 1e-8 * abs(iso.loss)
+
+
+def test_history_records_decreasing_gd_loss():
+    X = _vae_data()
+    res = linvae.fit(X, latent_dim=3, solver="gd", max_iter=2000, history_every=50, tol=0, gtol=0)
+    loss = res.history["loss"]
+    assert len(loss) == 40 and res.history["kl_per_dim"].shape == (40, 3)
+    assert np.all(np.diff(loss) <= 1e-12 * np.abs(loss[1:]))
+
+
+def test_numpy_backend_equals_numba_backend_for_gd():
+    X = _vae_data()
+    kw = dict(beta=1.3, latent_dim=3, solver="gd", max_iter=100, tol=0, gtol=0)
+    a = linvae.fit(X, backend="numba", **kw)
+    b = linvae.fit(X, backend="numpy", **kw)
+    np.testing.assert_allclose(a.W, b.W, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.sigma, b.sigma, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- errors
+
+def test_divergence_raises_with_config_and_step():
+    X = _vae_data()
+    with pytest.raises(TrainingDivergedError, match=r"diverged for config \d .*beta.* at step \d+") as info:
+        linvae.sweep(X, beta=[1.0, 2.0], seed=0, solver="gd", lr=1e3, max_iter=500)
+    err = info.value
+    assert err.step is not None and err.step >= 1
+    assert err.config["beta"] in (1.0, 2.0)
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(lr=0.0), "lr"), (dict(lr=-1.0), "lr"), (dict(lr=float("nan")), "lr"),
+    (dict(max_iter=0), "max_iter"), (dict(max_iter=2.5), "max_iter"),
+    (dict(tol=-1.0), "tol"), (dict(tol=float("inf")), "tol"), (dict(gtol=-1e-3), "gtol"),
+    (dict(clip=-1.0), "clip"), (dict(backend="gpu"), "backend"), (dict(solver="sgd"), "solver"),
+    (dict(seed=-1), "seed"), (dict(history_every=0), "history_every"),
+])
+def test_bad_training_options(kw, match):
+    X = _vae_data()
+    base = dict(solver="adam")
+    base.update(kw)
+    with pytest.raises((ValueError, TypeError), match=match):
+        linvae.fit(X, **base)
