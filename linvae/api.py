@@ -19,7 +19,7 @@ from .theory._common import gaussian_kl, pad
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
 
 MODELS = {"auto", "vae", "cvae", "mhvae"}
-SOLVERS = {"closed_form", "gd", "adam"}
+SOLVERS = {"closed_form", "gd", "adam", "minibatch"}
 BACKENDS = {"auto", "numba", "numpy", "cupy"}
 
 
@@ -65,7 +65,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
-        center=False, rtol=None):
+        epochs=100, batch_size=128, center=False, rtol=None):
     """Fit a linear VAE, CVAE or two-latent MHVAE.
 
     Parameters
@@ -95,10 +95,14 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Fixed σ₁ of the MHVAE (isotropic), default 0.5 as in the paper's experiments.
     sigma2 : "learnable" or float
         σ₂ of the MHVAE: learned (Thm 3) or fixed isotropic (Thm 5).
-    solver : {"closed_form", "gd", "adam"}
+    solver : {"closed_form", "gd", "adam", "minibatch"}
         ``"closed_form"`` is exact and instant. ``"gd"`` / ``"adam"`` train by full-batch
         gradient descent on the moment matrices (the only way to study the MHVAE with both
-        Σ₁ and Σ₂ learned, ``sigma1="learnable"``, which has no closed form).
+        Σ₁ and Σ₂ learned, ``sigma1="learnable"``, which has no closed form). Plain GD is slow
+        on MHVAEs whose optimum has large ω and small σ₂ (an ill-conditioned valley); use Adam
+        there. ``"minibatch"`` (VAE, CVAE) trains on the raw data like the paper's scripts:
+        Adam (lr 1e-3 by default), shuffled minibatches, reparameterized samples; it reaches
+        the optimum only up to the stochastic noise of the final iterates.
     backend : {"auto", "numba", "numpy"}
         Training backend: the Numba kernels (``"auto"``) or the NumPy reference.
     lr : float, optional
@@ -121,6 +125,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Record loss and per-dim KL every this many steps (``result.history``).
     progress : bool
         Show a progress bar (needs tqdm).
+    epochs, batch_size : int
+        Minibatch solver only.
     center : bool, default False
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.
@@ -148,6 +154,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     check_choice(solver, "solver", SOLVERS)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
+    raw = _raw_data(X, Y, solver, model, center)
     eta_enc = check_positive(eta_enc, "eta_enc")
     eta_dec = check_positive(eta_dec, "eta_dec")
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
@@ -160,10 +167,10 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         if model == "mhvae" and not (isinstance(sigma1, str) and sigma1 == "learnable"):
             sigma1 = check_positive(sigma1, "sigma1")
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
-                                 init_scale, history_every, progress)
+                                 init_scale, history_every, progress, epochs, batch_size)
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
         grid.update(eta_enc=[eta_enc], eta_dec=[eta_dec])
-        return _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol)[0]
+        return _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)[0]
     if model == "vae":
         sig = check_sigma(sigma, "sigma", dims)
         if sig is None:
@@ -193,10 +200,32 @@ def _check_cvae_sigma(sigma):
         )
 
 
+def _raw_data(X, Y, solver, model, center):
+    """The validated raw arrays the minibatch solver trains on (None for other solvers)."""
+    if solver != "minibatch":
+        return None
+    if isinstance(X, Moments):
+        raise ValueError("solver='minibatch' trains on the raw data: pass arrays X (and Y), not Moments")
+    if model == "mhvae":
+        raise ValueError("solver='minibatch' supports the VAE and CVAE; use solver='adam' for the MHVAE")
+    from ._validation import check_data, check_pair
+
+    if Y is None:
+        Xv, Yv = check_data(X), None
+    else:
+        Xv, Yv = check_pair(X, Y)
+    if center:
+        Xv = Xv - Xv.mean(axis=0)
+        Yv = None if Yv is None else Yv - Yv.mean(axis=0)
+    return Xv, Yv
+
+
 def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                   history_every, progress):
+                   history_every, progress, epochs=100, batch_size=128):
     from .train import TrainOptions
 
+    epochs = check_int(epochs, "epochs")
+    batch_size = check_int(batch_size, "batch_size")
     check_choice(backend, "backend", BACKENDS)
     if backend == "cupy":
         raise NotImplementedError("backend='cupy' is not available yet; use backend='numba' or 'numpy'")
@@ -210,13 +239,13 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
         gtol=check_nonneg(gtol, "gtol"), clip=check_nonneg(clip, "clip"),
         lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"), init_scale=check_positive(init_scale, "init_scale"),
         seed=seed, history_every=check_int(history_every, "history_every"), progress=bool(progress),
-        backend="numba" if backend == "auto" else backend,
+        backend="numba" if backend == "auto" else backend, epochs=epochs, batch_size=batch_size,
     )
 
 
-def _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol):
+def _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw=None):
     """Train every point of the (already validated) grid in one batched kernel call."""
-    from .train import _MHVAEProblem, _VAEProblem, train_batch
+    from .train import _MHVAEProblem, _VAEProblem, train_batch, train_minibatch
 
     grid = dict(grid)
     grid["seed"] = np.atleast_1d(np.asarray(options.seed))
@@ -231,12 +260,15 @@ def _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol
             fixed = None
         else:
             fixed = check_sigma(sigma, "sigma", dims)
-        problem = _VAEProblem(moments, model, dims, rtol)
         hyper = np.stack([cols["beta"], c2, ed**2], axis=1)
         learn = np.array([fixed is None])
         log_s = np.log(np.tile(fixed, (B, 1))) if fixed is not None else np.log(ee)[:, None] * np.ones(dims)
         configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=fixed is None,
                         seed=int(options.seed[b])) for b in range(B)]
+        if options.solver == "minibatch":
+            return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
+                                   options, options.epochs, options.batch_size)
+        problem = _VAEProblem(moments, model, dims, rtol)
     else:
         d1, d2 = dims
         learn1 = isinstance(sigma1, str)
@@ -305,8 +337,8 @@ class SweepResult:
 def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
           latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
           seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
-          clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, center=False,
-          rtol=None):
+          clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
+          batch_size=128, center=False, rtol=None):
     """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
@@ -334,6 +366,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     check_choice(solver, "solver", SOLVERS)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
+    raw = _raw_data(X, Y, solver, model, center)
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
     grid = {"eta_enc": check_positive_grid(eta_enc, "eta_enc"), "eta_dec": check_positive_grid(eta_dec, "eta_dec")}
     if model == "mhvae":
@@ -350,8 +383,8 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
                                sigma1=sigma1, sigma2=sigma2, rtol=rtol, **point))
         return SweepResult(model, cols, results)
     options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                             history_every, progress)
-    results = _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol)
+                             history_every, progress, epochs, batch_size)
+    results = _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)
     cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
     return SweepResult(model, cols, results)
 

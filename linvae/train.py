@@ -75,6 +75,8 @@ class TrainOptions:
     b1: float = 0.9
     b2: float = 0.999
     eps: float = 1e-8
+    epochs: int = 100
+    batch_size: int = 128
 
 
 # ---------------------------------------------------------------------------------------------
@@ -147,32 +149,46 @@ class _VAEProblem:
 
     def result(self, th, cfg, loss_value, n_iter, history, solver):
         U, V, A, C, s = (b[0] for b in unpack("cvae", th[None], self.dims))
-        sigma = np.exp(s)
-        eta_enc, eta_dec, beta = cfg["eta_enc"], cfg["eta_dec"], cfg["beta"]
-        lam = np.sqrt(np.sum(V * V, axis=1) + np.sum(A * A, axis=1))
-        omega = np.sqrt(np.sum(U * U, axis=0))
-        kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
-        collapsed = kl < _config.COLLAPSE_KL_TOL
-        common = dict(beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=self.theta_modes.copy(),
-                      omega=omega, lambda_=lam, sigma=sigma, collapsed=collapsed, kl_per_dim=kl,
-                      data_theta=self.phi**0.5 if self.model == "vae" else self.phi.copy(),
-                      solver=solver, n_iter=int(n_iter), history=history)
-        m = self.moments
         if self.model == "vae":
-            W = (V / np.sqrt(self.phi)) @ self.P.T
-            loss = float(objectives.vae_loss(m.xx, W, U, sigma, beta, eta_enc, eta_dec))
-            dead = lam**2 < _config.COLLAPSE_KL_TOL * eta_enc**2
-            return VAEFit(model="vae", theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
-                          sigma_learnable=cfg["learn"], dead=dead, loss=loss, W=W, U=U,
-                          mean=m.mean_x if m.centered else np.zeros(m.dx), **common)
-        xinv = self.Px / np.sqrt(self.phix)
-        W2 = (V / np.sqrt(self.phi)) @ self.P.T
-        W1 = A @ xinv.T - W2 @ self.U2star
-        U2 = self.U2star + C @ xinv.T
-        loss = float(objectives.cvae_loss(m.xx, m.xy, m.yy, W1, W2, U, U2, sigma, beta, eta_enc, eta_dec))
-        return CVAEFit(model="cvae", theorem="trained (Thm 2)", loss=loss, W1=W1, W2=W2, U1=U, U2=U2,
-                       mean_x=m.mean_x if m.centered else np.zeros(m.dx),
-                       mean_y=m.mean_y if m.centered else np.zeros(m.dy), **common)
+            mats = dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
+        else:
+            xinv = self.Px / np.sqrt(self.phix)
+            W2 = (V / np.sqrt(self.phi)) @ self.P.T
+            mats = dict(W1=A @ xinv.T - W2 @ self.U2star, W2=W2, U1=U, U2=self.U2star + C @ xinv.T)
+        return linear_result(self.model, self.moments, mats, np.exp(s), cfg, solver, n_iter, history,
+                             self.theta_modes, np.sqrt(self.phi) if self.model == "vae" else self.phi)
+
+
+def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, theta_modes, data_theta):
+    """A VAEFit / CVAEFit from trained data-coordinate matrices.
+
+    Per latent dim: ``λ_i² = E[m_i²]`` (the encoder-mean power), ``ω_i = ‖U[:, i]‖``, the exact
+    data-mean KL, ``collapsed`` = KL below ``_config.COLLAPSE_KL_TOL``; the loss is the exact
+    SPEC §2 loss of the matrices (:mod:`linvae.objectives`).
+    """
+    m = moments
+    eta_enc, eta_dec, beta = cfg["eta_enc"], cfg["eta_dec"], cfg["beta"]
+    if model == "vae":
+        W, U = mats["W"], mats["U"]
+        power = np.einsum("ij,jk,ik->i", W, m.xx, W)
+        loss = float(objectives.vae_loss(m.xx, W, U, sigma, beta, eta_enc, eta_dec))
+    else:
+        W1, W2, U = mats["W1"], mats["W2"], mats["U1"]
+        power = (np.einsum("ij,jk,ik->i", W1, m.xx, W1) + 2 * np.einsum("ij,jk,ik->i", W1, m.xy, W2)
+                 + np.einsum("ij,jk,ik->i", W2, m.yy, W2))
+        loss = float(objectives.cvae_loss(m.xx, m.xy, m.yy, W1, W2, U, mats["U2"], sigma, beta, eta_enc, eta_dec))
+    lam = np.sqrt(np.maximum(power, 0.0))
+    kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
+    common = dict(model=model, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=theta_modes.copy(),
+                  omega=np.sqrt(np.sum(U * U, axis=0)), lambda_=lam, sigma=sigma, collapsed=kl < _config.COLLAPSE_KL_TOL,
+                  kl_per_dim=kl, loss=loss, data_theta=np.array(data_theta), solver=solver,
+                  n_iter=int(n_iter), history=history)
+    if model == "vae":
+        return VAEFit(theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
+                      sigma_learnable=cfg["learn"], dead=lam**2 < _config.COLLAPSE_KL_TOL * eta_enc**2,
+                      mean=m.mean_x if m.centered else np.zeros(m.dx), **mats, **common)
+    return CVAEFit(theorem="trained (Thm 2)", mean_x=m.mean_x if m.centered else np.zeros(m.dx),
+                   mean_y=m.mean_y if m.centered else np.zeros(m.dy), **mats, **common)
 
 
 class _MHVAEProblem:
@@ -360,3 +376,83 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
         results.append(problem.result(theta[b], configs[b], loss[b], n_iter[b], h, options.solver))
     logger.info("trained %d configs in %s steps", B, int(t.max()) if B else 0)
     return results
+
+
+def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, learn, options, epochs,
+                    batch_size):
+    """Minibatch Adam on raw data (the paper's training loop) for a batch of configurations.
+
+    All configurations see the same shuffled batches and the same reparameterization noise
+    (common random numbers, drawn from ``numpy.random.default_rng(seed)``), so differences
+    between them come from the hyperparameters alone.
+
+    Parameters
+    ----------
+    X, Y : ndarray
+        VAE: ``X`` is the data and ``Y`` None; CVAE: condition and target.
+    epochs, batch_size : int
+
+    Returns
+    -------
+    list of VAEFit / CVAEFit
+        ``history["loss"]`` holds the mean stochastic loss of every epoch.
+    """
+    from .kernels import cpu
+
+    cond = np.zeros((X.shape[0], 0)) if model == "vae" else X
+    target = X if model == "vae" else Y
+    N, dx, dy = target.shape[0], cond.shape[1], target.shape[1]
+    k = latent
+    _, P = cpu.minibatch_layout(dx, dy, k)
+    B = hyper.shape[0]
+    seeds = np.broadcast_to(np.asarray(options.seed), (B,))
+    theta = np.empty((B, P))
+    for b in range(B):
+        rng = np.random.default_rng(int(seeds[b]))
+        theta[b] = np.concatenate([rng.normal(scale=options.init_scale, size=P - k), log_sigma0[b]])
+    lr = np.full(B, 1e-3 if options.lr is None else float(options.lr))
+    grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
+    t = np.zeros(B, np.int64)
+    status = np.zeros(B, np.int64)
+    epoch_loss = np.zeros(B)
+    dims = np.array([dx, dy, k], np.int64)
+    rng = np.random.default_rng(int(seeds[0]) + 1)
+    losses = []
+    bar = _progress(epochs, options.progress, f"{model} x{B} minibatch")
+    try:
+        for epoch in range(epochs):
+            perm = rng.permutation(N).astype(np.int64)
+            noise = rng.standard_normal((N, k))
+            cpu.minibatch_epoch(cond, target, noise, perm, batch_size, theta, grad, m, v, hyper, lr, dims,
+                                learn, options.b1, options.b2, options.eps, options.clip, t, epoch_loss, status)
+            bad = np.flatnonzero(status == 2)
+            if bad.size:
+                b = int(bad[0])
+                raise TrainingDivergedError(
+                    f"minibatch training diverged for config {b} {configs[b]} in epoch {epoch} "
+                    f"(step {int(t[b])}); lower lr (was {lr[b]:.3g}) or enable gradient clipping",
+                    config=configs[b], index=b, step=int(t[b]))
+            losses.append(epoch_loss.copy())
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    off, _ = cpu.minibatch_layout(dx, dy, k)
+    out = []
+    for b in range(B):
+        th = theta[b]
+        W1 = th[off[0]:off[1]].reshape(k, dx)
+        W2 = th[off[1]:off[2]].reshape(k, dy)
+        U1 = th[off[2]:off[3]].reshape(dy, k)
+        U2 = th[off[3]:off[4]].reshape(dy, dx)
+        mats = dict(W=W2, U=U1) if model == "vae" else dict(W1=W1, W2=W2, U1=U1, U2=U2)
+        if model == "vae":
+            theta_full = vae_spectrum(moments)[0]
+            data_theta = theta_full
+        else:
+            data_theta = cvae_residual(moments)[2]
+        hist = {"epoch": np.arange(1, epochs + 1), "loss": np.array([row[b] for row in losses])}
+        out.append(linear_result(model, moments, mats, np.exp(th[off[4]:off[5]]), configs[b], "minibatch",
+                                 int(t[b]), hist, pad(data_theta, k), data_theta))
+    return out

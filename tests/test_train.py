@@ -302,3 +302,72 @@ def test_bad_training_options(kw, match):
     base.update(kw)
     with pytest.raises((ValueError, TypeError), match=match):
         linvae.fit(X, **base)
+
+
+# ----------------------------------------------------------------------------- minibatch (data space)
+
+def _mb_loss(X, Y, E, W1, W2, U1, U2, s, beta, c2, ed2):
+    """The stochastic per-batch loss, written here independently from the kernel."""
+    sig = np.exp(s)
+    M = X @ W1.T + Y @ W2.T
+    Z = M + E * sig
+    R = Z @ U1.T + X @ U2.T - Y
+    n = len(Y)
+    return (np.sum(R**2) + beta * c2 * np.sum(M**2)) / n + beta * c2 * np.sum(sig**2) - beta * ed2 * np.sum(2 * s)
+
+
+@pytest.mark.parametrize("dx", [0, 3])
+def test_minibatch_gradient_matches_finite_differences(dx):
+    rng = np.random.default_rng(dx)
+    n, dy, k = 7, 4, 3
+    X, Y, E = rng.normal(size=(n, dx)), rng.normal(size=(n, dy)), rng.normal(size=(n, k))
+    off, P = cpu.minibatch_layout(dx, dy, k)
+    th = 0.5 * rng.normal(size=P)
+    hyper = np.array([1.3, 0.6, 0.8])
+    g = np.zeros(P)
+    loss = cpu._minibatch_loss_grad(X, Y, E, th, g, hyper, np.array([dx, dy, k], np.int64), np.array([True]))
+
+    def f(t):
+        blocks = [t[off[i]:off[i + 1]] for i in range(5)]
+        return _mb_loss(X, Y, E, blocks[0].reshape(k, dx), blocks[1].reshape(k, dy), blocks[2].reshape(dy, k),
+                        blocks[3].reshape(dy, dx), blocks[4], *hyper)
+
+    assert loss == pytest.approx(f(th), rel=1e-12)
+    num = np.array([(f(th + h) - f(th - h)) / 2e-6 for h in np.eye(P) * 1e-6])
+    np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_minibatch_training_approaches_closed_form(conditional):
+    """Paper-style training (Adam, batch 128, reparameterized noise) ends within its stochastic
+    noise of the optimum: loss within 0.5 %, σ within 0.02, collapsed dims' KL below 1e-3 nats."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6)) * [3, 2, 1, 0.5, 0.3, 0.1]
+    args = (X,)
+    if conditional:
+        Y = X[:, :3] @ rng.normal(size=(3, 4)) + rng.normal(size=(2000, 4)) * [1.5, 1, 0.5, 0.2]
+        args = (X, Y)
+    kw = dict(beta=1.0, latent_dim=4, eta_enc=0.7, eta_dec=0.9)
+    closed = linvae.fit(*args, **kw)
+    res = linvae.fit(*args, solver="minibatch", epochs=300, lr=1e-2, **kw)
+    assert res.solver == "minibatch" and len(res.history["loss"]) == 300
+    assert res.loss == pytest.approx(closed.loss, rel=5e-3)
+    np.testing.assert_allclose(np.sort(res.sigma), np.sort(closed.sigma), atol=0.02)
+    assert closed.n_collapsed >= 1
+    kl = np.sort(res.kl_per_dim)
+    assert np.all(kl[:closed.n_collapsed] < 1e-3)
+    assert np.all(kl[closed.n_collapsed:] > 0.05)
+    # same seed, same answer
+    again = linvae.fit(*args, solver="minibatch", epochs=5, lr=1e-2, **kw)
+    np.testing.assert_array_equal(again.history["loss"],
+                                  linvae.fit(*args, solver="minibatch", epochs=5, lr=1e-2, **kw).history["loss"])
+
+
+def test_minibatch_needs_raw_data_and_no_mhvae():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match="raw data"):
+        linvae.fit(linvae.Moments.from_arrays(X), solver="minibatch")
+    with pytest.raises(ValueError, match="MHVAE"):
+        linvae.fit(X, model="mhvae", solver="minibatch")
+    with pytest.raises(ValueError, match="batch_size"):
+        linvae.fit(X, solver="minibatch", batch_size=0)

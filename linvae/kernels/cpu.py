@@ -286,3 +286,135 @@ def run_mhvae(*args, **kwargs):
     SPEC §2 MHVAE loss (Thm 3, Thm 5 and the both-learned case, which has no closed form).
     """
     _run("mhvae", *args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data-space minibatch training (the paper's scripts: Adam, batch 128, reparameterized samples)
+# ---------------------------------------------------------------------------------------------
+#
+# Layout (``dims = (dx, dy, k)``; the VAE is the case dx = 0 with y the data):
+#     W1 (k×dx), W2 (k×dy), U1 (dy×k), U2 (dy×dx), s (k)
+# Encoder mean m = W₁x + W₂y, sample z = m + σ⊙ε, decoder mean U₁z + U₂x, loss per example
+#     ‖U₁z + U₂x − y‖² + βc²(‖m‖² + Σσ²) − βη_dec² Σ log σ²,
+# an unbiased estimate of the SPEC §2 loss (its expectation over ε is the exact loss).
+
+
+def minibatch_layout(dx, dy, k):
+    """Offsets of W1, W2, U1, U2, s and the total size for the minibatch kernel."""
+    sizes = [k * dx, k * dy, dy * k, dy * dx, k]
+    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return off, int(off[-1])
+
+
+@njit(**_JIT)
+def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn):
+    """Stochastic loss and gradient of one VAE/CVAE config on one minibatch."""
+    dx, dy, k = dims[0], dims[1], dims[2]
+    beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
+    bc = beta * c2
+    n = Xb.shape[0] if dx > 0 else Yb.shape[0]
+    o1 = k * dx
+    o2 = o1 + k * dy
+    o3 = o2 + dy * k
+    o4 = o3 + dy * dx
+    W2 = th[o1:o2].reshape((k, dy))
+    U1 = th[o2:o3].reshape((dy, k))
+    s = th[o4:o4 + k]
+    sig = np.exp(s)
+    M = Yb @ W2.T
+    if dx > 0:
+        W1 = th[:o1].reshape((k, dx))
+        U2 = th[o3:o4].reshape((dy, dx))
+        M += Xb @ W1.T
+    Zs = M + Eb * sig
+    R = Zs @ U1.T - Yb
+    if dx > 0:
+        R += Xb @ U2.T
+    inv = 1.0 / n
+    loss = (np.sum(R * R) + bc * np.sum(M * M)) * inv
+    GZ = R @ U1
+    G = 2.0 * inv * (GZ + bc * M)            # ∂L/∂m per example
+    g[o1:o2] = (G.T @ Yb).ravel()
+    g[o2:o3] = (2.0 * inv * (R.T @ Zs)).ravel()
+    if dx > 0:
+        g[:o1] = (G.T @ Xb).ravel()
+        g[o3:o4] = (2.0 * inv * (R.T @ Xb)).ravel()
+    for j in range(k):
+        acc = 0.0
+        for i in range(n):
+            acc += GZ[i, j] * Eb[i, j]
+        var = sig[j] * sig[j]
+        loss += bc * var - 2.0 * beta * ed2 * s[j]
+        g[o4 + j] = (2.0 * inv * acc * sig[j] + 2.0 * bc * var - 2.0 * beta * ed2) if learn[0] else 0.0
+    return loss
+
+
+def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims, learn, b1, b2,
+                          eps, clip, t, epoch_loss, status):
+    B = theta.shape[0]
+    N = perm.shape[0]
+    nb = (N + batch - 1) // batch
+    for b in prange(B):
+        if status[b] != 0:
+            continue
+        th = theta[b]
+        g = grad[b]
+        total = 0.0
+        for ib in range(nb):
+            idx = perm[ib * batch:min(N, (ib + 1) * batch)]
+            loss = _minibatch_loss_grad(X[idx], Y[idx], noise[idx], th, g, hyper[b], dims, learn)
+            gn = math.sqrt(np.sum(g * g))
+            if not (math.isfinite(loss) and math.isfinite(gn)):
+                status[b] = 2
+                break
+            total += loss * idx.shape[0]
+            t[b] += 1
+            _step(th, g, m[b], v[b], t[b], lr[b], True, b1, b2, eps, clip, gn)
+        epoch_loss[b] = total / N
+
+
+_mb_serial = njit(**_JIT)(_minibatch_epoch_impl)
+_mb_parallel = njit(parallel=True, **_JIT)(_minibatch_epoch_impl)
+
+
+def minibatch_epoch(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims, learn, b1, b2, eps,
+                    clip, t, epoch_loss, status, parallel=None):
+    """One epoch of minibatch Adam on raw data for every active config (shared batches and noise).
+
+    Parameters
+    ----------
+    X : ndarray (N, dx)
+        Condition (an (N, 0) array for the VAE).
+    Y : ndarray (N, dy)
+        Target (the data itself for the VAE).
+    noise : ndarray (N, k)
+        Standard normal ε of this epoch (drawn by the caller from a seeded generator).
+    perm : int64 array (N,)
+        Example order of this epoch.
+    batch : int
+    theta, grad, m, v : (B, P)
+        Packed parameters (see :func:`minibatch_layout`), gradient buffer, Adam moments.
+    hyper : (B, 3)
+        (β, c², η_dec²).
+    lr : (B,)
+    dims : int64 array (dx, dy, k)
+    learn : bool array (1,)
+    t : int64 (B,)
+        Adam step counters.
+    epoch_loss : (B,)
+        Mean stochastic loss over the epoch (output).
+    status : int64 (B,)
+        Set to 2 for a config whose loss or gradient became non-finite.
+
+    Notes
+    -----
+    The reparameterized estimator of the SPEC §2 loss (Thm 1/2/4 models), as the paper's
+    training scripts use it.
+    """
+    if parallel is None:
+        from numba import get_num_threads
+
+        parallel = _config.PARALLEL and theta.shape[0] >= get_num_threads() > 1
+    fn = _mb_parallel if parallel else _mb_serial
+    fn(X, Y, noise, perm, int(batch), theta, grad, m, v, hyper, lr, dims, learn, float(b1), float(b2),
+       float(eps), float(clip), t, epoch_loss, status)
