@@ -28,6 +28,7 @@ The gradients are those of :func:`linvae.objectives.cvae_whitened_loss_grad` and
 against those NumPy references to 1e-10.
 """
 import math
+import types
 
 import numpy as np
 from numba import njit, prange
@@ -216,9 +217,21 @@ def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, 
             _step(th, g, m[b], v[b], t[b], lr_t, adam, b1, b2, eps, clip, gn)
 
 
+def _clone(fn, name):
+    """A copy of ``fn`` under another name.
+
+    Numba's on-disk cache is keyed by the function's name and signature, not by its compile
+    options, so a serial and a parallel dispatcher of the *same* function would load each
+    other's machine code; a renamed copy gets its own cache entry.
+    """
+    new = types.FunctionType(fn.__code__, fn.__globals__, name, fn.__defaults__, fn.__closure__)
+    new.__qualname__ = name
+    return new
+
+
 # Serial and parallel variants of the same loop, each compiled once (and cached on disk).
 _run_serial = njit(**_JIT)(_run_impl)
-_run_parallel = njit(parallel=True, **_JIT)(_run_impl)
+_run_parallel = njit(parallel=True, **_JIT)(_clone(_run_impl, "_run_impl_parallel"))
 
 
 def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
@@ -374,7 +387,7 @@ def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr
 
 
 _mb_serial = njit(**_JIT)(_minibatch_epoch_impl)
-_mb_parallel = njit(parallel=True, **_JIT)(_minibatch_epoch_impl)
+_mb_parallel = njit(parallel=True, **_JIT)(_clone(_minibatch_epoch_impl, "_minibatch_epoch_impl_parallel"))
 
 
 def minibatch_epoch(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims, learn, b1, b2, eps,
