@@ -103,8 +103,9 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         there. ``"minibatch"`` (VAE, CVAE) trains on the raw data like the paper's scripts:
         Adam (lr 1e-3 by default), shuffled minibatches, reparameterized samples; it reaches
         the optimum only up to the stochastic noise of the final iterates.
-    backend : {"auto", "numba", "numpy"}
-        Training backend: the Numba kernels (``"auto"``) or the NumPy reference.
+    backend : {"auto", "numba", "numpy", "cupy"}
+        Training backend: the Numba kernels (``"auto"``), the NumPy reference, or the CuPy
+        GPU kernels (``pip install "linvae[cuda12]"``; results come back as NumPy arrays).
     lr : float, optional
         Learning rate (default: 1e-2 for Adam, a curvature estimate for GD).
     max_iter : int
@@ -228,7 +229,11 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
     batch_size = check_int(batch_size, "batch_size")
     check_choice(backend, "backend", BACKENDS)
     if backend == "cupy":
-        raise NotImplementedError("backend='cupy' is not available yet; use backend='numba' or 'numpy'")
+        if solver == "minibatch":
+            raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
+        from .kernels.gpu import get_cupy
+
+        get_cupy()   # clear error with the install line when CuPy or the GPU is missing
     if lr is not None:
         lr = check_positive(lr, "lr")
     seeds = np.atleast_1d(np.asarray(seed))

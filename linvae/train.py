@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["TrainOptions", "train_batch", "BACKENDS"]
 
-BACKENDS = {"numba", "numpy"}
+BACKENDS = {"numba", "numpy", "cupy"}
 
 
 @dataclass
@@ -288,9 +288,18 @@ def _default_lr(problem, hyper, solver):
 def _runner(backend, kind):
     if backend == "numpy":
         return lambda *a, **k: run_reference(kind, *a, **k)
+    if backend == "cupy":
+        from .kernels import gpu
+
+        return gpu.run_cvae if kind == "cvae" else gpu.run_mhvae
     from .kernels import cpu
 
     return cpu.run_cvae if kind == "cvae" else cpu.run_mhvae
+
+
+def _host(*arrays):
+    """NumPy copies of (possibly CuPy) arrays."""
+    return tuple(a.get() if hasattr(a, "get") else a for a in arrays)
 
 
 def _progress(total, enabled, desc):
@@ -336,6 +345,15 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     status = np.zeros(B, dtype=np.int64)
     n_iter = np.zeros(B, dtype=np.int64)
     run = _runner(options.backend, problem.kind)
+    Z = problem.Z
+    if options.backend == "cupy":
+        from .kernels.gpu import get_cupy
+
+        cp = get_cupy()
+        Z, theta, grad, m, v, hyper_d, lr, t, prev, loss, gnorm, status = (
+            cp.asarray(a) for a in (Z, theta, grad, m, v, hyper, lr, t, prev, loss, gnorm, status))
+    else:
+        hyper_d = hyper
     eta_enc = np.array([c["eta_enc"] for c in configs])
     hist = {"step": [], "loss": [], "kl_per_dim": []}
     bar = _progress(options.max_iter, options.progress, f"{problem.model} x{B} ({options.solver})")
@@ -343,26 +361,29 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     try:
         while done < options.max_iter and np.any(status == 0):
             chunk = min(options.history_every, options.max_iter - done)
-            run(problem.Z, theta, grad, m, v, hyper, lr, problem.dims, learn, options.solver == "adam",
+            run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
                 options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
                 options.lr_decay, chunk, t, prev, loss, gnorm, status, options.adapt)
             done += chunk
-            bad = np.flatnonzero(status == 2)
+            host = _host(theta, t, loss, gnorm, status, lr)
+            theta_h, t_h, loss_h, gnorm_h, status_h, lr_h = host
+            bad = np.flatnonzero(status_h == 2)
             if bad.size:
                 b = int(bad[0])
                 raise TrainingDivergedError(
-                    f"training diverged for config {b} {configs[b]} at step {int(t[b])}: "
-                    f"loss={loss[b]!r}, gradient norm={gnorm[b]!r}; lower lr (was {lr[b]:.3g}) or "
-                    "enable gradient clipping", config=configs[b], index=b, step=int(t[b]))
-            hist["step"].append(t.copy())
-            hist["loss"].append(loss.copy())
-            hist["kl_per_dim"].append(problem.kl_per_dim(theta, eta_enc))
+                    f"training diverged for config {b} {configs[b]} at step {int(t_h[b])}: "
+                    f"loss={float(loss_h[b])!r}, gradient norm={float(gnorm_h[b])!r}; lower lr (was "
+                    f"{lr_h[b]:.3g}) or enable gradient clipping", config=configs[b], index=b, step=int(t_h[b]))
+            hist["step"].append(t_h.copy())
+            hist["loss"].append(loss_h.copy())
+            hist["kl_per_dim"].append(problem.kl_per_dim(theta_h, eta_enc))
             if bar is not None:
                 bar.update(chunk)
-                bar.set_postfix(active=int(np.sum(status == 0)), loss=float(np.nanmin(loss)))
+                bar.set_postfix(active=int(np.sum(status_h == 0)), loss=float(np.nanmin(loss_h)))
     finally:
         if bar is not None:
             bar.close()
+    theta, t, loss, gnorm, status, lr = _host(theta, t, loss, gnorm, status, lr)
     n_iter[:] = t
     if np.any(status == 0):
         idx = np.flatnonzero(status == 0)

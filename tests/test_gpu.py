@@ -1,0 +1,121 @@
+"""GPU backend: CuPy-only pieces are checked on the CPU (the fused-update sources compiled and
+run as C, the missing-dependency error); tests marked ``gpu`` run only where a GPU exists."""
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import linvae
+from linvae.kernels import gpu
+from linvae.kernels.reference import update_numpy
+
+needs_gpu = pytest.mark.skipif(not gpu.cupy_available(), reason="no CuPy/NVIDIA GPU on this machine")
+
+
+def _c_program(source, params, n):
+    """A C program that applies an ElementwiseKernel body element by element (T = double)."""
+    ins, outs = (tuple(p.split()[1] for p in group.split(", ")) for group in params)
+    decl = ", ".join(f"double *{name}_a" for name in ins + outs)
+    loads = "\n".join(f"    double {name} = {name}_a[i];" for name in ins + outs)
+    stores = "\n".join(f"    {name}_a[i] = {name};" for name in outs)
+    body = source.replace("(T)", "(double)").replace("T ", "double ")
+    arrays = "\n".join(f"    double {name}_a[{n}]; for (int i = 0; i < {n}; i++) scanf(\"%lf\", &{name}_a[i]);"
+                       for name in ins + outs)
+    prints = "\n".join(f"    for (int i = 0; i < {n}; i++) printf(\"%.17g\\n\", {name}_a[i]);" for name in outs)
+    return f"""#include <stdio.h>
+#include <math.h>
+static void kernel({decl}, int n) {{
+  for (int i = 0; i < n; i++) {{
+{loads}
+{body}
+{stores}
+  }}
+}}
+int main(void) {{
+{arrays}
+    kernel({", ".join(f"{name}_a" for name in ins + outs)}, {n});
+{prints}
+    return 0;
+}}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed to compile the kernel source")
+@pytest.mark.parametrize("adam", [True, False])
+def test_fused_update_source_compiles_and_matches_numpy(tmp_path, adam):
+    rng = np.random.default_rng(0)
+    n = 6
+    g, p, m, v = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n) * 0.1, rng.random(n) * 0.1
+    lr, b1, b2, eps, t = 0.01, 0.9, 0.999, 1e-8, 3.0
+    if adam:
+        source, params = gpu.ADAM_SOURCE, gpu.ADAM_PARAMS
+        inputs = dict(g=g, lr=np.full(n, lr), b1=np.full(n, b1), b2=np.full(n, b2), c1=np.full(n, 1 - b1**t),
+                      c2=np.full(n, 1 - b2**t), eps=np.full(n, eps), p=p, m=m, v=v)
+    else:
+        source, params = gpu.GD_SOURCE, gpu.GD_PARAMS
+        inputs = dict(g=g, lr=np.full(n, lr), p=p)
+    src = tmp_path / "kernel.c"
+    src.write_text(_c_program(source, params, n))
+    exe = tmp_path / "kernel"
+    subprocess.run(["gcc", "-O0", "-Wall", "-Werror", "-o", str(exe), str(src), "-lm"], check=True)
+    stdin = "\n".join(" ".join(repr(float(x)) for x in a) for a in inputs.values())
+    out = np.array(subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True).stdout.split(),
+                   dtype=float)
+    ref_p, ref_m, ref_v = update_numpy(p[None], g[None], m[None], v[None], np.array([[lr]]), np.array([[t]]),
+                                       adam, b1, b2, eps)
+    expected = np.concatenate([ref_p[0], ref_m[0], ref_v[0]]) if adam else ref_p[0]
+    np.testing.assert_allclose(out, expected, rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.skipif(gpu.cupy_available(), reason="a GPU is present")
+def test_cupy_backend_without_gpu_names_the_install_line():
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    with pytest.raises(linvae.MissingDependencyError, match=r'pip install "linvae\[cuda12\]"'):
+        linvae.fit(X, solver="adam", backend="cupy")
+    # the rest of the package keeps working
+    with pytest.warns(linvae.ConvergenceWarning):
+        assert linvae.fit(X, solver="adam", backend="numba", max_iter=10).n_iter == 10
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("solver", ["gd", "adam"])
+def test_cupy_training_reaches_closed_form(solver):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 4))
+    Y = X @ rng.normal(size=(4, 6)) * 0.5 + rng.normal(size=(200, 6)) * np.linspace(1.5, 0.2, 6)
+    betas = np.array([0.1, 0.7, 1.9, 4.1])
+    trained = linvae.sweep(X, Y, beta=betas, eta_dec=0.7, solver=solver, backend="cupy", max_iter=60000,
+                           latent_dim=5)
+    for t, b in zip(trained, betas):
+        closed = linvae.fit(X, Y, beta=b, eta_dec=0.7, latent_dim=5)
+        assert t.loss == pytest.approx(closed.loss, rel=1e-6)
+        np.testing.assert_allclose(np.sort(t.sigma), np.sort(closed.sigma), atol=1e-4)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cupy_kernel_matches_numpy_reference():
+    import cupy as cp
+
+    from linvae.kernels import cpu
+    from linvae.kernels.reference import run_reference
+
+    rng = np.random.default_rng(1)
+    dims = np.array([6, 3, 5, 2], np.int64)
+    _, P = cpu.cvae_layout(*dims)
+    B = 4
+    Z = rng.normal(size=(6, 5))
+    theta0 = 0.5 * rng.normal(size=(B, P))
+    hyper = np.column_stack([[0.5, 1, 2, 0.8], [1, 0.4, 2, 1.5], [1, 0.6, 1.7, 0.3]]).astype(float)
+    results = []
+    for on_gpu in (True, False):
+        xp = cp if on_gpu else np
+        arrays = [xp.asarray(a) for a in (Z, theta0.copy(), np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P)),
+                                          hyper, np.full(B, 1e-3))]
+        state = [xp.zeros(B, dtype=np.int64), xp.full(B, np.inf), xp.zeros(B), xp.zeros(B), xp.zeros(B, dtype=np.int64)]
+        args = (*arrays, dims, np.array([True]), True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 5, *state)
+        gpu.run_cvae(*args) if on_gpu else run_reference("cvae", *args)
+        results.append(cp.asnumpy(arrays[1]) if on_gpu else arrays[1])
+    np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
