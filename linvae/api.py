@@ -104,8 +104,9 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Adam (lr 1e-3 by default), shuffled minibatches, reparameterized samples; it reaches
         the optimum only up to the stochastic noise of the final iterates.
     backend : {"auto", "numba", "numpy", "cupy"}
-        Training backend: the Numba kernels (``"auto"``), the NumPy reference, or the CuPy
-        GPU kernels (``pip install "linvae[cuda12]"``; results come back as NumPy arrays).
+        Training backend: the Numba kernels, the NumPy reference, or the CuPy GPU kernels
+        (``pip install "linvae[cuda12]"``; results come back as NumPy arrays). ``"auto"`` picks
+        CuPy when ``X`` is a CuPy array (its moments are then computed on the GPU), else Numba.
     lr : float, optional
         Learning rate (default: 1e-2 for Adam, a curvature estimate for GD).
     max_iter : int
@@ -168,7 +169,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         if model == "mhvae" and not (isinstance(sigma1, str) and sigma1 == "learnable"):
             sigma1 = check_positive(sigma1, "sigma1")
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
-                                 init_scale, history_every, progress, epochs, batch_size)
+                                 init_scale, history_every, progress, epochs, batch_size,
+                                 hasattr(X, "__cuda_array_interface__"))
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
         grid.update(eta_enc=[eta_enc], eta_dec=[eta_dec])
         return _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)[0]
@@ -222,12 +224,14 @@ def _raw_data(X, Y, solver, model, center):
 
 
 def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                   history_every, progress, epochs=100, batch_size=128):
+                   history_every, progress, epochs=100, batch_size=128, device_input=False):
     from .train import TrainOptions
 
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     check_choice(backend, "backend", BACKENDS)
+    if backend == "auto" and device_input:
+        backend = "cupy"
     if backend == "cupy":
         if solver == "minibatch":
             raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
@@ -388,7 +392,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
                                sigma1=sigma1, sigma2=sigma2, rtol=rtol, **point))
         return SweepResult(model, cols, results)
     options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                             history_every, progress, epochs, batch_size)
+                             history_every, progress, epochs, batch_size, hasattr(X, "__cuda_array_interface__"))
     results = _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)
     cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
     return SweepResult(model, cols, results)

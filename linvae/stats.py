@@ -122,6 +122,42 @@ class MomentAccumulator:
         )
 
 
+def _on_device(a):
+    """True for CuPy (or other CUDA) arrays."""
+    return hasattr(a, "__cuda_array_interface__")
+
+
+def _device_chunk(X, Y=None):
+    """Means and centred scatter of CuPy arrays, computed on the GPU in float64 (host results)."""
+    from .kernels.gpu import get_cupy
+
+    cp = get_cupy()
+    out = MomentAccumulator()
+    arrays = [X] if Y is None else [X, Y]
+    checked = []
+    for name, a in zip(("X", "Y"), arrays):
+        a = cp.asarray(a)
+        if a.dtype.kind not in "biuf" or a.ndim != 2 or a.size == 0:
+            raise ValueError(f"{name} must be a non-empty 2-D real array, got dtype {a.dtype} and shape {a.shape}")
+        a = a.astype(cp.float64)
+        if not bool(cp.all(cp.isfinite(a))):
+            raise ValueError(f"{name} contains NaN or inf; all values must be finite")
+        checked.append(a)
+    if Y is not None and checked[0].shape[0] != checked[1].shape[0]:
+        raise ValueError(f"X and Y must have the same number of samples, got {checked[0].shape[0]} and {checked[1].shape[0]}")
+    Xd = checked[0]
+    out.n = Xd.shape[0]
+    out._has_y = Y is not None
+    mx = Xd.mean(axis=0)
+    Xc = Xd - mx
+    out._mean_x, out._cxx = mx.get(), (Xc.T @ Xc).get()
+    if Y is not None:
+        my = checked[1].mean(axis=0)
+        Yc = checked[1] - my
+        out._mean_y, out._cxy, out._cyy = my.get(), (Xc.T @ Yc).get(), (Yc.T @ Yc).get()
+    return out
+
+
 def _symmetrize(S):
     return 0.5 * (S + S.T)
 
@@ -175,7 +211,9 @@ class Moments:
             Process this many rows at a time (bounds temporary memory).
         """
         acc = MomentAccumulator()
-        if chunk_size is None:
+        if _on_device(X) or (Y is not None and _on_device(Y)):
+            acc.merge(_device_chunk(X, Y))
+        elif chunk_size is None:
             acc.add(X, Y)
         else:
             X = np.asarray(X)

@@ -119,3 +119,20 @@ def test_cupy_kernel_matches_numpy_reference():
         gpu.run_cvae(*args) if on_gpu else run_reference("cvae", *args)
         results.append(cp.asnumpy(arrays[1]) if on_gpu else arrays[1])
     np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_moments_of_device_arrays_equal_host_moments():
+    import cupy as cp
+
+    rng = np.random.default_rng(2)
+    X, Y = rng.normal(size=(300, 5)), rng.normal(size=(300, 3))
+    host = linvae.Moments.from_arrays(X, Y)
+    dev = linvae.Moments.from_arrays(cp.asarray(X), cp.asarray(Y))
+    np.testing.assert_allclose(dev.xx, host.xx, rtol=1e-12)
+    np.testing.assert_allclose(dev.xy, host.xy, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(dev.yy, host.yy, rtol=1e-12)
+    # backend="auto" trains on the GPU for device input and reaches the same optimum
+    res = linvae.fit(cp.asarray(X), cp.asarray(Y), solver="adam", max_iter=60000)
+    assert res.loss == pytest.approx(linvae.fit(X, Y).loss, rel=1e-6)
