@@ -11,6 +11,7 @@ LinearVAE, LinearCVAE, LinearMHVAE
                   scikit-learn style estimators
 Moments           sufficient statistics of the data
 """
+from . import metrics
 from ._deps import MissingDependencyError
 from ._version import __version__
 from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
@@ -36,4 +37,5 @@ __all__ = [
     "CVAEFit",
     "MHVAEFit",
     "MissingDependencyError",
+    "metrics",
 ]

@@ -113,7 +113,8 @@ def check_positive_grid(value, name):
         raise ValueError(f"{name} is empty; give at least one value")
     bad = ~np.isfinite(arr) | (arr <= 0)
     if np.any(bad):
-        raise ValueError(f"{name} must contain only finite values > 0, got {arr[bad][0]!r} in {_short(value)}")
+        raise ValueError(f"{name} must contain only finite values > 0, got {float(arr[bad][0])!r} in "
+                         f"{_short(arr.tolist())}")
     return arr
 
 
@@ -169,7 +170,8 @@ def check_sigma(value, name, size, allow_learnable=True):
         raise ValueError(f"{name} must be a scalar or have shape ({size},) (one value per latent dim), got shape {arr.shape}")
     bad = ~np.isfinite(arr) | (arr <= 0)
     if np.any(bad):
-        raise ValueError(f"{name} must contain only finite values > 0 (σ is a standard deviation), got {arr[bad][0]!r}")
+        raise ValueError(f"{name} must contain only finite values > 0 (σ is a standard deviation), got "
+                         f"{float(arr[bad][0])!r}")
     return arr
 
 

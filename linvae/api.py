@@ -28,6 +28,9 @@ def as_moments(X, Y=None, center=False):
     if isinstance(X, Moments):
         if Y is not None:
             raise ValueError("pass Y inside the Moments (Moments.from_arrays(X, Y)), not separately")
+        if center and not X.centered:
+            raise ValueError("center=True cannot centre precomputed Moments; build them with "
+                             "Moments.from_arrays(X, center=True)")
         return X
     return Moments.from_arrays(X, Y, center=center)
 

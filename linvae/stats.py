@@ -162,7 +162,7 @@ def _symmetrize(S):
     return 0.5 * (S + S.T)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Moments:
     """Second moments of the data, the sufficient statistics of every linear model.
 
@@ -217,9 +217,9 @@ class Moments:
             acc.add(X, Y)
         else:
             X = np.asarray(X)
-            step = int(chunk_size)
-            if step < 1:
-                raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}")
+            from ._validation import check_int
+
+            step = check_int(chunk_size, "chunk_size")
             Ya = None if Y is None else np.asarray(Y)
             if Ya is not None and Ya.shape[:1] != X.shape[:1]:
                 check_pair(X, Ya)  # raises the standard message
@@ -343,7 +343,7 @@ def vae_spectrum(moments, rtol=None):
     -----
     SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``.
     """
-    key = ("vae", rtol)
+    key = ("vae", _config.RANK_RTOL if rtol is None else float(rtol))
     if key not in moments._cache:
         phi, P = range_eigh(moments.xx, rtol)
         moments._cache[key] = (np.sqrt(phi), P)
@@ -374,7 +374,7 @@ def cvae_residual(moments, rtol=None):
     """
     if not moments.has_y:
         raise ValueError("the CVAE needs Y: these moments were computed without Y")
-    key = ("cvae", rtol)
+    key = ("cvae", _config.RANK_RTOL if rtol is None else float(rtol))
     if key not in moments._cache:
         phi, P = range_eigh(moments.xx, rtol)
         B = (P.T @ moments.xy) / np.sqrt(phi)[:, None]

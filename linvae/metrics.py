@@ -1,0 +1,445 @@
+"""Collapse diagnostics (SPEC §4): per-dim KL, (ε, δ)-collapse, active units, log-likelihood.
+
+Every function takes plain arrays (NumPy, or anything ``numpy.asarray`` understands; torch
+tensors are detached and moved to the CPU) and returns NumPy, so the same metrics serve the
+linear fits of this package and any torch model whose forward pass exposes ``mu`` and ``std``
+(or ``logvar``).
+
+References
+----------
+Lucas, Tucker, Grosse & Norouzi (2019), *Don't Blame the ELBO! A Linear VAE Perspective on
+Posterior Collapse* — (ε, δ)-collapse.  Burda, Grosse & Salakhutdinov (2016), *Importance
+Weighted Autoencoders* — active units and importance-sampled log-likelihood.
+"""
+import logging
+import math
+
+import numpy as np
+
+from ._deps import import_optional
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "kl_per_dim",
+    "epsilon_delta_collapse",
+    "collapse_curve",
+    "active_units_variance",
+    "active_units_kl",
+    "log_likelihood_is",
+    "exact_log_likelihood",
+    "kl_per_example",
+    "logmeanexp",
+    "plot_collapse_curve",
+]
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _np(a, name):
+    """A float64 NumPy array from an array or tensor."""
+    if a is None:
+        return None
+    if hasattr(a, "detach"):
+        a = a.detach().cpu().numpy()
+    elif hasattr(a, "get") and hasattr(a, "__cuda_array_interface__"):
+        a = a.get()
+    arr = np.asarray(a)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr.astype(np.float64, copy=False)
+
+
+def _check_2d(a, name):
+    if a.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (n_samples, latent_dim), got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} is empty (shape {a.shape})")
+    return a
+
+
+def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
+    """KL of ``N(μ, σ²)`` to the prior ``N(0, η²)`` for every example and latent dim (nats).
+
+    Parameters
+    ----------
+    mu : array_like (n_samples, latent_dim)
+        Encoder means.
+    logvar : array_like, optional
+        Encoder log-variances ``log σ²`` (broadcast against ``mu``). Give this or ``std``.
+    std : array_like, optional
+        Encoder standard deviations σ (broadcast against ``mu``, e.g. a (latent_dim,) vector).
+    prior_std : float or array_like
+        η_enc, the prior standard deviation.
+
+    Returns
+    -------
+    ndarray (n_samples, latent_dim)
+        Never summed over dims.
+
+    Notes
+    -----
+    SPEC §1: ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
+    ``½[μ²/η² + expm1(ℓ) − ℓ]`` with ``ℓ = log σ² − log η²`` so that dims close to the prior
+    (ℓ ≈ 0, the collapsed ones) keep full relative precision and σ from 1e-150 to 1e150 stay
+    finite.
+    """
+    mu = _check_2d(_np(mu, "mu"), "mu")
+    if (logvar is None) == (std is None):
+        raise ValueError("give exactly one of logvar and std")
+    prior_std = _np(prior_std, "prior_std")
+    if np.any(~np.isfinite(prior_std)) or np.any(prior_std <= 0):
+        raise ValueError(f"prior_std must be finite and > 0, got {prior_std!r}")
+    if std is not None:
+        std = _np(std, "std")
+        if np.any(~(std > 0)) or np.any(~np.isfinite(std)):
+            raise ValueError("std must contain only finite values > 0 (σ is a standard deviation)")
+        logvar = 2.0 * np.log(std)
+    else:
+        logvar = _np(logvar, "logvar")
+        if np.any(~np.isfinite(logvar)):
+            raise ValueError("logvar contains NaN or inf")
+    try:
+        np.broadcast_shapes(np.shape(logvar), mu.shape)
+    except ValueError:
+        raise ValueError(f"the variances (shape {np.shape(logvar)}) do not broadcast against mu "
+                         f"(shape {mu.shape})") from None
+    ell = logvar - 2.0 * np.log(prior_std)
+    with np.errstate(over="ignore"):
+        return 0.5 * ((mu / prior_std) ** 2 + np.expm1(ell) - ell)
+
+
+def _check_kl(kl):
+    kl = _check_2d(_np(kl, "kl"), "kl")
+    if np.any(np.isnan(kl)):
+        raise ValueError("kl contains NaN")
+    return kl
+
+
+def _check_delta(delta):
+    delta = float(delta)
+    if not (0.0 <= delta < 1.0):
+        raise ValueError(f"delta must be in [0, 1), got {delta!r}")
+    return delta
+
+
+def epsilon_delta_collapse(kl, eps, delta=0.05):
+    """Which latent dims are (ε, δ)-collapsed.
+
+    Parameters
+    ----------
+    kl : array_like (n_samples, latent_dim)
+        Per-example, per-dim KL (e.g. from :func:`kl_per_dim`).
+    eps : float
+        ε > 0.
+    delta : float
+        δ in [0, 1).
+
+    Returns
+    -------
+    ndarray of bool (latent_dim,)
+        Dim i is collapsed when ``P_x[KL_i(x) < ε] ≥ 1 − δ``.
+
+    Notes
+    -----
+    SPEC §4 (Lucas et al. 2019); the paper uses δ = 0.05 (Figs 2–3) and 0.01 (Fig 5).
+    """
+    return collapse_curve(kl, [eps], delta, per_dim=True)[0]
+
+
+def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
+    """Number of (ε, δ)-collapsed dims for every ε of a grid (the paper's collapse plots).
+
+    Parameters
+    ----------
+    kl : array_like (n_samples, latent_dim)
+    eps_grid : array_like (n_eps,)
+        ε values > 0 (a log-spaced grid in the paper).
+    delta : float
+    per_dim : bool
+        Return the (n_eps, latent_dim) boolean masks instead of counts.
+
+    Returns
+    -------
+    ndarray of int (n_eps,) or bool (n_eps, latent_dim)
+    """
+    kl = _check_kl(kl)
+    eps_grid = np.atleast_1d(_np(eps_grid, "eps_grid"))
+    if eps_grid.ndim != 1 or np.any(~np.isfinite(eps_grid)) or np.any(eps_grid <= 0):
+        raise ValueError(f"eps must be finite values > 0, got {eps_grid!r}")
+    delta = _check_delta(delta)
+    n = kl.shape[0]
+    ordered = np.sort(kl, axis=0)
+    # number of examples with KL < ε, per dim and ε (vectorized with searchsorted per column)
+    below = np.stack([np.searchsorted(ordered[:, j], eps_grid, side="left") for j in range(kl.shape[1])], axis=1)
+    masks = below >= (1.0 - delta) * n - 1e-9 * n
+    return masks if per_dim else masks.sum(axis=1)
+
+
+def active_units_variance(mu, threshold=0.01, return_variances=False):
+    """Active units of Burda et al. (2016): dims whose encoder mean varies across the data.
+
+    ``A_i = Cov_x(E_q[z_i]) > threshold``, counted in units.
+
+    Parameters
+    ----------
+    mu : array_like (n_samples, latent_dim)
+        Encoder means ``E_q[z | x]`` of a data set.
+    threshold : float
+    return_variances : bool
+        Also return the per-dim variances.
+
+    Returns
+    -------
+    int, or (int, ndarray)
+    """
+    mu = _check_2d(_np(mu, "mu"), "mu")
+    if mu.shape[0] < 2:
+        raise ValueError("mu needs at least 2 samples to estimate a variance")
+    var = np.var(mu, axis=0, ddof=1)
+    count = int(np.sum(var > float(threshold)))
+    return (count, var) if return_variances else count
+
+
+def active_units_kl(kl, threshold=0.01):
+    """The authors' scripts' "AU": fraction of (example, dim) pairs with ``KL_i(x) ≥ threshold``.
+
+    This is not Burda et al.'s active-unit count (see :func:`active_units_variance`); it is a
+    fraction in [0, 1] (SPEC §7.5).
+    """
+    kl = _check_kl(kl)
+    return float(np.mean(kl >= float(threshold)))
+
+
+def logmeanexp(a, axis=None):
+    """``log(mean(exp(a)))`` computed stably."""
+    a = np.asarray(a, dtype=np.float64)
+    m = np.max(a, axis=axis, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)
+    out = np.log(np.mean(np.exp(a - m), axis=axis, keepdims=True)) + m
+    return np.squeeze(out, axis=axis) if axis is not None else out.item()
+
+
+def _log_normal(x, mean, var):
+    """Row-wise log N(x; mean, diag(var)) summed over the last axis."""
+    return -0.5 * (np.sum((x - mean) ** 2 / var + np.log(var), axis=-1) + x.shape[-1] * _LOG_2PI)
+
+
+# ------------------------------------------------------------------------------- linear fits
+
+def _linear_kind(result):
+    kind = getattr(result, "model", None)
+    if kind not in ("vae", "cvae", "mhvae"):
+        raise TypeError(f"expected a linear fit result (VAEFit, CVAEFit, MHVAEFit), got {type(result).__name__}")
+    return kind
+
+
+def _check_xy(result, X, Y):
+    from ._validation import check_data, check_pair
+
+    kind = _linear_kind(result)
+    if kind == "cvae":
+        if Y is None:
+            raise ValueError("a CVAE fit needs Y (the target) as well as X")
+        X, Y = check_pair(X, Y)
+        expect = (result.W1.shape[1], result.W2.shape[1])
+        if (X.shape[1], Y.shape[1]) != expect:
+            raise ValueError(f"X and Y must have {expect} features, got {X.shape[1]} and {Y.shape[1]}")
+        return X, Y
+    if Y is not None:
+        raise ValueError(f"a {kind.upper()} fit takes no Y")
+    X = check_data(X)
+    d = result.U.shape[0] if kind == "vae" else result.U1.shape[0]
+    if X.shape[1] != d:
+        raise ValueError(f"X must have {d} features, got {X.shape[1]}")
+    return X, None
+
+
+def kl_per_example(result, X, Y=None):
+    """Closed-form per-example, per-dim KL of a linear fit (no sampling).
+
+    VAE: ``KL(q(z|x) ‖ p(z))``; CVAE: ``KL(q(z|x, y) ‖ p(z))``; MHVAE: the top latent,
+    ``E_{q(z₁|x)} KL(q(z₂|z₁) ‖ p(z₂))``.
+
+    Returns
+    -------
+    ndarray (n_samples, latent_dim)
+    """
+    X, Y = _check_xy(result, X, Y)
+    kind = result.model
+    if kind == "vae":
+        mu, std = result.encode(X)
+    elif kind == "cvae":
+        mu, std = result.encode(X, Y)
+    else:
+        mu1 = result.encode(X)[0]
+        mu = mu1 @ result.W2.T
+        spread = np.sum(result.W2**2 * result.sigma1**2, axis=1)       # (W₂Σ₁W₂ᵀ)_ii
+        kl = kl_per_dim(mu, std=result.sigma2, prior_std=result.eta_enc)
+        return kl + 0.5 * spread / result.eta_enc**2
+    return kl_per_dim(mu, std=std, prior_std=result.eta_enc)
+
+
+def _marginal_cov(result):
+    """Covariance of the Gaussian marginal (of x, or of y given x for the CVAE)."""
+    ee2, ed2 = result.eta_enc**2, result.eta_dec**2
+    if result.model == "vae":
+        U = result.U
+        return ee2 * U @ U.T + ed2 * np.eye(U.shape[0])
+    if result.model == "cvae":
+        U = result.U1
+        return ee2 * U @ U.T + ed2 * np.eye(U.shape[0])
+    U1, U2 = result.U1, result.U2
+    cov1 = ee2 * U2 @ U2.T + ed2 * np.eye(U2.shape[0])
+    return U1 @ cov1 @ U1.T + ed2 * np.eye(U1.shape[0])
+
+
+def exact_log_likelihood(result, X, Y=None):
+    """Exact per-example marginal log-likelihood of a linear Gaussian fit (nats).
+
+    ``log p(x)`` for the VAE and MHVAE, ``log p(y|x)`` for the CVAE. The oracle for
+    :func:`log_likelihood_is`.
+
+    Notes
+    -----
+    Linear VAE: ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``; CVAE: ``y|x ~ N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)``;
+    MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)`` (SPEC §4).
+    """
+    X, Y = _check_xy(result, X, Y)
+    cov = _marginal_cov(result)
+    if result.model == "cvae":
+        target = Y - result.decode(np.zeros((len(X), result.U1.shape[1])), X)
+    else:
+        target = X - result.mean
+    L = np.linalg.cholesky(cov)
+    sol = np.linalg.solve(L, target.T)
+    logdet = 2 * np.sum(np.log(np.diag(L)))
+    return -0.5 * (np.sum(sol**2, axis=0) + logdet + cov.shape[0] * _LOG_2PI)
+
+
+def _linear_log_weights(result, X, Y, rng, n_samples):
+    """Log importance weights (n_samples, n) of a linear fit with its encoder as proposal."""
+    ee2, ed2 = result.eta_enc**2, result.eta_dec**2
+    n = X.shape[0]
+    if result.model in ("vae", "cvae"):
+        mu, std = result.encode(X) if result.model == "vae" else result.encode(X, Y)
+        z = mu[None] + std * rng.standard_normal((n_samples, n, mu.shape[1]))
+        if result.model == "vae":
+            mean, target = result.decode(z), X
+        else:
+            mean, target = result.decode(z.reshape(-1, z.shape[-1]), np.tile(X, (n_samples, 1))).reshape(
+                n_samples, n, -1), Y
+        return (_log_normal(target, mean, ed2) + _log_normal(z, 0.0, ee2) - _log_normal(z, mu, std**2))
+    mu1, s1 = result.encode(X)
+    z1 = mu1[None] + s1 * rng.standard_normal((n_samples, n, mu1.shape[1]))
+    mu2, s2 = result.encode_z2(z1)
+    z2 = mu2 + s2 * rng.standard_normal(mu2.shape)
+    return (_log_normal(X, result.decode(z1), ed2) + _log_normal(z1, z2 @ result.U2.T, ed2)
+            + _log_normal(z2, 0.0, ee2) - _log_normal(z1, mu1, s1**2) - _log_normal(z2, mu2, s2**2))
+
+
+def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed=0, progress=False,
+                      log_weights=None):
+    """Importance-sampled marginal log-likelihood per example, the encoder as proposal.
+
+    ``log p(x) ≈ logmeanexp_s [log p(x|z_s) + log p(z_s) − log q(z_s|x)]``, ``z_s ~ q(z|x)``
+    (``log p(y|x)`` for conditional models).  Samples are drawn in batches of ``batch_size``
+    and combined with a streaming log-sum-exp, so memory is bounded independently of
+    ``n_samples``.
+
+    Parameters
+    ----------
+    model : VAEFit, CVAEFit, MHVAEFit, or a model with a ``log_weights`` adapter
+        Linear fits are handled here; for other models pass ``log_weights``.
+    X, Y : array_like
+    n_samples : int
+        S (the paper: 1,000–10,000).
+    batch_size : int, optional
+        Samples per batch (default: as many as fit in ~64 MB of weights).
+    seed : int
+        Seed of ``numpy.random.default_rng``.
+    progress : bool
+        Show a progress bar (tqdm).
+    log_weights : callable, optional
+        ``log_weights(rng, s) -> array (s, n)`` of log importance weights for ``s`` samples;
+        overrides the linear-fit computation (the torch backend supplies one).
+
+    Returns
+    -------
+    ndarray (n,)
+        Per-example estimates in nats (average them for the paper's tables).
+
+    Notes
+    -----
+    SPEC §4; for linear fits :func:`exact_log_likelihood` is the exact value.
+    """
+    from ._validation import check_int
+
+    n_samples = check_int(n_samples, "n_samples")
+    rng = np.random.default_rng(seed)
+    if log_weights is None:
+        X, Y = _check_xy(model, X, Y)
+        n = X.shape[0]
+
+        def log_weights(rng, s):
+            return _linear_log_weights(model, X, Y, rng, s)
+    else:
+        n = len(X)
+    if batch_size is None:
+        batch_size = max(1, min(n_samples, (8 * 1024 * 1024) // max(1, n)))
+    batch_size = check_int(batch_size, "batch_size")
+    bar = None
+    if progress:
+        bar = import_optional("tqdm.auto").tqdm(total=n_samples, desc="IS log-likelihood", unit="sample")
+    running_max = np.full(n, -np.inf)
+    running_sum = np.zeros(n)
+    done = 0
+    try:
+        while done < n_samples:
+            s = min(batch_size, n_samples - done)
+            lw = np.asarray(log_weights(rng, s), dtype=np.float64)
+            if lw.shape != (s, n):
+                raise ValueError(f"log_weights returned shape {lw.shape}, expected {(s, n)}")
+            if np.any(np.isnan(lw)) or np.any(lw == np.inf):
+                raise FloatingPointError("non-finite log importance weights (NaN or +inf)")
+            m = np.maximum(running_max, lw.max(axis=0))
+            safe = np.where(np.isfinite(m), m, 0.0)
+            running_sum = running_sum * np.exp(running_max - safe) + np.sum(np.exp(lw - safe), axis=0)
+            running_max = m
+            done += s
+            if bar is not None:
+                bar.update(s)
+    finally:
+        if bar is not None:
+            bar.close()
+    return np.log(running_sum / n_samples) + running_max
+
+
+def plot_collapse_curve(eps_grid, counts, ax=None, label=None, theory=None, **kwargs):
+    """Plot the number of (ε, δ)-collapsed dims against ε on a log axis (the paper's style).
+
+    Parameters
+    ----------
+    eps_grid, counts : array_like
+        From :func:`collapse_curve`.
+    ax : matplotlib Axes, optional
+    label : str, optional
+    theory : int, optional
+        A predicted collapsed count, drawn as a dashed line.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    plt = import_optional("matplotlib.pyplot")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3.2))
+    ax.step(np.asarray(eps_grid), np.asarray(counts), where="post", label=label, **kwargs)
+    if theory is not None:
+        ax.axhline(theory, ls="--", color="0.4", lw=1, label="theory")
+    ax.set_xscale("log")
+    ax.set_xlabel("ε")
+    ax.set_ylabel("collapsed latent dims")
+    if label is not None or theory is not None:
+        ax.legend(frameon=False)
+    return ax
