@@ -30,6 +30,7 @@ __all__ = [
     "exact_log_likelihood",
     "kl_per_example",
     "logmeanexp",
+    "gaussian_kl_terms",
     "plot_collapse_curve",
 ]
 
@@ -104,9 +105,15 @@ def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
     except ValueError:
         raise ValueError(f"the variances (shape {np.shape(logvar)}) do not broadcast against mu "
                          f"(shape {mu.shape})") from None
-    ell = logvar - 2.0 * np.log(prior_std)
     with np.errstate(over="ignore"):
-        return 0.5 * ((mu / prior_std) ** 2 + np.expm1(ell) - ell)
+        return gaussian_kl_terms(mu, logvar, 2.0 * np.log(prior_std), np)
+
+
+def gaussian_kl_terms(mu, logvar, log_prior_var, xp=np):
+    """``½[μ²/η² + expm1(ℓ) − ℓ]``, ``ℓ = log σ² − log η²``: the KL formula shared by the NumPy
+    metrics and the torch models (``xp`` is ``numpy`` or ``torch``)."""
+    ell = logvar - log_prior_var
+    return 0.5 * (mu * mu / xp.exp(log_prior_var) + xp.expm1(ell) - ell)
 
 
 def _check_kl(kl):

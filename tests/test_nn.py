@@ -1,0 +1,197 @@
+"""Torch backend: shapes and gradients of every architecture, the linear bridge to the closed
+form, importance sampling, checkpoint/resume, divergence and missing-dependency errors."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import linvae  # noqa: E402
+from linvae import metrics, objectives  # noqa: E402
+from linvae import nn as lnn  # noqa: E402
+from linvae.exceptions import TrainingDivergedError  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _float64():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
+def _grads_finite(model, out):
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert grads and all(g is not None and torch.all(torch.isfinite(g)) for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "resnet18", "linear"])
+@pytest.mark.parametrize("sigma", ["learnable", "global", 0.7])
+def test_vae_shapes_and_gradients(arch, sigma):
+    torch.manual_seed(0)
+    model = lnn.VAE(784, 5, arch=arch, hidden=16, sigma=sigma, beta=2.0, eta_enc=0.8, eta_dec=0.5)
+    x = torch.rand(3, 784)
+    out = model(x)
+    assert out["kl_per_dim"].shape == (3, 5) and out["mu"].shape == (3, 5) and out["std"].shape == (3, 5)
+    assert out["recon"].shape == (3,) and out["loss"].shape == ()
+    # the KL of the forward pass is the metrics module's KL of its (μ, σ)
+    np.testing.assert_allclose(out["kl_per_dim"].detach().numpy(),
+                               metrics.kl_per_dim(out["mu"], std=out["std"], prior_std=0.8), rtol=1e-10)
+    if sigma == 0.7:
+        assert torch.allclose(out["std"], torch.full((3, 5), 0.7))
+    np.testing.assert_allclose(out["loss"].item(), (out["recon"] + 2.0 * out["kl"]).mean().item(), rtol=1e-12)
+    _grads_finite(model, out)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "linear"])
+def test_cvae_shapes_and_gradients(arch):
+    torch.manual_seed(1)
+    model = lnn.CVAE(196, 588, 4, arch=arch, hidden=16, beta=0.5, kl_scale=0.5)
+    x, y = torch.rand(2, 196), torch.rand(2, 588)
+    out = model(x, y)
+    assert out["kl_per_dim"].shape == (2, 4)
+    np.testing.assert_allclose(out["loss"].item(), (out["recon"] + 0.25 * out["kl"]).mean().item(), rtol=1e-12)
+    _grads_finite(model, out)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn", "linear"])
+def test_mhvae_shapes_and_gradients(arch):
+    torch.manual_seed(2)
+    model = lnn.MHVAE(784, (6, 4), arch=arch, hidden=16, hidden2=8, beta1=2.0, beta2=0.5)
+    out = model(torch.rand(3, 784))
+    assert out["kl_per_dim"].shape == (3, 4) and out["kl1_per_dim"].shape == (3, 6)
+    assert torch.allclose(out["std1"], torch.full((3, 6), 0.5))      # σ₁ fixed at the paper's 0.5
+    _grads_finite(model, out)
+
+
+def test_mlp_gradient_matches_finite_differences():
+    torch.manual_seed(3)
+    model = lnn.VAE(5, 2, hidden=4, beta=1.3, eta_enc=0.9, eta_dec=0.6)
+    x = torch.randn(4, 5)
+
+    def loss():
+        torch.manual_seed(42)                  # same reparameterization noise every call
+        return model(x)["loss"]
+
+    model.zero_grad()
+    loss().backward()
+    for p in list(model.parameters())[:2]:
+        flat = p.data.view(-1)
+        for i in range(0, flat.numel(), max(1, flat.numel() // 5)):
+            old = flat[i].item()
+            flat[i] = old + 1e-6
+            up = loss().item()
+            flat[i] = old - 1e-6
+            down = loss().item()
+            flat[i] = old
+            assert (up - down) / 2e-6 == pytest.approx(p.grad.view(-1)[i].item(), rel=1e-5, abs=1e-8)
+
+
+def test_linear_torch_vae_reaches_closed_form():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(2000, 6)) * [3, 2, 1, 0.5, 0.3, 0.1]
+    kw = dict(beta=1.0, eta_enc=0.7, eta_dec=0.9)
+    closed = linvae.fit(X, latent_dim=4, **kw)
+    model = lnn.LinearTorchVAE(6, 4, **kw)
+    lnn.Trainer(model, lr=3e-2, epochs=300, schedule="cosine", seed=0).fit(X)
+    W, U, sigma = model.matrices()
+    loss = objectives.vae_loss(X.T @ X / len(X), W, U, sigma, **kw)
+    assert loss == pytest.approx(closed.loss, rel=1e-3)
+    np.testing.assert_allclose(np.sort(sigma), np.sort(closed.sigma), atol=5e-3)
+
+
+def test_torch_is_log_likelihood_matches_gaussian_marginal():
+    torch.manual_seed(4)
+    model = lnn.LinearTorchVAE(4, 2, eta_enc=1.2, eta_dec=0.8)
+    X = np.random.default_rng(1).normal(size=(30, 4))
+    W, U, sigma = model.matrices()
+    cov = 1.2**2 * U @ U.T + 0.64 * np.eye(4)
+    from scipy.stats import multivariate_normal
+
+    exact = multivariate_normal(np.zeros(4), cov).logpdf(X)
+    est = model.log_likelihood(X, n_samples=2000, seed=0, batch_size=300)
+    assert np.abs(est - exact).mean() < 0.05
+
+
+def _run(tmp_path, name, epochs, resume=False, crash_at=None):
+    X = np.random.default_rng(5).random((300, 20))
+    torch.manual_seed(123)
+    model = lnn.VAE(20, 3, hidden=8)
+    if crash_at is not None:
+        original = model.forward
+        calls = {"n": 0}
+
+        def crashing(x, y=None):
+            calls["n"] += 1
+            if calls["n"] > crash_at:
+                raise KeyboardInterrupt("simulated kill")
+            return original(x, y)
+
+        model.forward = crashing
+    trainer = lnn.Trainer(model, lr=1e-3, epochs=epochs, batch_size=64, seed=7, run_dir=tmp_path / name,
+                          resume=resume)
+    trainer.fit(X)
+    return model, trainer
+
+
+def test_resume_after_kill_reproduces_uninterrupted_run(tmp_path):
+    full, _ = _run(tmp_path, "full", 5)
+    with pytest.raises(KeyboardInterrupt):
+        _run(tmp_path, "killed", 5, crash_at=5 * 2 + 3)       # dies in epoch 3 (5 batches/epoch)
+    assert os.path.exists(tmp_path / "killed" / "checkpoint.pt")
+    resumed, trainer = _run(tmp_path, "killed", 5, resume=True)
+    for a, b in zip(full.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    assert trainer.history["epoch"] == [1, 2, 3, 4, 5]
+
+
+def test_run_dir_is_not_overwritten(tmp_path):
+    _run(tmp_path, "run", 1)
+    with pytest.raises(FileExistsError, match="resume=True"):
+        _run(tmp_path, "run", 1)
+
+
+def test_eval_hook_records_per_dim_kl():
+    X = np.random.default_rng(6).random((200, 10))
+    model = lnn.VAE(10, 3, hidden=8)
+    trainer = lnn.Trainer(model, epochs=2, eval_data=(X[:50],))
+    hist = trainer.fit(X[50:])
+    assert len(hist["eval_kl_per_dim"]) == 2 and len(hist["eval_kl_per_dim"][0]) == 3
+    kl = trainer.evaluate_kl(X[:50])
+    np.testing.assert_allclose(hist["eval_kl_per_dim"][-1], kl.mean(axis=0), rtol=1e-10)
+
+
+def test_divergence_names_epoch_and_batch():
+    torch.set_default_dtype(torch.float32)
+    model = lnn.LinearTorchVAE(5, 2)
+    X = np.random.default_rng(7).normal(size=(64, 5)) * 1e3
+    with pytest.raises(TrainingDivergedError, match=r"epoch \d+, batch \d+"):
+        lnn.Trainer(model, lr=1e25, epochs=5, batch_size=16).fit(X)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="arch"):
+        lnn.VAE(784, 4, arch="transformer")
+    with pytest.raises(ValueError, match="beta"):
+        lnn.VAE(10, 2, beta=0)
+    with pytest.raises(ValueError, match="sigma"):
+        lnn.VAE(10, 2, sigma=-1.0)
+    with pytest.raises(ValueError, match="784"):
+        lnn.VAE(10, 2, arch="cnn")
+    with pytest.raises(ValueError, match="x_dim=196"):
+        lnn.CVAE(10, 20, 2, arch="cnn")
+    with pytest.raises(ValueError, match="NaN"):
+        lnn.Trainer(lnn.VAE(3, 1, hidden=4), epochs=1).fit(np.full((4, 3), np.nan))
+
+
+def test_missing_torch_names_the_install_line():
+    code = "import sys; sys.modules['torch'] = None; import linvae; import linvae.nn"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(linvae.__file__))})
+    assert proc.returncode != 0
+    assert 'pip install "linvae[torch]"' in proc.stderr
