@@ -1,0 +1,162 @@
+"""Scripted reproduction of the paper's figures and tables (SPEC §5).
+
+Each experiment module has ``run(out_dir, *, quick=False, seed=0, backend="auto", data=None)``
+and returns an :class:`~linvae.experiments._common.Output`; :func:`run_experiment` writes
+``<out>/<id>/{figure.png, *.csv, meta.json}`` atomically (a temporary directory renamed into
+place), never over existing results unless ``overwrite=True``; :func:`run_all` skips the
+experiments that already have results, so an interrupted ``all`` resumes; :func:`write_report`
+collects every claim into ``REPORT.md``.
+"""
+import importlib
+import json
+import logging
+import os
+import tempfile
+
+from ._common import NOT_RUN, commit_directory, save_output, timer, versions
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REGISTRY", "Experiment", "run_experiment", "run_all", "write_report", "list_experiments"]
+
+#: id -> (module, function, title, kind); kind "linear" runs in seconds, "torch" trains networks.
+REGISTRY = {
+    "fig1": ("fig1", "compute", "Graphical models of the VAE, CVAE and two-latent MHVAE", "plot"),
+    "fig2a": ("fig2a", "compute", "Linear VAE (ε,δ)-collapse: learnable vs fixed Σ (MNIST, d₁ = 5)", "linear"),
+    "fig2b": ("nonlinear", "fig2b", "ReLU CVAE (ε,δ)-collapse vs β and η_dec", "torch"),
+    "fig2c": ("nonlinear", "fig2c", "ReLU MHVAE (ε,δ)-collapse vs β₁, β₂ and η_dec", "torch"),
+    "fig3a": ("nonlinear", "fig3a", "CVAE on single digits {1, 9, 7}: linear, ReLU and CNN", "torch"),
+    "fig3b": ("nonlinear", "fig3b", "ReLU MHVAE samples over (β₁, β₂) (Figs 3b and 4)", "torch"),
+    "fig5": ("nonlinear", "fig5", "ResNet-18 VAE (ε,δ)-collapse: learnable vs Σ = I", "torch"),
+    "app_cvae_beta": ("app_linear", "cvae_beta", "Linear CVAE: active latent dims vs β (theory and training)", "linear"),
+    "app_mhvae_beta2": ("app_linear", "mhvae_beta2", "Linear MHVAE: active z₂ dims vs β₂ (theory and training)",
+                        "linear"),
+    "app_verify": ("app_linear", "verify", "Thm 2/3/5 verification: trained vs theoretical ω, λ, σ", "linear"),
+    "app_cnn_mhvae": ("nonlinear", "cnn_mhvae", "CNN MHVAE samples over (β₁, β₂)", "torch"),
+    "app_recon": ("nonlinear", "recon", "CVAE reconstructions of the three masked quarters", "torch"),
+    "table1": ("app_linear", "table1", "Table 1: the levers against collapse, each backed by a computed example",
+               "linear"),
+    "table2": ("app_linear", "table2", "Table 2: linear VAE learnable vs fixed Σ — LL, KL, AU", "linear"),
+    "table3": ("nonlinear", "table3", "Table 3: ReLU CVAE over β and η_dec — LL, KL, AU", "torch"),
+    "table4": ("nonlinear", "table4", "Table 4: synthetic x–y correlation — KL, AU", "torch"),
+    "table5": ("nonlinear", "table5", "Table 5: ReLU MHVAE over β₁, β₂, η_dec — LL, KL, AU", "torch"),
+}
+
+
+class Experiment:
+    """One figure or table: ``Experiment(id).run(out_dir, quick=..., seed=..., backend=..., data=...)``."""
+
+    def __init__(self, exp_id):
+        if exp_id not in REGISTRY:
+            raise ValueError(f"unknown experiment {exp_id!r}; choose from {list(REGISTRY)}")
+        self.id = exp_id
+        self.title = REGISTRY[exp_id][2]
+        self.kind = REGISTRY[exp_id][3]
+
+    def compute(self, *, quick=False, seed=0, backend="auto", data=None):
+        """Run the experiment and return its :class:`~linvae.experiments._common.Output` (nothing written)."""
+        module, func, _, _ = REGISTRY[self.id]
+        fn = getattr(importlib.import_module(f".{module}", __name__), func)
+        return fn(quick=quick, seed=seed, backend=backend, data=data)
+
+    def run(self, out_dir="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False):
+        """Run and write ``<out_dir>/<id>/``; see :func:`run_experiment`."""
+        return run_experiment(self.id, out_dir, quick=quick, seed=seed, backend=backend, data=data,
+                              overwrite=overwrite)
+
+    def __repr__(self):
+        return f"Experiment({self.id!r}: {self.title})"
+
+
+def list_experiments():
+    """``[(id, title), ...]`` in run order."""
+    return [(k, v[2]) for k, v in REGISTRY.items()]
+
+
+def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False):
+    """Run one experiment and write its outputs to ``<out>/<exp_id>``.
+
+    Returns
+    -------
+    str
+        The directory written.
+    """
+    final = os.path.join(out, exp_id)
+    if os.path.exists(final) and not overwrite:
+        raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
+    experiment = Experiment(exp_id)
+    os.makedirs(out, exist_ok=True)
+    elapsed = timer()
+    output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
+    tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
+    meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "seed": seed, "backend": backend,
+            "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
+            "wall_time_s": round(elapsed(), 3), "versions": versions()}
+    save_output(output, tmp, meta)
+    commit_directory(tmp, final, overwrite)
+    logger.info("%s done in %.1f s -> %s", exp_id, meta["wall_time_s"], final)
+    return final
+
+
+def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False, ids=None,
+            progress=False):
+    """Run every experiment whose results are missing (all of them with ``overwrite``).
+
+    Returns
+    -------
+    list of str
+        The ids that were run (the others already had results).
+    """
+    ran = []
+    todo = list(ids or REGISTRY)
+    bar = None
+    if progress:
+        from .._deps import import_optional
+
+        bar = import_optional("tqdm.auto").tqdm(total=len(todo), desc="reproduce", unit="exp")
+    for exp_id in todo:
+        done = os.path.exists(os.path.join(out, exp_id, "meta.json"))
+        if not done or overwrite:
+            run_experiment(exp_id, out, quick=quick, seed=seed, backend=backend, data=data, overwrite=overwrite)
+            ran.append(exp_id)
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return ran
+
+
+def write_report(out="results"):
+    """Write ``<out>/REPORT.md``: every claim, the theory's prediction, the measurement, a verdict."""
+    lines = ["# linvae reproduction report", "",
+             "Claims of Dang et al. (ICLR 2024) against this package's measurements. Each row: the claim, "
+             "what the linear theory predicts for this data, what was measured, and the verdict. "
+             "Regenerate with `linvae reproduce report`.", ""]
+    rows = []
+    summary = {"confirmed": 0, "not confirmed": 0, NOT_RUN: 0}
+    for exp_id, (_, _, title, _) in REGISTRY.items():
+        path = os.path.join(out, exp_id, "meta.json")
+        if not os.path.exists(path):
+            rows.append(f"| [{exp_id}] {title} | — | — | — | {NOT_RUN} |")
+            summary[NOT_RUN] += 1
+            continue
+        with open(path) as f:
+            meta = json.load(f)
+        fig = f"[{exp_id}]({exp_id}/figure.png)" if os.path.exists(os.path.join(out, exp_id, "figure.png")) else exp_id
+        mode = "quick" if meta.get("quick") else "full"
+        for c in meta["claims"] or [{"claim": title, "prediction": "—", "measured": "—", "verdict": "n/a"}]:
+            note = f" {c['note']}" if c.get("note") else ""
+            rows.append(f"| {fig} ({mode}) {c['claim']} | {c['prediction']} | {c['measured']} |{note} | "
+                        f"**{c['verdict']}** |")
+            if c["verdict"] in summary:
+                summary[c["verdict"]] += 1
+    lines.append(f"Summary: {summary['confirmed']} confirmed, {summary['not confirmed']} not confirmed, "
+                 f"{summary[NOT_RUN]} experiments not run.")
+    lines += ["", "| experiment / claim | theory predicts | measured | explanation | verdict |",
+              "|---|---|---|---|---|", *rows, ""]
+    path = os.path.join(out, "REPORT.md")
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,129 @@
+"""Shared machinery of the reproduction: output directories, metadata, CSV, claims."""
+import csv
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._version import __version__
+
+__all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict"]
+
+CONFIRMED, NOT_CONFIRMED, NOT_RUN = "confirmed", "not confirmed", "not run"
+
+
+@dataclass
+class Claim:
+    """One row of the report: a claim of the paper, the theory's prediction, the measurement."""
+
+    claim: str
+    prediction: str
+    measured: str
+    verdict: str
+    note: str = ""
+
+
+@dataclass
+class Output:
+    """What an experiment produced (the runner writes it)."""
+
+    figure: object = None
+    tables: dict = field(default_factory=dict)      # name -> dict of equal-length columns
+    claims: list = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
+
+
+def verdict(ok):
+    return CONFIRMED if ok else NOT_CONFIRMED
+
+
+def versions():
+    """Versions of the packages that produced a result."""
+    out = {"linvae": __version__, "python": platform.python_version(), "numpy": np.__version__}
+    for name in ("scipy", "numba", "torch", "matplotlib", "cupy"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            out[name] = getattr(mod, "__version__", "?")
+    return out
+
+
+def load_data(data=None, digits=None):
+    """Images (n, 784), labels and meta: the embedded subset, or full MNIST from ``data``."""
+    from ..data import load_mnist, load_mnist_subset
+
+    if data is None:
+        return load_mnist_subset(digits=digits)
+    X, y, meta = load_mnist(data, split="train")
+    if digits is not None:
+        keep = np.isin(y, np.atleast_1d(digits))
+        X, y = X[keep], y[keep]
+        meta = dict(meta, N=int(len(X)))
+    return X, y, meta
+
+
+def write_csv(path, columns):
+    """Write a dict of equal-length columns as CSV."""
+    names = list(columns)
+    n = len(next(iter(columns.values()))) if columns else 0
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for i in range(n):
+            w.writerow([_cell(columns[k][i]) for k in names])
+
+
+def _cell(v):
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    return v
+
+
+def save_output(output, directory, meta):
+    """Write figure.png, one CSV per table and meta.json into ``directory``."""
+    if output.figure is not None:
+        output.figure.savefig(os.path.join(directory, "figure.png"), dpi=150, bbox_inches="tight")
+        import matplotlib.pyplot as plt
+
+        plt.close(output.figure)
+    for name, columns in output.tables.items():
+        write_csv(os.path.join(directory, f"{name}.csv"), columns)
+    meta = dict(meta)
+    meta.update(output.meta)
+    meta["claims"] = [c.__dict__ for c in output.claims]
+    with open(os.path.join(directory, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2, default=_json_default)
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def commit_directory(tmp, final, overwrite):
+    """Move a finished temporary directory into place (atomic rename on the same file system)."""
+    if os.path.exists(final):
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
+        trash = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(final))
+        os.replace(final, os.path.join(trash, "old"))
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+def timer():
+    start = time.perf_counter()
+    return lambda: time.perf_counter() - start
