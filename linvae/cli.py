@@ -54,6 +54,47 @@ def _cmd_predict(args):
     return 0
 
 
+def _cmd_reproduce(args):
+    from . import experiments
+
+    if args.list or args.target is None:
+        for exp_id, title in experiments.list_experiments():
+            sys.stdout.write(f"{exp_id:16s} {title}\n")
+        return 0
+    if args.target == "report":
+        path = experiments.write_report(args.out)
+        sys.stdout.write(f"report: {path}\n")
+        return 0
+    data = args.data
+    if args.target == "all":
+        ran = experiments.run_all(args.out, quick=args.quick, seed=args.seed, backend=args.backend, data=data,
+                                  overwrite=args.overwrite, progress=args.progress)
+        skipped = [e for e in experiments.REGISTRY if e not in ran]
+        if skipped and not args.overwrite:
+            sys.stdout.write(f"kept existing results of {len(skipped)} experiments (use --overwrite to redo)\n")
+        path = experiments.write_report(args.out)
+        sys.stdout.write(f"ran {len(ran)} experiments; report: {path}\n")
+        return 0
+    try:
+        directory = experiments.run_experiment(args.target, args.out, quick=args.quick, seed=args.seed,
+                                               backend=args.backend, data=data, overwrite=args.overwrite)
+    except FileExistsError as exc:
+        raise SystemExit(f"linvae reproduce: {exc}") from None
+    report = experiments.write_report(args.out)
+    import json
+    import os
+
+    with open(os.path.join(directory, "meta.json")) as f:
+        meta = json.load(f)
+    sys.stdout.write(f"{args.target}: {meta['title']} ({'quick' if args.quick else 'full'}, "
+                     f"{meta['wall_time_s']:.1f} s)\n")
+    for c in meta["claims"]:
+        sys.stdout.write(f"  [{c['verdict']}] {c['claim']}\n      theory: {c['prediction']}\n"
+                         f"      measured: {c['measured']}\n")
+    sys.stdout.write(f"figure: {os.path.join(directory, 'figure.png')}\nreport: {report}\n")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="linvae",
@@ -77,6 +118,19 @@ def build_parser():
     p.add_argument("--latent-dim", type=int, default=None, help="latent size (default: data dim)")
     p.add_argument("--center", action="store_true", help="centre the data first")
     p.set_defaults(func=_cmd_predict)
+
+    r = sub.add_parser("reproduce", help="reproduce the paper's figures and tables",
+                       description="Run one experiment (e.g. fig2a), 'all', or 'report' (rebuild REPORT.md).")
+    r.add_argument("target", nargs="?", help="experiment id, 'all' or 'report' (see --list)")
+    r.add_argument("--list", action="store_true", help="list the experiments")
+    r.add_argument("--quick", action="store_true", help="small sizes: every experiment in seconds to a minute")
+    r.add_argument("--out", default="results", help="output directory (default: results)")
+    r.add_argument("--data", default=None, help="directory with the MNIST IDX files or an .npz (default: embedded subset)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--backend", default="auto", choices=["auto", "numba", "numpy", "cupy"])
+    r.add_argument("--overwrite", action="store_true", help="replace existing results")
+    r.add_argument("--progress", action="store_true", help="progress bar for 'all'")
+    r.set_defaults(func=_cmd_reproduce)
     return parser
 
 
@@ -90,7 +144,7 @@ def main(argv=None):
 
     try:
         return args.func(args)
-    except (ValueError, TypeError, MissingDependencyError) as exc:
+    except (ValueError, TypeError, MissingDependencyError, FileExistsError) as exc:
         parser.exit(2, f"linvae {args.command}: error: {exc}\n")
 
 

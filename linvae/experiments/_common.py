@@ -13,7 +13,7 @@ import numpy as np
 
 from .._version import __version__
 
-__all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict"]
+__all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict", "size"]
 
 CONFIRMED, NOT_CONFIRMED, NOT_RUN = "confirmed", "not confirmed", "not run"
 
@@ -37,6 +37,14 @@ class Output:
     tables: dict = field(default_factory=dict)      # name -> dict of equal-length columns
     claims: list = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+
+
+def size(quick, full, quick_value, tiny_value=None):
+    """Pick a size: ``full`` for full runs, ``quick_value`` for ``--quick`` and ``tiny_value`` for
+    ``quick="tiny"`` (the test suite's seconds-long smoke runs; defaults to ``quick_value``)."""
+    if quick == "tiny":
+        return quick_value if tiny_value is None else tiny_value
+    return quick_value if quick else full
 
 
 def verdict(ok):

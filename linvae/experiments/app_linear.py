@@ -4,7 +4,7 @@ import numpy as np
 from .. import fit, metrics, predict_collapse, sweep
 from ..data import correlated_pairs, quadrant_split, train_test_split
 from ..plotting import style
-from ._common import NOT_RUN, Claim, Output, load_data, verdict
+from ._common import NOT_RUN, Claim, Output, load_data, size, verdict
 
 EPS_ACTIVE = 1e-3     # (ε, δ) used to count collapsed dims of trained and theoretical fits alike
 DELTA = 0.05
@@ -20,10 +20,10 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     """Linear CVAE on the MNIST quadrant split (d_z = 64): active dims against β, theory and training."""
     images, _, meta = load_data(data)
     x, y = quadrant_split(images)
-    betas = np.linspace(0.1, 5.0, 6 if quick else 50)
+    betas = np.linspace(0.1, 5.0, size(quick, 50, 6, 3))
     closed = sweep(x, y, beta=betas, latent_dim=64, solver="closed_form")
     trained = sweep(x, y, beta=betas, latent_dim=64, solver="adam", backend=backend, seed=seed,
-                    max_iter=1500 if quick else 4000)
+                    max_iter=size(quick, 4000, 1500, 30))
     exact = closed.table()["n_active"]
     th_eps = 64 - _counts(closed, (x, y))
     tr_eps = 64 - _counts(trained, (x, y))
@@ -56,11 +56,11 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
 def mhvae_beta2(*, quick=False, seed=0, backend="auto", data=None):
     """Linear MHVAE (d₁ = d₂ = 10, σ₁ = 0.5, η = 0.5): active z₂ dims against β₂."""
     images, _, meta = load_data(data)
-    beta2 = np.linspace(0.1, 7.0, 8 if quick else 70)
+    beta2 = np.linspace(0.1, 7.0, size(quick, 70, 8, 3))
     kw = dict(model="mhvae", latent_dims=(10, 10), sigma1=0.5, eta_enc=0.5, eta_dec=0.5, beta1=1.0)
     closed = sweep(images, beta2=beta2, solver="closed_form", **kw)
     trained = sweep(images, beta2=beta2, solver="adam", backend=backend, seed=seed,
-                    max_iter=2000 if quick else 8000, **kw)
+                    max_iter=size(quick, 8000, 2000, 30), **kw)
     exact = closed.table()["n_active"]
     th_eps = 10 - _counts(closed, (images,))
     tr_eps = 10 - _counts(trained, (images,))
@@ -91,7 +91,7 @@ def verify(*, quick=False, seed=0, backend="auto", data=None):
     """Trained vs theoretical ω, λ, σ for Thm 2 (CVAE), Thm 3 and Thm 5 (MHVAE) on MNIST."""
     images, _, meta = load_data(data)
     x, y = quadrant_split(images)
-    max_iter = 5000 if quick else 40000
+    max_iter = size(quick, 40000, 5000, 50)
     cases = {
         # β η_dec² = 1.25 sits between θ₄(E) ≈ 1.53 and θ₅(E) ≈ 1.08 on MNIST: 4 active, 2 collapsed dims
         "Thm 2 (CVAE, d_z=6, β=1, η_dec=1.118)": ((x, y), dict(latent_dim=6, beta=1.0, eta_dec=1.118)),
@@ -182,8 +182,8 @@ def table2(*, quick=False, seed=0, backend="auto", data=None):
     """Linear VAE, learnable vs fixed Σ: held-out log-likelihood (exact and IS), KL, active units."""
     images, labels, meta = load_data(data)
     train, test = train_test_split(images, test_fraction=0.2, seed=seed)
-    S = 1000 if quick else 10_000
-    n_eval = 200 if quick else len(test)
+    S = size(quick, 10_000, 1000, 50)
+    n_eval = size(quick, len(test), 200, 50)
     rows = {"model": [], "LL_exact": [], "LL_IS": [], "KL": [], "AU_variance": [], "AU_kl_fraction": []}
     configs = {"learnable Σ": dict(sigma="learnable"), "fixed σ = (8,4,2,1,0.5)": dict(sigma=[8, 4, 2, 1, 0.5]),
                "fixed Σ = I": dict(sigma=1.0)}

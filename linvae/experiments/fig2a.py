@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import fit, metrics
 from ..plotting import style
-from ._common import Claim, Output, load_data, verdict
+from ._common import Claim, Output, load_data, size, verdict
 
 EPS = np.logspace(-6, 1, 71)
 EPS_CLAIM = 8e-5
@@ -21,7 +21,7 @@ def compute(*, quick=False, seed=0, backend="auto", data=None):
     """Train the three linear VAEs (d₁ = 5) by full-batch Adam on the moment matrices and compare
     their collapse curves with the closed forms (Thm 4, Thm 1)."""
     X, _, meta = load_data(data)
-    max_iter = 4000 if quick else 40000
+    max_iter = size(quick, 40000, 4000, 300)
     table = {"eps": EPS}
     counts = {}
     ranks = {}
