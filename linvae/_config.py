@@ -18,11 +18,17 @@ PARALLEL : bool
     Allow the parallel (``prange``) kernel variants.
 GPU_THREADS_PER_BLOCK : int
     Thread-block size of the CuPy raw kernels.
+PARALLEL_MAX_WORK : float
+    Use the ``prange``-over-configurations kernels only when one configuration's products are
+    smaller than this many multiply-adds per step; larger problems run configurations one after
+    the other and let the multithreaded BLAS inside each product use the cores (nesting both
+    oversubscribes the cores and can be many times slower).
 COLLAPSE_KL_TOL : float
     A trained latent dim counts as collapsed when its data-mean KL is below this (nats).
 """
 RANK_RTOL = 1e-10
 FASTMATH = False
 PARALLEL = True
+PARALLEL_MAX_WORK = 2e5
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6

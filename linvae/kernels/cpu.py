@@ -234,12 +234,19 @@ _run_serial = njit(**_JIT)(_run_impl)
 _run_parallel = njit(parallel=True, **_JIT)(_clone(_run_impl, "_run_impl_parallel"))
 
 
+def _use_parallel(B, work):
+    """``prange`` over configurations when there are enough of them and each is small (see
+    ``_config.PARALLEL_MAX_WORK``); otherwise configurations run in turn with threaded BLAS."""
+    from numba import get_num_threads
+
+    return _config.PARALLEL and B >= get_num_threads() > 1 and work <= _config.PARALLEL_MAX_WORK
+
+
 def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
          lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt=0.0, parallel=None):
     if parallel is None:
-        from numba import get_num_threads
-
-        parallel = _config.PARALLEL and theta.shape[0] >= get_num_threads() > 1
+        work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
+        parallel = _use_parallel(theta.shape[0], work)
     fn = _run_parallel if parallel else _run_serial
     fn(0 if kind == "cvae" else 1, Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
         float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
@@ -281,7 +288,7 @@ def run_cvae(*args, **kwargs):
         GD step adaptation ("bold driver"): after a step that increased the loss the step size
         is halved, otherwise multiplied by ``1 + adapt`` (0: fixed step).
     parallel : bool, optional
-        Force the parallel or serial variant.
+        Force the parallel or serial variant (default: see :func:`_use_parallel`).
 
     Notes
     -----
@@ -425,9 +432,7 @@ def minibatch_epoch(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims
     training scripts use it.
     """
     if parallel is None:
-        from numba import get_num_threads
-
-        parallel = _config.PARALLEL and theta.shape[0] >= get_num_threads() > 1
+        parallel = _use_parallel(theta.shape[0], float(batch) * float(dims[2]) * float(dims[0] + dims[1]))
     fn = _mb_parallel if parallel else _mb_serial
     fn(X, Y, noise, perm, int(batch), theta, grad, m, v, hyper, lr, dims, learn, float(b1), float(b2),
        float(eps), float(clip), t, epoch_loss, status)
