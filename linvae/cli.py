@@ -67,9 +67,10 @@ def _cmd_reproduce(args):
         return 0
     data = args.data
     if args.target == "all":
+        ids = [e for e, v in experiments.REGISTRY.items() if args.only is None or v[3] == args.only]
         ran = experiments.run_all(args.out, quick=args.quick, seed=args.seed, backend=args.backend, data=data,
-                                  overwrite=args.overwrite, progress=args.progress)
-        skipped = [e for e in experiments.REGISTRY if e not in ran]
+                                  overwrite=args.overwrite, progress=args.progress, ids=ids)
+        skipped = [e for e in ids if e not in ran]
         if skipped and not args.overwrite:
             sys.stdout.write(f"kept existing results of {len(skipped)} experiments (use --overwrite to redo)\n")
         path = experiments.write_report(args.out)
@@ -130,6 +131,8 @@ def build_parser():
     r.add_argument("--backend", default="auto", choices=["auto", "numba", "numpy", "cupy"])
     r.add_argument("--overwrite", action="store_true", help="replace existing results")
     r.add_argument("--progress", action="store_true", help="progress bar for 'all'")
+    r.add_argument("--only", choices=["linear", "torch", "plot"], default=None,
+                   help="with 'all': run only the experiments of this kind (linear ones take seconds to minutes)")
     r.set_defaults(func=_cmd_reproduce)
     return parser
 

@@ -105,3 +105,16 @@ def test_cli_reproduce(tmp_path, capsys):
         main(["reproduce", "table1", "--quick", "--out", str(tmp_path)])
     with pytest.raises(SystemExit):
         main(["reproduce", "fig99", "--out", str(tmp_path)])
+
+
+def test_cli_all_only_runs_the_selected_kind(tmp_path, capsys, monkeypatch):
+    ran = {}
+
+    def fake_run_all(out, ids=None, **kw):
+        ran["ids"] = ids
+        return []
+
+    monkeypatch.setattr(experiments, "run_all", fake_run_all)
+    assert main(["reproduce", "all", "--only", "linear", "--out", str(tmp_path)]) == 0
+    assert ran["ids"] and all(experiments.REGISTRY[i][3] == "linear" for i in ran["ids"])
+    assert "fig2a" in ran["ids"] and "fig2b" not in ran["ids"]
