@@ -362,7 +362,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
     n_samples : int
         S (the paper: 1,000–10,000).
     batch_size : int, optional
-        Samples per batch (default: as many as fit in ~64 MB of weights).
+        Samples per batch (default: as many as keep the temporaries near 64 MB).
     seed : int
         Seed of ``numpy.random.default_rng``.
     progress : bool
@@ -387,13 +387,16 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
     if log_weights is None:
         X, Y = _check_xy(model, X, Y)
         n = X.shape[0]
+        width = X.shape[1] + (0 if Y is None else Y.shape[1])
 
         def log_weights(rng, s):
             return _linear_log_weights(model, X, Y, rng, s)
     else:
         n = len(X)
+        width = int(np.prod(np.shape(X)[1:])) if np.ndim(X) > 1 else 1
     if batch_size is None:
-        batch_size = max(1, min(n_samples, (8 * 1024 * 1024) // max(1, n)))
+        # about 64 MB per batch: each sample needs a few (n, width) float64 temporaries
+        batch_size = max(1, min(n_samples, (64 * 1024 * 1024) // (32 * max(1, n) * max(1, width))))
     batch_size = check_int(batch_size, "batch_size")
     bar = None
     if progress:

@@ -261,7 +261,7 @@ class _MHVAEProblem:
 # Driver
 # ---------------------------------------------------------------------------------------------
 
-def _default_lr(problem, hyper, solver):
+def _default_lr(problem, hyper, solver, theta=None):
     """Default step sizes per config.
 
     Adam: 3e-2 (used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
@@ -277,6 +277,11 @@ def _default_lr(problem, hyper, solver):
         beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
         eta_enc2 = ed2 / c2
         L = 2 * (theta1_sq / eta_enc2 + eta_enc2 + beta * c2) + 8 * beta * ed2
+        if theta is not None:
+            # the initial point can be far steeper than the optimum (the CVAE's x-path block A
+            # starts at (W₁ + W₂U₂*)P_xΦ_x^{1/2}, scaled by the data): bound by its spectral norms
+            for b, blocks in enumerate(zip(*unpack("cvae", theta, problem.dims)[:3])):
+                L[b] += 2 * sum(np.linalg.norm(m, 2) ** 2 for m in blocks if m.size)
     else:
         b1, b2, c2, ed2 = hyper.T
         eta_enc2 = ed2 / c2
@@ -334,7 +339,8 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     theta = np.empty((B, problem.P_size))
     for b in range(B):
         theta[b] = problem.init(np.random.default_rng(int(seeds[b])), options.init_scale, log_sigma0[b])
-    lr = np.asarray(options.lr, dtype=float) * np.ones(B) if options.lr is not None else _default_lr(problem, hyper, options.solver)
+    lr = (np.asarray(options.lr, dtype=float) * np.ones(B) if options.lr is not None
+          else _default_lr(problem, hyper, options.solver, theta))
     grad = np.zeros_like(theta)
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)

@@ -1,7 +1,7 @@
 """Measure the Numba compile (cold) and cache-load (warm) cost of the training kernels.
 
-Run twice: ``python benchmarks/compile_time.py --clear`` (cold: removes the on-disk cache first)
-and ``python benchmarks/compile_time.py`` (warm: loads the cache).  Each measurement runs in a
+Run twice: ``python benchmarks/scripts/compile_time.py --clear`` (cold: removes the on-disk cache first)
+and ``python benchmarks/scripts/compile_time.py`` (warm: loads the cache).  Each measurement runs in a
 fresh interpreter so nothing is compiled before it starts.
 """
 import argparse
@@ -30,7 +30,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--clear", action="store_true", help="delete the Numba cache first (cold start)")
     args = parser.parse_args()
-    cache = pathlib.Path(__file__).resolve().parents[1] / "linvae" / "kernels" / "__pycache__"
+    cache = pathlib.Path(__file__).resolve().parents[2] / "linvae" / "kernels" / "__pycache__"
     if args.clear and cache.exists():
         shutil.rmtree(cache)
     out = subprocess.run([sys.executable, "-c", SNIPPET], check=True, capture_output=True, text=True)

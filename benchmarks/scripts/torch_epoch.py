@@ -1,6 +1,6 @@
 """Seconds per training epoch of the paper's ReLU MLP CVAE on the embedded 5,000-image MNIST.
 
-``python benchmarks/torch_epoch.py [--epochs 3] [--hidden 16]`` prints the mean time of the
+``python benchmarks/scripts/torch_epoch.py [--epochs 3] [--hidden 16]`` prints the mean time of the
 epochs after the first (which includes warm-up).
 """
 import argparse

@@ -1,0 +1,108 @@
+"""Training kernels: compile time, one batched step, full convergence, minibatch epochs (asv)."""
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+
+import linvae
+from linvae.kernels import cpu
+
+from ._data import spectrum_data
+
+warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+
+
+def _state(B, P):
+    return ([np.zeros((B, P)) for _ in range(3)],
+            [np.zeros(B, np.int64), np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)])
+
+
+class Compile:
+    """Cold compilation of the serial moment kernel in a fresh interpreter (on-disk cache removed)."""
+
+    timeout = 300
+    number = 1
+    repeat = 1
+
+    def setup(self):
+        cache = os.path.join(os.path.dirname(cpu.__file__), "__pycache__")
+        for name in os.listdir(cache) if os.path.isdir(cache) else []:
+            if name.endswith((".nbi", ".nbc")):
+                os.remove(os.path.join(cache, name))
+
+    def time_compile_moment_kernels(self):
+        code = ("import numpy as np, linvae, warnings; warnings.simplefilter('ignore');"
+                "linvae.fit(np.random.default_rng(0).normal(size=(20, 4)), solver='gd', max_iter=1)")
+        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+class Step:
+    params = ([1, 16, 256], [16, 64, 196, 784], ["vae", "mhvae"])
+    param_names = ["B", "d", "model"]
+    timeout = 300
+
+    def setup(self, B, d, model):
+        k = min(d, 16)
+        rng = np.random.default_rng(0)
+        self.Z = np.diag(np.sort(rng.uniform(0.05, 3, d))[::-1])
+        if model == "vae":
+            self.dims = np.array([d, k, d, 0], np.int64)
+            _, P = cpu.cvae_layout(d, k, d, 0)
+            self.hyper = np.column_stack([np.linspace(0.5, 2, B), np.ones(B), np.ones(B)])
+            self.run, self.learn = cpu.run_cvae, np.array([True])
+        else:
+            self.dims = np.array([d, k, d, k], np.int64)
+            _, P = cpu.mhvae_layout(d, k, d, k)
+            self.hyper = np.column_stack([np.ones(B), np.linspace(0.5, 2, B), np.ones(B), np.ones(B)])
+            self.run, self.learn = cpu.run_mhvae, np.array([False, True])
+        self.theta0 = 0.1 * rng.normal(size=(B, P))
+        self.B, self.P = B, P
+        self.time_ten_adam_steps(B, d, model)                 # compile once
+
+    def time_ten_adam_steps(self, B, d, model):
+        arrays, state = _state(self.B, self.P)
+        self.run(self.Z, self.theta0.copy(), *arrays, self.hyper, np.full(self.B, 1e-3), self.dims, self.learn,
+                 True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 10, *state)
+
+
+class Convergence:
+    params = ([1, 16], [16, 64])
+    param_names = ["B", "d"]
+    timeout = 300
+
+    def setup(self, B, d):
+        self.X = spectrum_data(4 * d, d)
+        self.beta = np.linspace(0.2, 3, B)
+        linvae.sweep(self.X, beta=self.beta, latent_dim=8, solver="gd", max_iter=2)
+
+    def time_gd_to_convergence(self, B, d):
+        linvae.sweep(self.X, beta=self.beta, latent_dim=8, solver="gd", max_iter=20000)
+
+    def track_distance_to_closed_form(self, B, d):
+        tr = linvae.sweep(self.X, beta=self.beta, latent_dim=8, solver="gd", max_iter=20000)
+        cf = linvae.sweep(self.X, beta=self.beta, latent_dim=8, solver="closed_form")
+        return max(abs(a.loss - b.loss) / abs(b.loss) for a, b in zip(tr, cf))
+
+    track_distance_to_closed_form.unit = "relative loss gap"
+
+
+class MinibatchEpoch:
+    params = [64, 784]
+    param_names = ["d"]
+
+    def setup(self, d):
+        self.X = spectrum_data(5_000, d)
+        linvae.fit(self.X[:256], latent_dim=8, solver="minibatch", epochs=1)
+
+    def time_minibatch_epoch(self, d):
+        linvae.fit(self.X, latent_dim=8, solver="minibatch", epochs=1)
+
+
+class LargeSweepMemory:
+    def setup(self):
+        self.X = spectrum_data(2_000, 784)
+
+    def peakmem_sweep_64_configs_d784(self):
+        linvae.sweep(self.X, beta=np.linspace(0.1, 5, 64), latent_dim=16, solver="adam", max_iter=5)

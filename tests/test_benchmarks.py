@@ -1,0 +1,47 @@
+"""The benchmark scripts run in their smallest size and write a well-formed results file;
+the asv suites import and their setups accept their parameters."""
+import importlib
+import os
+import sys
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("mlxtend")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_compare_smoke_writes_results(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        compare = importlib.import_module("compare")
+    finally:
+        sys.path.pop(0)
+    out = tmp_path / "RESULTS.md"
+    assert compare.main(["--smoke", "--out", str(out)]) == 0
+    text = out.read_text()
+    for heading in ("## 1. One Adam step", "## 2. Reaching the optimum", "## 3. Hardware bound"):
+        assert heading in text
+    assert "Command: `python benchmarks/compare.py --smoke" in text
+    rows = [line for line in text.splitlines() if line.startswith("| 16 |")]
+    assert rows and all(float(r.split("|")[6]) > 0 for r in rows)      # torch / Numba ratio present
+
+
+def test_asv_suites_import_and_set_up():
+    sys.path.insert(0, ROOT)
+    try:
+        lin = importlib.import_module("benchmarks.bench_linear")
+        met = importlib.import_module("benchmarks.bench_metrics")
+        ker = importlib.import_module("benchmarks.bench_kernels")
+        importlib.import_module("benchmarks.bench_gpu")
+    finally:
+        sys.path.pop(0)
+    bench = lin.ClosedForm()
+    bench.setup("thm3", 64)
+    bench.time_fit_cached_moments("thm3", 64)
+    step = ker.Step()
+    step.setup(1, 16, "mhvae")
+    m = met.LogLikelihoodIS()
+    m.setup(100)
+    assert m.track_is_error_nats(100) < 1.0
