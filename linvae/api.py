@@ -1,6 +1,4 @@
 """Public entry points: :func:`fit` and :func:`predict_collapse`."""
-import itertools
-
 import numpy as np
 
 from . import theory
@@ -456,10 +454,10 @@ def _fmt(v):
 
 
 def _grid(**params):
-    """Outer product of the given 1-D arrays -> dict of flat columns."""
+    """Outer product of the given 1-D arrays -> dict of flat columns (first name varies slowest)."""
     names = list(params)
-    combos = list(itertools.product(*(params[n] for n in names)))
-    return {n: np.array([c[i] for c in combos], dtype=float) for i, n in enumerate(names)}
+    mesh = np.meshgrid(*(np.asarray(params[n], dtype=float) for n in names), indexing="ij")
+    return {n: m.ravel() for n, m in zip(names, mesh)}
 
 
 def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
