@@ -16,6 +16,33 @@ def _counts(results, kl_inputs):
                      for r in results])
 
 
+def _active_figure(grid, exact, th_eps, tr_eps, xlabel, total, theorem, title):
+    """Active dims against a hyperparameter: theory (exact and (ε, δ) count) and training."""
+    with style() as plt:
+        fig, ax = plt.subplots()
+        ax.plot(grid, exact, color="0.3", lw=1.2, label=f"{theorem}: active dims")
+        ax.plot(grid, th_eps, "--", color="C0", lw=1, label=f"closed form, (ε={EPS_ACTIVE:g}, δ={DELTA}) count")
+        ax.plot(grid, tr_eps, "o", color="C1", ms=4, label="trained (Adam on moments), same count")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"active latent dims (of {total})")
+        ax.set_title(title)
+        ax.legend()
+    return fig
+
+
+def _active_claims(name, param, exact, tr_eps, th_eps, theorem, note=""):
+    agree = int(np.sum(tr_eps == th_eps))
+    down = bool(np.all(np.diff(tr_eps) <= 0))
+    return [
+        Claim(f"{name}: the number of active dims falls as {param} grows ({theorem})",
+              f"active dims {int(exact[0])} → {int(exact[-1])}, non-increasing",
+              f"trained: {int(tr_eps[0])} → {int(tr_eps[-1])}, non-increasing: {down}",
+              verdict(down and tr_eps[0] > tr_eps[-1])),
+        Claim(f"trained {name} = theory (active count per {param})", f"identical counts at every {param}",
+              f"{agree} of {len(tr_eps)} {param} values agree", verdict(agree == len(tr_eps)), note),
+    ]
+
+
 def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     """Linear CVAE on the MNIST quadrant split (d_z = 64): active dims against β, theory and training."""
     images, _, meta = load_data(data)
@@ -27,26 +54,9 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     exact = closed.table()["n_active"]
     th_eps = 64 - _counts(closed, (x, y))
     tr_eps = 64 - _counts(trained, (x, y))
-    with style() as plt:
-        fig, ax = plt.subplots()
-        ax.plot(betas, exact, color="0.3", lw=1.2, label="Thm 2: active dims (θ_i(E) > βη_dec²)")
-        ax.plot(betas, th_eps, "--", color="C0", lw=1, label=f"closed form, (ε={EPS_ACTIVE:g}, δ={DELTA}) count")
-        ax.plot(betas, tr_eps, "o", color="C1", ms=4, label="trained (Adam on moments), same count")
-        ax.set_xlabel("β")
-        ax.set_ylabel("active latent dims (of 64)")
-        ax.set_title("Linear CVAE on MNIST quadrants")
-        ax.legend()
-    agree = int(np.sum(tr_eps == th_eps))
-    claims = [
-        Claim("linear CVAE: the number of active dims falls as β grows (Thm 2, P3)",
-              f"active dims {int(exact[0])} → {int(exact[-1])}, non-increasing",
-              f"trained: {int(tr_eps[0])} → {int(tr_eps[-1])}, non-increasing: {bool(np.all(np.diff(tr_eps) <= 0))}",
-              verdict(bool(np.all(np.diff(tr_eps) <= 0)) and tr_eps[0] > tr_eps[-1])),
-        Claim("trained linear CVAE = theory (active count per β)",
-              "identical counts at every β", f"{agree} of {len(betas)} β values agree",
-              verdict(agree == len(betas)),
-              note="Dims whose θ_i(E) sits just above βη_dec² converge slowly (the loss is flat there)."),
-    ]
+    fig = _active_figure(betas, exact, th_eps, tr_eps, "β", 64, "Thm 2", "Linear CVAE on MNIST quadrants")
+    claims = _active_claims("linear CVAE", "β", exact, tr_eps, th_eps, "Thm 2",
+                            note="Dims whose θ_i(E) sits just above βη_dec² converge slowly (the loss is flat there).")
     tables = {"active_vs_beta": {"beta": betas, "theory_active": exact, "theory_active_eps": th_eps,
                                  "trained_active_eps": tr_eps,
                                  "trained_loss": trained.table()["loss"], "theory_loss": closed.table()["loss"]}}
@@ -64,24 +74,8 @@ def mhvae_beta2(*, quick=False, seed=0, backend="auto", data=None):
     exact = closed.table()["n_active"]
     th_eps = 10 - _counts(closed, (images,))
     tr_eps = 10 - _counts(trained, (images,))
-    with style() as plt:
-        fig, ax = plt.subplots()
-        ax.plot(beta2, exact, color="0.3", lw=1.2, label="Thm 3: active z₂ dims")
-        ax.plot(beta2, th_eps, "--", color="C0", lw=1, label=f"closed form, (ε={EPS_ACTIVE:g}, δ={DELTA}) count")
-        ax.plot(beta2, tr_eps, "o", color="C1", ms=4, label="trained (Adam on moments), same count")
-        ax.set_xlabel("β₂")
-        ax.set_ylabel("active z₂ dims (of 10)")
-        ax.set_title("Linear MHVAE on MNIST (σ₁ = 0.5, η = 0.5)")
-        ax.legend()
-    agree = int(np.sum(tr_eps == th_eps))
-    claims = [
-        Claim("linear MHVAE: larger β₂ ⇒ more collapsed z₂ dims (Thm 3)",
-              f"active z₂ dims {int(exact[0])} → {int(exact[-1])}, non-increasing",
-              f"trained: {int(tr_eps[0])} → {int(tr_eps[-1])}, non-increasing: {bool(np.all(np.diff(tr_eps) <= 0))}",
-              verdict(bool(np.all(np.diff(tr_eps) <= 0)) and tr_eps[0] > tr_eps[-1])),
-        Claim("trained linear MHVAE = theory (active count per β₂)", "identical counts at every β₂",
-              f"{agree} of {len(beta2)} β₂ values agree", verdict(agree == len(beta2))),
-    ]
+    fig = _active_figure(beta2, exact, th_eps, tr_eps, "β₂", 10, "Thm 3", "Linear MHVAE on MNIST (σ₁ = 0.5, η = 0.5)")
+    claims = _active_claims("linear MHVAE", "β₂", exact, tr_eps, th_eps, "Thm 3")
     tables = {"active_vs_beta2": {"beta2": beta2, "theory_active": exact, "theory_active_eps": th_eps,
                                   "trained_active_eps": tr_eps}}
     return Output(fig, tables, claims, {"data_checksum": meta["checksum"], "N": meta["N"]})

@@ -91,6 +91,14 @@ class _Base(nn.Module):
         self.kl_scale = check_positive(kl_scale, "kl_scale")
         return beta
 
+    def _outputs(self, recon, mu, std):
+        """The forward mapping of a one-latent model from the per-example reconstruction term."""
+        kl_dim = _kl(mu, std, self.eta_enc)
+        kl = kl_dim.sum(-1)
+        loss = (recon + self.kl_scale * self.beta * kl).mean()
+        return {"loss": loss, "recon": recon, "kl": kl, "kl_per_dim": kl_dim, "mu": mu, "std": std,
+                "elbo": -(recon + kl)}
+
     def log_likelihood(self, X, Y=None, n_samples=1000, batch_size=None, seed=0, progress=False):
         """Importance-sampled per-example log-likelihood (see :func:`linvae.metrics.log_likelihood_is`)."""
         from ..metrics import log_likelihood_is
@@ -151,12 +159,7 @@ class VAE(_Base):
     def forward(self, x, y=None):
         mu, std = self.encode(x)
         z = mu + std * torch.randn_like(mu)
-        recon = _nll(x, self.decode(z), self.eta_dec)
-        kl_dim = _kl(mu, std, self.eta_enc)
-        kl = kl_dim.sum(-1)
-        loss = (recon + self.kl_scale * self.beta * kl).mean()
-        return {"loss": loss, "recon": recon, "kl": kl, "kl_per_dim": kl_dim, "mu": mu, "std": std,
-                "elbo": -(recon + kl)}
+        return self._outputs(_nll(x, self.decode(z), self.eta_dec), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
         """``log p(x|z) + log p(z) − log q(z|x)`` for ``n_samples`` draws: tensor (S, n)."""
@@ -261,12 +264,7 @@ class CVAE(_Base):
     def forward(self, x, y):
         mu, std = self.encode(x, y)
         z = mu + std * torch.randn_like(mu)
-        recon = _nll(y, self.decode(z, x), self.eta_dec)
-        kl_dim = _kl(mu, std, self.eta_enc)
-        kl = kl_dim.sum(-1)
-        loss = (recon + self.kl_scale * self.beta * kl).mean()
-        return {"loss": loss, "recon": recon, "kl": kl, "kl_per_dim": kl_dim, "mu": mu, "std": std,
-                "elbo": -(recon + kl)}
+        return self._outputs(_nll(y, self.decode(z, x), self.eta_dec), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
         """``log p(y|z, x) + log p(z) − log q(z|x, y)``: tensor (S, n)."""
