@@ -118,3 +118,15 @@ def test_cli_all_only_runs_the_selected_kind(tmp_path, capsys, monkeypatch):
     assert main(["reproduce", "all", "--only", "linear", "--out", str(tmp_path)]) == 0
     assert ran["ids"] and all(experiments.REGISTRY[i][3] == "linear" for i in ran["ids"])
     assert "fig2a" in ran["ids"] and "fig2b" not in ran["ids"]
+
+
+def test_style_file_ships_with_the_package():
+    """The figures' style is package data (a wheel without it breaks every figure)."""
+    from linvae.plotting import STYLE
+
+    assert os.path.isfile(STYLE)
+    import tomllib
+
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml"), "rb") as f:
+        cfg = tomllib.load(f)
+    assert "plotting/*.mplstyle" in cfg["tool"]["setuptools"]["package-data"]["linvae"]
