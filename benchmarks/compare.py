@@ -136,8 +136,6 @@ def section_bound(lines, steps):
 
 
 def section_optimum(lines, quick, smoke):
-    import torch
-
     from linvae import nn as lnn
     from linvae.data import load_mnist_subset, quadrant_split
 

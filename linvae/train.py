@@ -147,7 +147,7 @@ class _VAEProblem:
         power = np.sum(V * V, axis=2) + np.sum(A * A, axis=2)
         return gaussian_kl(power, np.exp(2 * s), eta_enc[:, None] ** 2)
 
-    def result(self, th, cfg, loss_value, n_iter, history, solver):
+    def result(self, th, cfg, n_iter, history, solver):
         U, V, A, C, s = (b[0] for b in unpack("cvae", th[None], self.dims))
         if self.model == "vae":
             mats = dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
@@ -233,7 +233,7 @@ class _MHVAEProblem:
     def kl_per_dim(self, theta, eta_enc, eta_dec=None):
         return self._stats(theta, eta_enc, eta_dec if eta_dec is not None else eta_enc)[0]
 
-    def result(self, th, cfg, loss_value, n_iter, history, solver):
+    def result(self, th, cfg, n_iter, history, solver):
         U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack("mhvae", th[None], self.dims))
         eta_enc, eta_dec = cfg["eta_enc"], cfg["eta_dec"]
         kl2, kl1 = (x[0] for x in self._stats(th[None], np.array([eta_enc]), np.array([eta_dec])))
@@ -400,7 +400,7 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     results = []
     for b in range(B):
         h = {k: np.array([row[b] for row in vals]) for k, vals in hist.items()}
-        results.append(problem.result(theta[b], configs[b], loss[b], n_iter[b], h, options.solver))
+        results.append(problem.result(theta[b], configs[b], n_iter[b], h, options.solver))
     logger.info("trained %d configs in %s steps", B, int(t.max()) if B else 0)
     return results
 

@@ -85,11 +85,10 @@ def _log_normal(x, mean, std):
 
 
 class _Base(nn.Module):
-    def _common(self, beta, eta_enc, eta_dec, kl_scale):
+    def _common(self, eta_enc, eta_dec, kl_scale):
         self.eta_enc = check_positive(eta_enc, "eta_enc")
         self.eta_dec = check_positive(eta_dec, "eta_dec")
         self.kl_scale = check_positive(kl_scale, "kl_scale")
-        return beta
 
     def _outputs(self, recon, mu, std):
         """The forward mapping of a one-latent model from the per-example reconstruction term."""
@@ -141,7 +140,7 @@ class VAE(_Base):
                  eta_dec=1.0, sigma="learnable", kl_scale=1.0):
         super().__init__()
         self.beta = check_positive(beta, "beta")
-        self._common(beta, eta_enc, eta_dec, kl_scale)
+        self._common(eta_enc, eta_dec, kl_scale)
         self.latent_dim = check_latent_dim(latent_dim)
         self.input_dim = check_latent_dim(input_dim, "input_dim")
         self.head = GaussianHead(self.latent_dim, sigma, init_std=self.eta_enc)
@@ -231,7 +230,7 @@ class CVAE(_Base):
                  eta_dec=1.0, sigma="learnable", kl_scale=1.0):
         super().__init__()
         self.beta = check_positive(beta, "beta")
-        self._common(beta, eta_enc, eta_dec, kl_scale)
+        self._common(eta_enc, eta_dec, kl_scale)
         self.latent_dim = check_latent_dim(latent_dim)
         self.x_dim, self.y_dim = check_latent_dim(x_dim, "x_dim"), check_latent_dim(y_dim, "y_dim")
         self.arch = _check_arch(arch, ("mlp", "cnn", "linear"))
@@ -303,7 +302,7 @@ class MHVAE(_Base):
         super().__init__()
         self.beta1 = check_positive(beta1, "beta1")
         self.beta2 = check_positive(beta2, "beta2")
-        self._common(1.0, eta_enc, eta_dec, kl_scale)
+        self._common(eta_enc, eta_dec, kl_scale)
         d1, d2 = (check_latent_dim(latent_dims[0], "latent_dims[0]"), check_latent_dim(latent_dims[1], "latent_dims[1]"))
         self.latent_dims = (d1, d2)
         self.head1 = GaussianHead(d1, sigma1, init_std=self.eta_dec)

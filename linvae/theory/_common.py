@@ -29,15 +29,6 @@ def sqrt_pos(x):
     return np.sqrt(np.maximum(x, 0.0))
 
 
-def embed_rows(P, scale, rows):
-    """``rows × d`` matrix whose row i is ``scale_i · P[:, i]ᵀ`` (zero where ``i ≥ P.shape[1]``)."""
-    d, r = P.shape
-    out = np.zeros((rows, d))
-    k = min(rows, r)
-    out[:k] = scale[:k, None] * P[:, :k].T
-    return out
-
-
 def safe_div(a, b):
     """``a / b`` with 0 where ``b == 0``."""
     a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))

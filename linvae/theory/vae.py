@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import objectives
 from ..stats import vae_spectrum
-from ._common import FitResultMixin, embed_rows, gaussian_kl, pad, safe_div, sqrt_pos
+from ._common import FitResultMixin, gaussian_kl, pad, safe_div, sqrt_pos
 
 __all__ = ["thm4_spectra", "thm1_spectra", "vae_learnable", "vae_fixed", "VAEFit"]
 
