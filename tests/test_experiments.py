@@ -130,3 +130,15 @@ def test_style_file_ships_with_the_package():
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml"), "rb") as f:
         cfg = tomllib.load(f)
     assert "plotting/*.mplstyle" in cfg["tool"]["setuptools"]["package-data"]["linvae"]
+
+
+@pytest.mark.parametrize("values, increasing, expected", [
+    ([1, 2, 2, 5], True, True),
+    ([5, 3, 3, 0], False, True),
+    ([0, 0, 0], False, False),          # a flat result shows no trend: not a confirmation
+    ([0, 0, 0], True, False),
+    ([1, 3, 2], True, False),
+])
+def test_trend_verdict_needs_an_ordered_and_non_flat_sequence(values, increasing, expected):
+    from linvae.experiments.nonlinear import _monotone
+    assert _monotone(values, increasing=increasing) is expected

@@ -40,8 +40,11 @@ def _score(counts):
 
 
 def _monotone(values, increasing=True):
+    """Weakly monotone in the stated direction *and* not flat: equal values show no trend."""
+    values = np.asarray(values, dtype=float)
     d = np.diff(values)
-    return bool(np.all(d >= -1e-12) if increasing else np.all(d <= 1e-12))
+    ordered = np.all(d >= -1e-12) if increasing else np.all(d <= 1e-12)
+    return bool(ordered and abs(values[-1] - values[0]) > 1e-12)
 
 
 def _curve_panel(ax, curves, title, legend_title):
@@ -382,6 +385,7 @@ def _table_figure(rows, title):
         tab = ax.table(cellText=cells, colLabels=["config"] + cols, loc="center")
         tab.auto_set_font_size(False)
         tab.set_fontsize(7)
+        tab.auto_set_column_width(list(range(len(cols) + 1)))
         ax.set_title(title, fontsize=9)
     return fig
 
