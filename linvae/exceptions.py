@@ -23,3 +23,24 @@ class TrainingDivergedError(FloatingPointError):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at ``max_iter`` before meeting its tolerances."""
+
+
+class OutputLockedError(RuntimeError):
+    """Another run is writing into the same output directory.
+
+    Attributes
+    ----------
+    path : str
+        The lock file.
+    holder : dict or None
+        pid, host, start time and purpose recorded by the run that holds the lock.
+    """
+
+    def __init__(self, message, path=None, holder=None):
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
+class SweepMismatchError(ValueError):
+    """An output directory holds checkpoints of a different sweep (other data or settings)."""

@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import tempfile
+import shutil
 
+from .._store import DirectoryLock
 from ._common import NOT_RUN, commit_directory, save_output, timer, versions
 
 logger = logging.getLogger(__name__)
@@ -85,7 +87,12 @@ def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto"
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
     experiment = Experiment(exp_id)
-    os.makedirs(out, exist_ok=True)
+    with DirectoryLock(out, purpose=f"linvae reproduce {exp_id}"):
+        return _run_locked(experiment, out, final, quick, seed, backend, data, overwrite)
+
+
+def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
+    exp_id = experiment.id
     elapsed = timer()
     output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
     tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
@@ -107,6 +114,20 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
     list of str
         The ids that were run (the others already had results).
     """
+    with DirectoryLock(out, purpose="linvae reproduce all"):
+        _remove_partial(out)
+        return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress)
+
+
+def _remove_partial(out):
+    """Delete temporary directories a killed run left behind (we hold the lock: nobody writes)."""
+    for name in os.listdir(out):
+        if name.startswith((".tmp-", ".old-")) and os.path.isdir(os.path.join(out, name)):
+            logger.info("removing %s left by an interrupted run", name)
+            shutil.rmtree(os.path.join(out, name), ignore_errors=True)
+
+
+def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress):
     ran = []
     todo = list(ids or REGISTRY)
     bar = None

@@ -1,0 +1,173 @@
+"""Run sweep chunks and experiments on Dask (``pip install "linvae[distributed]"``).
+
+The unit of work is a *chunk* of consecutive configurations (one batched kernel call), so each
+task still uses the batched kernels. Schedulers:
+
+``None``
+    In this process (no Dask).
+``"threads"`` / ``"processes"``
+    Dask's local thread / process pool (``dask.compute``), no cluster.
+``"local"``
+    A ``distributed.LocalCluster`` sized to the machine, started for this call and closed after.
+``"tcp://host:port"`` or a ``distributed.Client``
+    An existing cluster.
+
+With a ``distributed`` scheduler, finished chunks come back as they complete and are
+checkpointed by the calling process, a task lost with a killed worker is recomputed by Dask, and a
+chunk that fails deterministically is reported in a :class:`SweepChunkError` after the rest of the
+sweep has completed (and been checkpointed).
+"""
+import contextlib
+import logging
+import os
+
+from ._deps import import_optional
+
+__all__ = ["map_chunks", "client_for", "moments_from_dask", "SweepChunkError", "LOCAL_SCHEDULERS"]
+
+logger = logging.getLogger(__name__)
+
+LOCAL_SCHEDULERS = ("threads", "processes")
+
+
+class SweepChunkError(RuntimeError):
+    """Some chunks of a distributed sweep failed; the others finished (and were checkpointed).
+
+    Attributes
+    ----------
+    failures : dict of int -> BaseException
+        Chunk index -> the exception it raised.
+    """
+
+    def __init__(self, message, failures):
+        super().__init__(message)
+        self.failures = failures
+
+
+def _check_scheduler(scheduler):
+    if isinstance(scheduler, str):
+        if scheduler in LOCAL_SCHEDULERS or scheduler == "local" or "://" in scheduler:
+            return scheduler
+        raise ValueError(f"scheduler must be None, 'threads', 'processes', 'local', an address like "
+                         f"'tcp://host:8786' or a distributed.Client, got {scheduler!r}")
+    if type(scheduler).__name__ == "Client" and hasattr(scheduler, "submit"):
+        return scheduler
+    raise TypeError(f"scheduler must be None, a string or a distributed.Client, got {type(scheduler).__name__}")
+
+
+@contextlib.contextmanager
+def client_for(scheduler):
+    """A ``distributed.Client`` for ``"local"``, an address or a Client (closed after if we made it)."""
+    distributed = import_optional("distributed")
+    if not isinstance(scheduler, str):
+        yield scheduler
+        return
+    if scheduler == "local":
+        cluster = distributed.LocalCluster(n_workers=max(1, min(os.cpu_count() or 1, 8)), threads_per_worker=1,
+                                           dashboard_address=None)
+        client = distributed.Client(cluster)
+        try:
+            yield client
+        finally:
+            client.close()
+            cluster.close()
+        return
+    client = distributed.Client(scheduler)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _task(spec, cols):
+    from ._sweep import run_chunk
+
+    return run_chunk(spec, cols)
+
+
+def map_chunks(scheduler, spec, work, finish):
+    """Run ``work`` (``[(index, cols), ...]``) on ``scheduler``; call ``finish(index, results)`` per chunk.
+
+    Raises
+    ------
+    SweepChunkError
+        After every other chunk finished, when some chunks raised.
+    """
+    scheduler = _check_scheduler(scheduler)
+    if not work:
+        return
+    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
+        dask = import_optional("dask")
+        tasks = [dask.delayed(_task)(spec, cols) for _, cols in work]
+        for (i, _), res in zip(work, dask.compute(*tasks, scheduler=scheduler)):
+            finish(i, res)
+        return
+    distributed = import_optional("distributed")
+    failures = {}
+    with client_for(scheduler) as client:
+        spec_f = client.scatter(spec, broadcast=True)
+        futures = {client.submit(_task, spec_f, cols, key=f"linvae-chunk-{spec_key(spec)}-{i}", pure=False): i
+                   for i, cols in work}
+        for fut in distributed.as_completed(futures):
+            i = futures[fut]
+            if fut.status == "error":
+                failures[i] = fut.exception()
+                logger.error("chunk %d failed: %r", i, failures[i])
+                continue
+            finish(i, fut.result())
+    if failures:
+        first = min(failures)
+        raise SweepChunkError(f"{len(failures)} of {len(work)} chunks failed (first: chunk {first}: "
+                              f"{failures[first]!r}); the other chunks finished", failures)
+
+
+def spec_key(spec):
+    return f"{id(spec):x}"
+
+
+def moments_from_dask(X, Y=None, center=False):
+    """:class:`linvae.Moments` of a (possibly out-of-core) ``dask.array``, by a tree reduction.
+
+    Each block of rows becomes a :class:`linvae.stats.MomentAccumulator` (mean and centred
+    scatter); Dask merges them pairwise up a tree with the Chan–Golub–LeVeque update, so no task
+    ever holds more than one block and two d×d matrices, and the result equals the in-memory
+    moments to rounding.
+
+    Parameters
+    ----------
+    X : dask.array.Array (n_samples, d_x)
+    Y : dask.array.Array (n_samples, d_y), optional
+        Rechunked to the row chunks of ``X``.
+    center : bool
+
+    Returns
+    -------
+    Moments
+    """
+    dask = import_optional("dask")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+    X = X.rechunk({1: X.shape[1]})
+    blocks_x = list(X.to_delayed().ravel())
+    blocks_y = [None] * len(blocks_x)
+    if Y is not None:
+        if Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+            raise ValueError(f"Y must be 2-D with as many rows as X ({X.shape[0]}), got shape {Y.shape}")
+        blocks_y = list(Y.rechunk({0: X.chunks[0], 1: Y.shape[1]}).to_delayed().ravel())
+    parts = [dask.delayed(_block)(bx, by) for bx, by, size in zip(blocks_x, blocks_y, X.chunks[0]) if size]
+    if not parts:
+        raise ValueError(f"X is empty (shape {X.shape}); at least one sample is required")
+    while len(parts) > 1:
+        parts = [dask.delayed(_merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return dask.compute(parts[0])[0].finalize(center=center)
+
+
+def _block(x, y):
+    from .stats import MomentAccumulator
+
+    return MomentAccumulator().add(x, y)
+
+
+def _merge(a, b):
+    return a.merge(b)
