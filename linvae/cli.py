@@ -71,7 +71,8 @@ def _cmd_reproduce(args):
     if args.target == "all":
         ids = [e for e, v in experiments.REGISTRY.items() if args.only is None or v[3] == args.only]
         ran = experiments.run_all(args.out, quick=args.quick, seed=args.seed, backend=args.backend, data=data,
-                                  overwrite=args.overwrite, progress=args.progress, ids=ids)
+                                  overwrite=args.overwrite, progress=args.progress, ids=ids,
+                                  scheduler=args.scheduler)
         skipped = [e for e in ids if e not in ran]
         if skipped and not args.overwrite:
             sys.stdout.write(f"kept existing results of {len(skipped)} experiments (use --overwrite to redo)\n")
@@ -142,6 +143,9 @@ def build_parser():
     r.add_argument("--progress", action="store_true", help="progress bar for 'all'")
     r.add_argument("--only", choices=["linear", "torch", "plot"], default=None,
                    help="with 'all': run only the experiments of this kind (linear ones take seconds to minutes)")
+    r.add_argument("--scheduler", default=None,
+                   help="with 'all': run the experiments as Dask tasks: 'threads', 'processes', 'local' "
+                        "(a LocalCluster) or a scheduler address tcp://host:port (needs linvae[distributed])")
     r.set_defaults(func=_cmd_reproduce)
 
     d = sub.add_parser("doctor", help="versions, threading, GPU and optional packages (attach to bug reports)")

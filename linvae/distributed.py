@@ -23,7 +23,7 @@ import os
 
 from ._deps import import_optional
 
-__all__ = ["map_chunks", "client_for", "moments_from_dask", "SweepChunkError", "LOCAL_SCHEDULERS"]
+__all__ = ["map_chunks", "map_tasks", "client_for", "moments_from_dask", "SweepChunkError", "LOCAL_SCHEDULERS"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,33 +96,63 @@ def map_chunks(scheduler, spec, work, finish):
     scheduler = _check_scheduler(scheduler)
     if not work:
         return
+    tasks = [(i, (spec, cols)) for i, cols in work]
     if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-        dask = import_optional("dask")
-        tasks = [dask.delayed(_task)(spec, cols) for _, cols in work]
-        for (i, _), res in zip(work, dask.compute(*tasks, scheduler=scheduler)):
-            finish(i, res)
-        return
-    distributed = import_optional("distributed")
-    failures = {}
-    with client_for(scheduler) as client:
-        spec_f = client.scatter(spec, broadcast=True)
-        futures = {client.submit(_task, spec_f, cols, key=f"linvae-chunk-{spec_key(spec)}-{i}", pure=False): i
-                   for i, cols in work}
-        for fut in distributed.as_completed(futures):
-            i = futures[fut]
-            if fut.status == "error":
-                failures[i] = fut.exception()
-                logger.error("chunk %d failed: %r", i, failures[i])
-                continue
-            finish(i, fut.result())
+        failures = map_tasks(None, _task, tasks, finish, local=scheduler)
+    else:
+        with client_for(scheduler) as client:
+            failures = map_tasks(client, _task, tasks, finish, shared=spec)
     if failures:
         first = min(failures)
         raise SweepChunkError(f"{len(failures)} of {len(work)} chunks failed (first: chunk {first}: "
                               f"{failures[first]!r}); the other chunks finished", failures)
 
 
-def spec_key(spec):
-    return f"{id(spec):x}"
+def map_tasks(client, fn, tasks, finish, local=None, shared=None):
+    """Run ``fn(*args)`` for every ``(key, args)`` of ``tasks``; ``finish(key, result)`` as each ends.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        None with ``local`` set: Dask's local ``"threads"``/``"processes"`` scheduler.
+    shared : object, optional
+        An argument equal to ``args[0]`` of every task, scattered to the workers once.
+
+    Returns
+    -------
+    dict
+        ``key -> exception`` of the tasks that raised (the others were all finished).
+    """
+    failures = {}
+    if client is None:
+        dask = import_optional("dask")
+        delayed = [dask.delayed(_guarded)(fn, *args) for _, args in tasks]
+        for (key, _), (ok, value) in zip(tasks, dask.compute(*delayed, scheduler=local)):
+            if ok:
+                finish(key, value)
+            else:
+                failures[key] = value
+        return failures
+    distributed = import_optional("distributed")
+    if shared is not None:
+        handle = client.scatter(shared, broadcast=True)
+        tasks = [(key, (handle,) + tuple(args[1:])) for key, args in tasks]
+    futures = {client.submit(fn, *args, pure=False): key for key, args in tasks}
+    for fut in distributed.as_completed(futures):
+        key = futures[fut]
+        if fut.status == "error":
+            failures[key] = fut.exception()
+            logger.error("task %s failed: %r", key, failures[key])
+            continue
+        finish(key, fut.result())
+    return failures
+
+
+def _guarded(fn, *args):
+    try:
+        return True, fn(*args)
+    except Exception as exc:   # noqa: BLE001 — reported to the caller with the task's key
+        return False, exc
 
 
 def moments_from_dask(X, Y=None, center=False):

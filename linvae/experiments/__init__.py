@@ -106,8 +106,15 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
 
 
 def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False, ids=None,
-            progress=False):
+            progress=False, scheduler=None):
     """Run every experiment whose results are missing (all of them with ``overwrite``).
+
+    Parameters
+    ----------
+    scheduler : None, "threads", "processes", "local", address or distributed.Client
+        Run the experiments as Dask tasks (see :mod:`linvae.distributed`); each task runs in a
+        private directory on its worker and ships its files back, and this process writes them
+        into ``out`` atomically, so resuming works across schedulers.
 
     Returns
     -------
@@ -116,7 +123,7 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
     """
     with DirectoryLock(out, purpose="linvae reproduce all"):
         _remove_partial(out)
-        return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress)
+        return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler)
 
 
 def _remove_partial(out):
@@ -127,24 +134,67 @@ def _remove_partial(out):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
 
 
-def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress):
-    ran = []
-    todo = list(ids or REGISTRY)
+def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler):
+    todo = [e for e in (ids or REGISTRY)
+            if overwrite or not os.path.exists(os.path.join(out, e, "meta.json"))]
     bar = None
     if progress:
         from .._deps import import_optional
 
         bar = import_optional("tqdm.auto").tqdm(total=len(todo), desc="reproduce", unit="exp")
-    for exp_id in todo:
-        done = os.path.exists(os.path.join(out, exp_id, "meta.json"))
-        if not done or overwrite:
-            run_experiment(exp_id, out, quick=quick, seed=seed, backend=backend, data=data, overwrite=overwrite)
-            ran.append(exp_id)
+    try:
+        if scheduler is None:
+            for exp_id in todo:
+                run_experiment(exp_id, out, quick=quick, seed=seed, backend=backend, data=data,
+                               overwrite=overwrite)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return todo
+
+
+def _experiment_files(exp_id, quick, seed, backend, data):
+    """Run one experiment in a private temporary directory; return its files as bytes (a Dask task)."""
+    with tempfile.TemporaryDirectory(prefix=f"linvae-{exp_id}-") as tmp:
+        final = run_experiment(exp_id, tmp, quick=quick, seed=seed, backend=backend, data=data)
+        files = {}
+        for name in os.listdir(final):
+            with open(os.path.join(final, name), "rb") as f:
+                files[name] = f.read()
+    return files
+
+
+def _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, bar):
+    """Farm experiments out as Dask tasks; the caller writes each result directory atomically."""
+    from ..distributed import SweepChunkError, _check_scheduler, client_for, map_tasks
+
+    failures = {}
+
+    def finish(exp_id, files):
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
+        for name, blob in files.items():
+            with open(os.path.join(tmp, name), "wb") as f:
+                f.write(blob)
+        commit_directory(tmp, os.path.join(out, exp_id), overwrite)
+        logger.info("%s done -> %s", exp_id, os.path.join(out, exp_id))
         if bar is not None:
             bar.update(1)
-    if bar is not None:
-        bar.close()
-    return ran
+
+    scheduler = _check_scheduler(scheduler)
+    tasks = [(e, (e, quick, seed, backend, data)) for e in todo]
+    if isinstance(scheduler, str) and scheduler in ("threads", "processes"):
+        failures = map_tasks(None, _experiment_files, tasks, finish, local=scheduler)
+    else:
+        with client_for(scheduler) as client:
+            failures = map_tasks(client, _experiment_files, tasks, finish)
+    if failures:
+        first = next(iter(failures))
+        raise SweepChunkError(f"{len(failures)} of {len(todo)} experiments failed (first: {first}: "
+                              f"{failures[first]!r}); the others finished", failures)
 
 
 def write_report(out="results"):
