@@ -271,7 +271,7 @@ def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol
 
     ``cols`` holds flat, equally long columns of hyperparameters and ``seed``.
     """
-    from .train import _MHVAEProblem, _VAEProblem, train_batch, train_minibatch
+    from .train import _MHVAEProblem, _NormalizedVAEProblem, train_batch, train_minibatch
 
     cols = {k: np.asarray(v) for k, v in cols.items()}
     options = dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
@@ -292,7 +292,8 @@ def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol
         if options.solver == "minibatch":
             return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
                                    options, options.epochs, options.batch_size)
-        problem = _VAEProblem(moments, model, dims, rtol)
+        problem = _NormalizedVAEProblem(moments, model, dims, rtol)
+        hyper = problem.scale_hyper(hyper)
     else:
         d1, d2 = dims
         learn1 = isinstance(sigma1, str)

@@ -16,7 +16,7 @@ from . import _config, objectives
 from ._deps import import_optional
 from .exceptions import ConvergenceWarning, TrainingDivergedError
 from .kernels.reference import run_reference, unpack
-from .stats import cvae_residual, vae_spectrum
+from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import gaussian_kl, pad
 from .theory.cvae import CVAEFit
 from .theory.mhvae import MHVAEFit
@@ -147,7 +147,8 @@ class _VAEProblem:
         power = np.sum(V * V, axis=2) + np.sum(A * A, axis=2)
         return gaussian_kl(power, np.exp(2 * s), eta_enc[:, None] ** 2)
 
-    def result(self, th, cfg, n_iter, history, solver):
+    def matrices(self, th):
+        """Data-coordinate matrices and σ of one packed parameter vector."""
         U, V, A, C, s = (b[0] for b in unpack("cvae", th[None], self.dims))
         if self.model == "vae":
             mats = dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
@@ -155,8 +156,65 @@ class _VAEProblem:
             xinv = self.Px / np.sqrt(self.phix)
             W2 = (V / np.sqrt(self.phi)) @ self.P.T
             mats = dict(W1=A @ xinv.T - W2 @ self.U2star, W2=W2, U1=U, U2=self.U2star + C @ xinv.T)
-        return linear_result(self.model, self.moments, mats, np.exp(s), cfg, solver, n_iter, history,
+        return mats, np.exp(s)
+
+    def result(self, th, cfg, n_iter, history, solver, mats=None):
+        sigma = None
+        if mats is None:
+            mats, sigma = self.matrices(th)
+        else:
+            mats, sigma = mats
+        return linear_result(self.model, self.moments, mats, sigma, cfg, solver, n_iter, history,
                              self.theta_modes, np.sqrt(self.phi) if self.model == "vae" else self.phi)
+
+
+def _power_of_two(mean_square):
+    """``2^round(log2 √mean_square)`` (1 for zero data): an exact floating-point scale."""
+    if not mean_square > 0:
+        return 1.0
+    return float(2.0 ** np.round(0.5 * np.log2(mean_square)))
+
+
+class _NormalizedVAEProblem:
+    """A VAE/CVAE problem trained on data rescaled to unit size, results mapped back exactly.
+
+    Gradient training starts from the paper's N(0, 0.1²) initialization and takes optimizer
+    steps of fixed absolute size, so on raw data of scale 1e-6 or 1e6 it cannot reach the
+    optimum. The optimum is equivariant under ``x → x/s, y → y/t, η_dec → η_dec/t`` (SPEC §2: the
+    reconstruction term is ‖y − ŷ‖²/η_dec² and the encoder absorbs the scale of x), so the
+    kernels train the rescaled problem and the matrices are mapped back with
+    ``W₁ s⁻¹, W₂ t⁻¹, U₁ t, U₂ t/s`` (VAE: ``W s⁻¹, U s``). ``s`` and ``t`` are powers of two, so the
+    rescaling itself is exact. The loss history is that of the rescaled problem.
+    """
+
+    def __init__(self, moments, model, latent, rtol=None):
+        m = moments
+        self.sx = _power_of_two(np.trace(m.xx) / m.dx)
+        self.t = self.sx if model == "vae" else _power_of_two(np.trace(m.yy) / m.dy)
+        sx, t = self.sx, self.t
+        scaled = Moments(n=m.n, xx=m.xx / sx**2, xy=None if m.xy is None else m.xy / (sx * t),
+                         yy=None if m.yy is None else m.yy / t**2,
+                         mean_x=None if m.mean_x is None else m.mean_x / sx,
+                         mean_y=None if m.mean_y is None else m.mean_y / t, centered=m.centered)
+        self.inner = _VAEProblem(scaled, model, latent, rtol)
+        self.original = _VAEProblem(moments, model, latent, rtol) if (sx, t) != (1.0, 1.0) else self.inner
+        for name in ("model", "k", "d", "q", "r", "dims", "P_size", "Z", "phi", "init", "kl_per_dim", "kind"):
+            setattr(self, name, getattr(self.inner, name))
+
+    def scale_hyper(self, hyper):
+        """Kernel hyperparameter rows ``[β, c², η_dec²]`` of the rescaled problem."""
+        out = np.array(hyper, dtype=float, copy=True)
+        out[:, 1:3] /= self.t**2
+        return out
+
+    def result(self, th, cfg, n_iter, history, solver):
+        mats, sigma = self.inner.matrices(th)
+        sx, t = self.sx, self.t
+        if self.model == "vae":
+            mats = dict(W=mats["W"] / sx, U=mats["U"] * sx)
+        else:
+            mats = dict(W1=mats["W1"] / sx, W2=mats["W2"] / t, U1=mats["U1"] * t, U2=mats["U2"] * (t / sx))
+        return self.original.result(th, cfg, n_iter, history, solver, mats=(mats, sigma))
 
 
 def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, theta_modes, data_theta):
