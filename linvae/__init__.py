@@ -15,7 +15,7 @@ from . import metrics
 from ._deps import MissingDependencyError
 from ._version import __version__
 from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
-from .exceptions import ConvergenceWarning, TrainingDivergedError
+from .exceptions import ConvergenceWarning, IllConditionedWarning, TrainingDivergedError
 from .estimators import LinearCVAE, LinearMHVAE, LinearVAE
 from .stats import Moments
 from .theory import CVAEFit, MHVAEFit, VAEFit
@@ -28,6 +28,7 @@ __all__ = [
     "SweepResult",
     "TrainingDivergedError",
     "ConvergenceWarning",
+    "IllConditionedWarning",
     "CollapseTable",
     "LinearVAE",
     "LinearCVAE",

@@ -190,6 +190,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
     if model == "vae":
         sig = check_sigma(sigma, "sigma", dims)
+        _warn_dropped(moments, rtol, beta, eta_enc, eta_dec)
         if sig is None:
             return theory.vae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
         return theory.vae_fixed(moments, dims, sig, beta, eta_enc, eta_dec, rtol)
@@ -207,6 +208,17 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
     s2 = check_positive(sigma2, "sigma2")
     return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
+
+
+def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
+    """Warn when ill-conditioning drops a mode that Thm 4 says is active (see ``warn_if_dropped_matters``)."""
+    from .stats import warn_if_dropped_matters
+
+    def active(theta):
+        return ~theory.thm4_spectra(theta[None, :], np.reshape(beta, (-1, 1)), np.reshape(eta_enc, (-1, 1)),
+                                    np.reshape(eta_dec, (-1, 1)))[3]
+
+    warn_if_dropped_matters(moments, active, rtol)
 
 
 def _check_cvae_sigma(sigma):
@@ -567,6 +579,7 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         else:
             theta_modes = pad(vae_spectrum(moments, rtol)[0], dims)
             fixed = check_sigma(sigma, "sigma", dims)
+            _warn_dropped(moments, rtol, b, ee, ed)
             if fixed is None:
                 _, lam, sig, collapsed = theory.thm4_spectra(theta_modes[None, :], b, ee, ed)
                 theorem = "Thm 4"

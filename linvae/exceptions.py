@@ -44,3 +44,7 @@ class OutputLockedError(RuntimeError):
 
 class SweepMismatchError(ValueError):
     """An output directory holds checkpoints of a different sweep (other data or settings)."""
+
+
+class IllConditionedWarning(UserWarning):
+    """Second-moment directions were dropped as numerically zero although float64 resolves them."""

@@ -59,6 +59,14 @@ def _check_2d(a, name):
     return a
 
 
+def _check_finite(a, name):
+    if not np.all(np.isfinite(a)):
+        bad = np.argwhere(~np.isfinite(a))[0]
+        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, dim {bad[1]}: {a[tuple(bad)]}); "
+                         "encoder means must be finite")
+    return a
+
+
 def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
     """KL of ``N(μ, σ²)`` to the prior ``N(0, η²)`` for every example and latent dim (nats).
 
@@ -85,7 +93,7 @@ def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
     (ℓ ≈ 0, the collapsed ones) keep full relative precision and σ from 1e-150 to 1e150 stay
     finite.
     """
-    mu = _check_2d(_np(mu, "mu"), "mu")
+    mu = _check_finite(_check_2d(_np(mu, "mu"), "mu"), "mu")
     if (logvar is None) == (std is None):
         raise ValueError("give exactly one of logvar and std")
     prior_std = _np(prior_std, "prior_std")
@@ -200,7 +208,7 @@ def active_units_variance(mu, threshold=0.01, return_variances=False):
     -------
     int, or (int, ndarray)
     """
-    mu = _check_2d(_np(mu, "mu"), "mu")
+    mu = _check_finite(_check_2d(_np(mu, "mu"), "mu"), "mu")
     if mu.shape[0] < 2:
         raise ValueError("mu needs at least 2 samples to estimate a variance")
     var = np.var(mu, axis=0, ddof=1)

@@ -5,12 +5,14 @@ moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes 
 from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
 rest of the package works on these small ``d × d`` matrices.
 """
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _config
 from ._validation import check_data, check_pair
+from .exceptions import IllConditionedWarning
 
 __all__ = [
     "Moments",
@@ -327,6 +329,44 @@ def range_eigh(S, rtol=None):
     top = values[0] if values.size else 0.0
     keep = values > rtol * top if top > 0 else np.zeros(values.shape, bool)
     return values[keep].copy(), sign_flip(vectors[:, keep])
+
+
+def dropped_resolved(S, rtol=None):
+    """Eigenvalues of PSD ``S`` that :func:`range_eigh` drops although float64 resolves them.
+
+    Those between eigh's round-off floor (``64·d·eps·max``) and ``rtol·max``: real directions of
+    the data that a condition number above ``1/rtol`` pushes out of the numerical range.
+    """
+    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
+    values = np.linalg.eigvalsh(S)
+    top = values.max() if values.size else 0.0
+    floor = 64 * S.shape[0] * np.finfo(np.float64).eps * top
+    return np.sort(values[(values <= rtol * top) & (values > floor)])[::-1]
+
+
+def warn_if_dropped_matters(moments, active, rtol=None):
+    """:class:`IllConditionedWarning` when a dropped-but-resolved mode of ``E[xxᵀ]`` would be active.
+
+    Parameters
+    ----------
+    moments : Moments
+    active : callable
+        ``active(theta) -> bool array``: which modes with these θ = √φ are not collapsed under
+        the caller's hyperparameters (e.g. Thm 4: θ above the βη_dec² threshold). Dropping modes
+        that would collapse anyway is exact; dropping an active one changes the answer.
+    rtol : float, optional
+    """
+    key = ("dropped", _config.RANK_RTOL if rtol is None else float(rtol))
+    if key not in moments._cache:
+        moments._cache[key] = dropped_resolved(moments.xx, rtol)
+    theta = np.sqrt(moments._cache[key])
+    if theta.size and np.any(active(theta)):
+        top = float(np.max(np.linalg.eigvalsh(moments.xx)))
+        warnings.warn(
+            f"ill-conditioned data: mode(s) of E[xxᵀ] with θ up to {theta[0]:.3g} (condition number "
+            f"{top / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
+            "hyperparameters they would be active; pass a smaller rtol (or rescale the data) to keep them",
+            IllConditionedWarning, stacklevel=3)
 
 
 def vae_spectrum(moments, rtol=None):
