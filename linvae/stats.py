@@ -48,23 +48,40 @@ class MomentAccumulator:
         self._cxx = self._cxy = self._cyy = None
         self._has_y = None
 
+    #: rows per block of the centred products (bounds the temporaries to a few MB)
+    BLOCK_BYTES = 1 << 23
+
     def add(self, X, Y=None):
-        """Add a chunk of samples (rows of ``X`` and, for conditional models, ``Y``)."""
+        """Add a chunk of samples (rows of ``X`` and, for conditional models, ``Y``).
+
+        The input is validated without a copy when it already is C-contiguous float64; the
+        centred scatter is accumulated over row blocks, so the temporaries stay small.
+        """
         if Y is None:
-            X = check_data(X, "X")
+            X = check_data(X, "X", copy=False)
         else:
-            X, Y = check_pair(X, Y)
+            X = check_data(X, "X", copy=False)
+            Y = check_data(Y, "Y", copy=False)
+            if X.shape[0] != Y.shape[0]:
+                check_pair(X, Y)   # raises the standard message
         other = MomentAccumulator()
         other.n = X.shape[0]
         other._has_y = Y is not None
         other._mean_x = X.mean(axis=0)
-        Xc = X - other._mean_x
-        other._cxx = Xc.T @ Xc
+        other._cxx = np.zeros((X.shape[1], X.shape[1]))
         if Y is not None:
             other._mean_y = Y.mean(axis=0)
-            Yc = Y - other._mean_y
-            other._cxy = Xc.T @ Yc
-            other._cyy = Yc.T @ Yc
+            other._cxy = np.zeros((X.shape[1], Y.shape[1]))
+            other._cyy = np.zeros((Y.shape[1], Y.shape[1]))
+        width = X.shape[1] + (0 if Y is None else Y.shape[1])
+        step = max(256, self.BLOCK_BYTES // (8 * width))
+        for start in range(0, X.shape[0], step):
+            Xc = X[start:start + step] - other._mean_x
+            other._cxx += Xc.T @ Xc
+            if Y is not None:
+                Yc = Y[start:start + step] - other._mean_y
+                other._cxy += Xc.T @ Yc
+                other._cyy += Yc.T @ Yc
         self.merge(other)
         return self
 

@@ -56,9 +56,20 @@ def mhvae_layout(d, k1, r, k2):
     return off, int(off[-1])
 
 
+def cvae_workspace_size(dims):
+    """Floats of scratch space :func:`_cvae_loss_grad` needs per configuration."""
+    d, k, r, q = int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3])
+    return d * r + d * q + d * k
+
+
 @njit(**_JIT)
-def _cvae_loss_grad(Z, th, g, hyper, dims, learn):
-    """Loss and gradient (written into ``g``) of one VAE/CVAE configuration."""
+def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
+    """Loss and gradient (written into ``g``) of one VAE/CVAE configuration.
+
+    ``ws`` is scratch space of :func:`cvae_workspace_size` floats: the residuals ``R = UV − Z``
+    and ``Q = UA + C`` and one d×k product live there, so a step allocates nothing and the three
+    matrix products go straight to BLAS with their outputs in place.
+    """
     d, k, r, q = dims[0], dims[1], dims[2], dims[3]
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
@@ -72,26 +83,52 @@ def _cvae_loss_grad(Z, th, g, hyper, dims, learn):
     gU = g[:o1].reshape((d, k))
     gV = g[o1:o2].reshape((k, r))
     gs = g[o4:o4 + k]
-    R = U @ V - Z
-    loss = np.sum(R * R) + bc * np.sum(V * V)
-    gU[:, :] = 2.0 * (R @ V.T)
-    gV[:, :] = 2.0 * (U.T @ R) + (2.0 * bc) * V
+    R = ws[:d * r].reshape((d, r))
+    np.dot(U, V, R)
+    loss = 0.0
+    for i in range(d):
+        for c in range(r):
+            x = R[i, c] - Z[i, c]
+            R[i, c] = x
+            loss += x * x
+    np.dot(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
+    np.dot(U.T, R, gV)
+    for j in range(k):
+        for c in range(r):
+            vjc = V[j, c]
+            loss += bc * vjc * vjc
+            gV[j, c] = 2.0 * gV[j, c] + (2.0 * bc) * vjc
     if q > 0:
         A = th[o2:o3].reshape((k, q))
         C = th[o3:o4].reshape((d, q))
         gA = g[o2:o3].reshape((k, q))
         gC = g[o3:o4].reshape((d, q))
-        Q = U @ A + C
-        loss += np.sum(Q * Q) + bc * np.sum(A * A)
-        gU[:, :] += 2.0 * (Q @ A.T)
-        gA[:, :] = 2.0 * (U.T @ Q) + (2.0 * bc) * A
-        gC[:, :] = 2.0 * Q
+        Q = ws[d * r:d * r + d * q].reshape((d, q))
+        T = ws[d * r + d * q:d * r + d * q + d * k].reshape((d, k))
+        np.dot(U, A, Q)
+        for i in range(d):
+            for c in range(q):
+                x = Q[i, c] + C[i, c]
+                Q[i, c] = x
+                loss += x * x
+                gC[i, c] = 2.0 * x
+        np.dot(Q, A.T, T)
+        for i in range(d):
+            for j in range(k):
+                gU[i, j] += T[i, j]
+        np.dot(U.T, Q, gA)
+        for j in range(k):
+            for c in range(q):
+                ajc = A[j, c]
+                loss += bc * ajc * ajc
+                gA[j, c] = 2.0 * gA[j, c] + (2.0 * bc) * ajc
     for j in range(k):
         var = math.exp(2.0 * s[j])
         col = 0.0
         for i in range(d):
-            col += U[i, j] * U[i, j]
-            gU[i, j] += 2.0 * var * U[i, j]
+            u = U[i, j]
+            col += u * u
+            gU[i, j] = 2.0 * gU[i, j] + (2.0 * var) * u
         loss += var * col + bc * var - 2.0 * beta * ed2 * s[j]
         gs[j] = (2.0 * var * (col + bc) - 2.0 * beta * ed2) if learn[0] else 0.0
     return loss
@@ -164,19 +201,34 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, learn):
 
 
 @njit(**_JIT)
+def _norm(g):
+    """Euclidean norm of a flat vector without a temporary."""
+    acc = 0.0
+    for i in range(g.shape[0]):
+        acc += g[i] * g[i]
+    return math.sqrt(acc)
+
+
+@njit(**_JIT)
 def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
     """One optimizer update of a flat parameter vector (GD or Adam, optional norm clipping)."""
     scale = 1.0
     if clip > 0.0 and gnorm > clip:
         scale = clip / gnorm
     if adam:
-        c1 = 1.0 - b1 ** t
-        c2 = 1.0 - b2 ** t
+        # bias corrections folded into two scalars; locals instead of re-reads let LLVM
+        # vectorize the loop (its cost is the element-wise sqrt and division)
+        a = lr / (1.0 - b1 ** t)
+        inv_c2 = 1.0 / (1.0 - b2 ** t)
+        ob1 = 1.0 - b1
+        ob2 = 1.0 - b2
         for i in range(th.shape[0]):
             gi = g[i] * scale
-            m[i] = b1 * m[i] + (1.0 - b1) * gi
-            v[i] = b2 * v[i] + (1.0 - b2) * gi * gi
-            th[i] -= lr * (m[i] / c1) / (math.sqrt(v[i] / c2) + eps)
+            mi = b1 * m[i] + ob1 * gi
+            vi = b2 * v[i] + ob2 * gi * gi
+            m[i] = mi
+            v[i] = vi
+            th[i] -= a * mi / (math.sqrt(vi * inv_c2) + eps)
     else:
         for i in range(th.shape[0]):
             th[i] -= lr * scale * g[i]
@@ -185,17 +237,19 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
 def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
               gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
     B = theta.shape[0]
+    n_ws = dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1] if kind == 0 else 1
     for b in prange(B):
         if status[b] != 0:
             continue
         th = theta[b]
         g = grad[b]
+        ws = np.empty(n_ws)
         for _ in range(n_steps):
             if kind == 0:
-                loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn)
+                loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
             else:
                 loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn)
-            gn = math.sqrt(np.sum(g * g))
+            gn = _norm(g)
             loss_out[b] = loss
             gnorm_out[b] = gn
             if not (math.isfinite(loss) and math.isfinite(gn)):
@@ -383,7 +437,7 @@ def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr
         for ib in range(nb):
             idx = perm[ib * batch:min(N, (ib + 1) * batch)]
             loss = _minibatch_loss_grad(X[idx], Y[idx], noise[idx], th, g, hyper[b], dims, learn)
-            gn = math.sqrt(np.sum(g * g))
+            gn = _norm(g)
             if not (math.isfinite(loss) and math.isfinite(gn)):
                 status[b] = 2
                 break
