@@ -32,3 +32,7 @@ PARALLEL = True
 PARALLEL_MAX_WORK = 2e5
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6
+
+#: Gradient training rescales VAE/CVAE data by a power of two when its RMS lies outside
+#: [1/TRAIN_SCALE_WINDOW, TRAIN_SCALE_WINDOW] (see ``train._NormalizedVAEProblem``).
+TRAIN_SCALE_WINDOW = 16.0
