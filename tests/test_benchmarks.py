@@ -19,10 +19,15 @@ def test_compare_smoke_writes_results(tmp_path):
     finally:
         sys.path.pop(0)
     out = tmp_path / "RESULTS.md"
+    out.write_text("old table\n<!-- end of compare.py output -->\n\n## Hand-written section\nkept\n")
     assert compare.main(["--smoke", "--out", str(out)]) == 0
     text = out.read_text()
-    for heading in ("## 1. One Adam step", "## 2. Reaching the optimum", "## 3. Hardware bound"):
+    for heading in ("## 1. One Adam step", "## 2. Reaching the optimum", "## 3. Hardware bound",
+                    "## 4. Closed form", "## 5. One minibatch epoch", "## Targets"):
         assert heading in text
+    assert "old table" not in text and text.endswith("## Hand-written section\nkept\n")   # rest kept
+    targets = text[text.index("## Targets"):text.index("<!-- end")]
+    assert targets.count("| yes |") + targets.count("| no |") >= 4      # (the B = 50 row needs d = 64)
     assert "Command: `python benchmarks/compare.py --smoke" in text
     rows = [line for line in text.splitlines() if line.startswith("| 16 |")]
     assert rows and all(float(r.split("|")[6]) > 0 for r in rows)      # torch / Numba ratio present
