@@ -36,3 +36,9 @@ COLLAPSE_KL_TOL = 1e-6
 #: Gradient training rescales VAE/CVAE data by a power of two when its RMS lies outside
 #: [1/TRAIN_SCALE_WINDOW, TRAIN_SCALE_WINDOW] (see ``train._NormalizedVAEProblem``).
 TRAIN_SCALE_WINDOW = 16.0
+
+#: float32 training (``dtype="float32"``): floors of the stopping tolerances and the KL (nats)
+#: below which a trained dim counts as collapsed (float32 round-off leaves ~1e-6 nats).
+FLOAT32_TOL = 1e-7
+FLOAT32_GTOL = 1e-5
+COLLAPSE_KL_TOL_FLOAT32 = 1e-4

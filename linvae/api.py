@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from . import theory
+from . import _config, theory
 from ._validation import (
     check_choice,
     check_int,
@@ -79,7 +79,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
-        epochs=100, batch_size=128, center=False, rtol=None):
+        epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
     """Fit a linear VAE, CVAE or two-latent MHVAE.
 
     Parameters
@@ -148,6 +148,14 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         default uses uncentred second moments.
     rtol : float, optional
         Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``).
+    dtype : {"float64", "float32"}
+        Precision of gradient training on the moment matrices (``"gd"``/``"adam"``; moments,
+        closed forms and results are always float64). float32 halves memory traffic and runs
+        at the float32 BLAS/GPU rate; its tolerances are looser: ``tol`` and ``gtol`` are raised
+        to at least ``_config.FLOAT32_TOL`` (1e-7) and ``_config.FLOAT32_GTOL`` (1e-5), a dim
+        counts as collapsed below ``_config.COLLAPSE_KL_TOL_FLOAT32`` (1e-4 nats) instead of
+        1e-6, and a converged fit is within about 1e-5 of the closed-form loss (relative)
+        instead of 1e-10 (``tests/test_train.py``).
 
     Returns
     -------
@@ -184,7 +192,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
             sigma1 = check_positive(sigma1, "sigma1")
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
                                  init_scale, history_every, progress, epochs, batch_size,
-                                 hasattr(X, "__cuda_array_interface__"))
+                                 hasattr(X, "__cuda_array_interface__"), dtype)
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
         cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=np.atleast_1d(np.asarray(seed)))
         return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
@@ -250,8 +258,20 @@ def _raw_data(X, Y, solver, model, center):
 
 
 def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                   history_every, progress, epochs=100, batch_size=128, device_input=False):
+                   history_every, progress, epochs=100, batch_size=128, device_input=False, dtype="float64"):
     from .train import TrainOptions
+
+    try:
+        dtype = np.dtype(dtype).name
+    except TypeError:
+        dtype = repr(dtype)
+    check_choice(dtype, "dtype", {"float64", "float32"})
+    if dtype == "float32":
+        if solver == "minibatch":
+            raise ValueError("dtype='float32' applies to the moment-space solvers ('gd', 'adam'); "
+                             "solver='minibatch' trains in float64")
+        tol = max(check_nonneg(tol, "tol"), _config.FLOAT32_TOL)
+        gtol = max(check_nonneg(gtol, "gtol"), _config.FLOAT32_GTOL)
 
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
@@ -275,6 +295,7 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
         lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"), init_scale=check_positive(init_scale, "init_scale"),
         seed=seed, history_every=check_int(history_every, "history_every"), progress=bool(progress),
         backend="numba" if backend == "auto" else backend, epochs=epochs, batch_size=batch_size,
+        dtype=dtype,
     )
 
 
@@ -400,7 +421,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
           seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
           clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
           batch_size=128, center=False, rtol=None, out=None, chunk_size=None, overwrite=False,
-          scheduler=None):
+          scheduler=None, dtype="float64"):
     """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
@@ -462,7 +483,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     else:
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
                                  history_every, progress, epochs, batch_size,
-                                 hasattr(X, "__cuda_array_interface__"))
+                                 hasattr(X, "__cuda_array_interface__"), dtype)
         cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
     n = len(cols["eta_enc"])
     if chunk_size is None:

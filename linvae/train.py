@@ -6,6 +6,7 @@ batched kernels of :mod:`linvae.kernels` in chunks, records history, shows an op
 progress bar, stops on convergence, and raises :class:`~linvae.exceptions.TrainingDivergedError`
 when a loss or gradient becomes non-finite.
 """
+import dataclasses
 import logging
 import warnings
 from dataclasses import dataclass
@@ -56,7 +57,9 @@ class TrainOptions:
         Record loss and per-dim KL every this many steps (and update the progress bar).
     progress : bool
         Show a ``tqdm.auto`` progress bar (needs tqdm: ``pip install "linvae[plot]"``).
-    backend : {"numba", "numpy"}
+    backend : {"numba", "numpy", "cupy"}
+    dtype : {"float64", "float32"}
+        Precision of the kernels' arrays (moment-space solvers).
     """
 
     solver: str = "adam"
@@ -77,6 +80,7 @@ class TrainOptions:
     eps: float = 1e-8
     epochs: int = 100
     batch_size: int = 128
+    dtype: str = "float64"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -407,17 +411,21 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
         theta[b] = problem.init(np.random.default_rng(int(seeds[b])), options.init_scale, log_sigma0[b])
     lr = (np.asarray(options.lr, dtype=float) * np.ones(B) if options.lr is not None
           else _default_lr(problem, hyper, options.solver, theta))
+    dtype = np.dtype(options.dtype)
+    theta = theta.astype(dtype)
+    lr = np.asarray(lr, dtype=dtype)
+    hyper = np.ascontiguousarray(hyper, dtype=dtype)
     grad = np.zeros_like(theta)
     m = np.zeros_like(theta)
     v = np.zeros_like(theta)
     t = np.zeros(B, dtype=np.int64)
-    prev = np.full(B, np.inf)
-    loss = np.full(B, np.nan)
-    gnorm = np.full(B, np.nan)
+    prev = np.full(B, np.inf, dtype=dtype)
+    loss = np.full(B, np.nan, dtype=dtype)
+    gnorm = np.full(B, np.nan, dtype=dtype)
     status = np.zeros(B, dtype=np.int64)
     n_iter = np.zeros(B, dtype=np.int64)
     run = _runner(options.backend, problem.kind)
-    Z = problem.Z
+    Z = np.ascontiguousarray(problem.Z, dtype=dtype)
     if options.backend == "cupy":
         from .kernels.gpu import get_cupy
 
@@ -464,9 +472,13 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
             f"max_iter={options.max_iter} (first: config {idx[0]} {configs[idx[0]]}, gradient norm "
             f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning, stacklevel=3)
     results = []
+    theta = theta.astype(np.float64)           # results (loss, KL, matrices) are evaluated in float64
     for b in range(B):
         h = {k: np.array([row[b] for row in vals]) for k, vals in hist.items()}
         results.append(problem.result(theta[b], configs[b], n_iter[b], h, options.solver))
+    if dtype != np.float64:       # float32 round-off leaves collapsed dims ~1e-6 nats above zero
+        results = [dataclasses.replace(r, collapsed=r.kl_per_dim < _config.COLLAPSE_KL_TOL_FLOAT32)
+                   for r in results]
     logger.info("trained %d configs in %s steps", B, int(t.max()) if B else 0)
     return results
 

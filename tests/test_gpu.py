@@ -136,3 +136,16 @@ def test_moments_of_device_arrays_equal_host_moments():
     # backend="auto" trains on the GPU for device input and reaches the same optimum
     res = linvae.fit(cp.asarray(X), cp.asarray(Y), solver="adam", max_iter=60000)
     assert res.loss == pytest.approx(linvae.fit(X, Y).loss, rel=1e-6)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("model", ["vae", "cvae"])
+def test_cupy_float32_training_reaches_closed_form(model):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(300, 5)) * [2.0, 1.5, 1.0, 0.5, 0.2]
+    Y = None if model == "vae" else X[:, :2] @ rng.normal(size=(2, 4)) + rng.normal(size=(300, 4))
+    closed = linvae.fit(X, Y, beta=1.0)
+    trained = linvae.fit(X, Y, beta=1.0, solver="adam", backend="cupy", dtype="float32", max_iter=40000)
+    assert trained.loss == pytest.approx(closed.loss, rel=1e-5)
+    assert trained.n_collapsed == closed.n_collapsed

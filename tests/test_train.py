@@ -371,3 +371,57 @@ def test_minibatch_needs_raw_data_and_no_mhvae():
         linvae.fit(X, model="mhvae", solver="minibatch")
     with pytest.raises(ValueError, match="batch_size"):
         linvae.fit(X, solver="minibatch", batch_size=0)
+
+
+# ----------------------------------------------------------------------------- float32 path
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("model", ["vae", "cvae", "mhvae"])
+def test_float32_adam_reaches_the_closed_form_within_its_tolerance(backend, model):
+    rng = np.random.default_rng(11)
+    X = rng.normal(size=(400, 6)) * [3.0, 2.0, 1.0, 0.6, 0.3, 0.1]
+    Y = X[:, :3] @ rng.normal(size=(3, 4)) + rng.normal(size=(400, 4)) if model == "cvae" else None
+    kw = dict(model="mhvae", sigma1=0.5, beta2=2.0) if model == "mhvae" else {}
+    closed = linvae.fit(X, Y, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        r32 = linvae.fit(X, Y, **kw, solver="adam", dtype="float32", backend=backend, max_iter=20000)
+    assert abs(r32.loss - closed.loss) <= 1e-5 * abs(closed.loss)          # documented float32 tolerance
+    assert r32.n_collapsed == closed.n_collapsed
+    assert all(v.dtype == np.float64 for v in r32.to_dict().values()
+               if isinstance(v, np.ndarray) and v.dtype.kind == "f")        # results come back in float64
+
+
+def test_float32_kernel_step_matches_the_float32_reference():
+    from linvae.kernels import cpu
+    from linvae.kernels.reference import run_reference
+
+    rng = np.random.default_rng(2)
+    dims = np.array([7, 3, 5, 2], np.int64)
+    _, P = cpu.cvae_layout(*dims)
+    B = 3
+    Z = rng.normal(size=(7, 5)).astype(np.float32)
+    theta0 = (0.5 * rng.normal(size=(B, P))).astype(np.float32)
+    hyper = np.array([[0.5, 1.0, 1.0], [1.0, 0.4, 0.6], [2.0, 2.0, 1.7]], np.float32)
+    out = []
+    for run in (cpu.run_cvae, lambda *a: run_reference("cvae", *a)):
+        th = theta0.copy()
+        arrays = [th, np.zeros_like(th), np.zeros_like(th), np.zeros_like(th)]
+        state = [np.zeros(B, np.int64), np.full(B, np.inf, np.float32), np.zeros(B, np.float32),
+                 np.zeros(B, np.float32), np.zeros(B, np.int64)]
+        run(Z, *arrays, hyper, np.full(B, 1e-2, np.float32), dims, np.array([True]), True, 0.9, 0.999, 1e-8,
+            0.0, 0.0, 0.0, 0.0, 20, *state)
+        assert th.dtype == np.float32
+        out.append(th)
+    np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)
+
+
+def test_dtype_is_validated():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with pytest.raises(ValueError, match=r"dtype.*float16"):
+        linvae.fit(X, solver="adam", dtype="float16")
+    with pytest.raises(ValueError, match="minibatch"):
+        linvae.fit(X, solver="minibatch", dtype="float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        assert linvae.fit(X, solver="adam", dtype=np.float32, max_iter=50).n_iter <= 50

@@ -243,7 +243,7 @@ def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, 
             continue
         th = theta[b]
         g = grad[b]
-        ws = np.empty(n_ws)
+        ws = np.empty(n_ws, dtype=th.dtype)
         for _ in range(n_steps):
             if kind == 0:
                 loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)

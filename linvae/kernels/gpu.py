@@ -74,10 +74,13 @@ def _kernel(name):
 
 def update_cupy(theta, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None):
     """Fused optimizer update of a (B', P) block on the GPU; returns ``(theta, m, v)``."""
+    lr_t = lr_t.astype(theta.dtype, copy=False)          # every operand of the kernel has type T
+    g = g.astype(theta.dtype, copy=False)
     if not adam:
         _kernel("gd")(g, lr_t, theta)
         return theta, m, v
     dtype = theta.dtype.type
+    t = t.astype(theta.dtype, copy=False)
     _kernel("adam")(g, lr_t, dtype(b1), dtype(b2), 1 - dtype(b1) ** t, 1 - dtype(b2) ** t, dtype(eps), theta, m, v)
     return theta, m, v
 

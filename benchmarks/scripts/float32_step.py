@@ -1,0 +1,41 @@
+"""Numba Adam step of the whitened linear VAE in float64 vs float32 (``dtype="float32"``).
+
+    python benchmarks/scripts/float32_step.py
+
+Prints one row per (d, B): microseconds per step in each precision (best of 5), measured side by
+side in one process.
+"""
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import compare  # noqa: E402
+
+from linvae.kernels import cpu  # noqa: E402
+
+
+def run(Z, th, hyper, dims, steps, dtype):
+    th = th.astype(dtype)
+    B = th.shape[0]
+    arrays = [th.copy(), np.zeros_like(th), np.zeros_like(th), np.zeros_like(th)]
+    state = [np.zeros(B, np.int64), np.full(B, np.inf, dtype), np.zeros(B, dtype), np.zeros(B, dtype),
+             np.zeros(B, np.int64)]
+    cpu.run_cvae(Z.astype(dtype), *arrays, hyper.astype(dtype), np.full(B, 1e-3, dtype), dims, np.array([True]),
+                 True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, steps, *state)
+
+
+def main():
+    print("| d | B | float64 (µs/step) | float32 (µs/step) | float64 / float32 |\n|---|---|---|---|---|")
+    for d, B, steps in [(16, 50, 200), (64, 50, 100), (784, 1, 20), (784, 16, 5)]:
+        Z, th, hyper, dims = compare._problem(d, min(d, 16), B)
+        times = []
+        for dtype in (np.float64, np.float32):
+            run(Z, th, hyper, dims, 2, dtype)                      # compile / warm up
+            times.append(compare.best_of(lambda: run(Z, th, hyper, dims, steps, dtype), 5) / steps)
+        print(f"| {d} | {B} | {1e6 * times[0]:.1f} | {1e6 * times[1]:.1f} | {times[0] / times[1]:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
