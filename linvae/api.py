@@ -15,7 +15,7 @@ from ._validation import (
     check_sigma,
 )
 from .stats import Moments, cvae_residual, vae_spectrum
-from .theory._common import gaussian_kl, pad
+from .theory._common import gaussian_kl, pad, to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
 
@@ -161,7 +161,9 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     -------
     VAEFit, CVAEFit or MHVAEFit
         Spectra (``theta``, ``omega``, ``lambda_``, ``sigma``), ``collapsed``, ``n_collapsed``,
-        ``kl_per_dim``, ``loss`` and the parameter matrices in data coordinates.
+        ``kl_per_dim``, ``loss`` and the parameter matrices in data coordinates. Arrays come back
+        on the device of the input: CuPy arrays for CuPy ``X`` (``result.to_numpy()`` copies
+        them to the host; the metrics accept either and return NumPy).
 
     Notes
     -----
@@ -175,6 +177,26 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     >>> res.n_collapsed
     3
     """
+    return _on_input_device(_fit(**locals()), X, Y)
+
+
+def _on_input_device(result, X, Y=None):
+    """Results live on the device their data came from: CuPy input gives CuPy arrays."""
+    if hasattr(X, "__cuda_array_interface__") or hasattr(Y, "__cuda_array_interface__"):
+        from .kernels.gpu import get_cupy
+
+        cp = get_cupy()
+        if isinstance(result, list):
+            return [r.to_device(cp) for r in result]
+        return result.to_device(cp)
+    return result
+
+
+def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
+         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
+         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
+         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
+         epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
     check_choice(solver, "solver", SOLVERS)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
@@ -400,13 +422,13 @@ class SweepResult:
     def table(self):
         """A :class:`CollapseTable` with columns, n_collapsed, n_active, loss and n_iter."""
         cols = {k: np.asarray(v).copy() for k, v in self.columns.items()}
-        collapsed = np.array([r.collapsed for r in self.results])
+        collapsed = np.array([to_host(r.collapsed) for r in self.results])
         cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
         cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
         cols["loss"] = np.array([r.loss for r in self.results])
         if self.results[0].n_iter is not None:
             cols["n_iter"] = np.array([r.n_iter for r in self.results], dtype=np.int64)
-        kl = np.array([r.kl_per_dim for r in self.results])
+        kl = np.array([to_host(r.kl_per_dim) for r in self.results])
         return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl)
 
     def __str__(self):
@@ -494,7 +516,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     spec = SweepSpec(moments, model, dims, sigma, sigma1, sigma2, options, rtol, raw)
     results = run_chunks(spec, cols, chunk_size=chunk_size, out=None if out is None else os.fspath(out),
                          overwrite=bool(overwrite), scheduler=scheduler, progress=progress)
-    return SweepResult(model, cols, results)
+    return SweepResult(model, cols, _on_input_device(results, X, Y))
 
 
 class CollapseTable:

@@ -51,6 +51,11 @@ def _np(a, name):
     return arr.astype(np.float64, copy=False)
 
 
+def _host_fit(result):
+    """A linear fit with NumPy arrays (fits computed from CuPy input live on the GPU)."""
+    return result.to_numpy() if hasattr(result, "to_numpy") else result
+
+
 def _check_2d(a, name):
     if a.ndim != 2:
         raise ValueError(f"{name} must be 2-D (n_samples, latent_dim), got shape {a.shape}")
@@ -280,6 +285,7 @@ def kl_per_example(result, X, Y=None):
     -------
     ndarray (n_samples, latent_dim)
     """
+    result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
     kind = result.model
     if kind == "vae":
@@ -320,6 +326,7 @@ def exact_log_likelihood(result, X, Y=None):
     Linear VAE: ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``; CVAE: ``y|x ~ N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)``;
     MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)`` (SPEC §4).
     """
+    result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
     cov = _marginal_cov(result)
     if result.model == "cvae":
@@ -393,6 +400,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
     n_samples = check_int(n_samples, "n_samples")
     rng = np.random.default_rng(seed)
     if log_weights is None:
+        model = _host_fit(model)
         X, Y = _check_xy(model, X, Y)
         n = X.shape[0]
         width = X.shape[1] + (0 if Y is None else Y.shape[1])

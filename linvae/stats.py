@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _config
+from ._deps import import_optional
 from ._validation import check_data, check_pair
 from .exceptions import IllConditionedWarning
 
@@ -177,6 +178,72 @@ def _device_chunk(X, Y=None):
     return out
 
 
+def _stream_to_device(chunks):
+    """:class:`MomentAccumulator` of host chunks, computed on the GPU with pinned double buffering.
+
+    Chunk i is validated on the host, copied into pinned staging buffer ``i % 2`` and sent with
+    an asynchronous copy on CUDA stream ``i % 2``, whose mean/scatter kernels are queued behind
+    the copy; before a buffer is reused its stream is synchronized and its (d × d) partial
+    result merged on the host, so the host prepares chunk i + 1 while the GPU works on chunk i.
+    """
+    from .kernels.gpu import get_cupy
+
+    cp = get_cupy()
+    cupyx = import_optional("cupyx")
+    streams = [cp.cuda.Stream(non_blocking=True) for _ in range(2)]
+    staging = [{}, {}]
+    pending = [None, None]
+    acc = MomentAccumulator()
+
+    def stage(slot, name, arr, stream):
+        buf = staging[slot].get(name)
+        if buf is None or buf.shape[0] < arr.shape[0] or buf.shape[1] != arr.shape[1]:
+            buf = cupyx.empty_pinned(arr.shape, dtype=np.float64)
+            staging[slot][name] = buf
+        view = buf[:arr.shape[0]]
+        view[...] = arr
+        dev = cp.empty(arr.shape, dtype=cp.float64)
+        dev.set(view, stream=stream)
+        return dev
+
+    def collect(slot):
+        if pending[slot] is not None:
+            streams[slot].synchronize()
+            part = MomentAccumulator()
+            n, has_y, arrays = pending[slot]
+            part.n, part._has_y = n, has_y
+            part._mean_x, part._cxx = arrays[0].get(), arrays[1].get()
+            if has_y:
+                part._mean_y, part._cxy, part._cyy = (a.get() for a in arrays[2:])
+            acc.merge(part)
+            pending[slot] = None
+
+    for i, chunk in enumerate(chunks):
+        X, Y = chunk if isinstance(chunk, tuple) else (chunk, None)
+        X = check_data(X, "X", copy=False)
+        if Y is not None:
+            Y = check_data(Y, "Y", copy=False)
+            if X.shape[0] != Y.shape[0]:
+                check_pair(X, Y)
+        slot = i % 2
+        collect(slot)                                  # the staging buffers of this slot are free again
+        stream = streams[slot]
+        Xd = stage(slot, "x", X, stream)
+        with stream:
+            mx = Xd.mean(axis=0)
+            Xc = Xd - mx
+            arrays = [mx, Xc.T @ Xc]
+            if Y is not None:
+                Yd = stage(slot, "y", Y, stream)
+                my = Yd.mean(axis=0)
+                Yc = Yd - my
+                arrays += [my, Xc.T @ Yc, Yc.T @ Yc]
+        pending[slot] = (X.shape[0], Y is not None, arrays)
+    for slot in (0, 1):
+        collect(slot)
+    return acc
+
+
 def _symmetrize(S):
     return 0.5 * (S + S.T)
 
@@ -247,11 +314,23 @@ class Moments:
         return acc.finalize(center=center)
 
     @classmethod
-    def from_chunks(cls, chunks, *, center=False):
+    def from_chunks(cls, chunks, *, center=False, device=False):
         """Accumulate moments from an iterable of ``X`` chunks or ``(X, Y)`` pairs.
 
         Memory use is independent of the total number of samples.
+
+        Parameters
+        ----------
+        chunks : iterable of ndarray or (ndarray, ndarray)
+        center : bool
+        device : bool
+            Stream host chunks to the GPU through two pinned (page-locked) staging buffers on two
+            CUDA streams, so the copy of one chunk overlaps the products of the previous one;
+            the means and centred scatters are computed on the GPU in float64 and merged on the
+            host (needs ``pip install "linvae[cuda12]"``).
         """
+        if device:
+            return _stream_to_device(chunks).finalize(center=center)
         acc = MomentAccumulator()
         for chunk in chunks:
             if isinstance(chunk, tuple):

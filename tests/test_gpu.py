@@ -149,3 +149,52 @@ def test_cupy_float32_training_reaches_closed_form(model):
     trained = linvae.fit(X, Y, beta=1.0, solver="adam", backend="cupy", dtype="float32", max_iter=40000)
     assert trained.loss == pytest.approx(closed.loss, rel=1e-5)
     assert trained.n_collapsed == closed.n_collapsed
+
+
+def test_streaming_moments_to_a_gpu_without_cupy_names_the_install_line():
+    if gpu.cupy_available():
+        pytest.skip("a GPU is present: the error path cannot be exercised")
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    with pytest.raises(linvae.MissingDependencyError, match=r'pip install "linvae\[cuda12\]"'):
+        linvae.Moments.from_chunks(np.array_split(X, 3), device=True)
+
+
+def test_results_of_host_input_stay_numpy_and_round_trip():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    res = linvae.fit(X)
+    assert res.xp is np and res.to_numpy() is res and res.to_device(np) is res
+    assert "GPU" not in repr(res)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_pinned_streaming_moments_equal_host_moments():
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(1003, 7)) + 3.0, rng.normal(size=(1003, 4))
+    host = linvae.Moments.from_arrays(X, Y, center=True)
+    chunks = [(X[i:i + 128], Y[i:i + 128]) for i in range(0, 1003, 128)]
+    dev = linvae.Moments.from_chunks(chunks, center=True, device=True)
+    for name in ("xx", "xy", "yy", "mean_x", "mean_y"):
+        np.testing.assert_allclose(getattr(dev, name), getattr(host, name), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_fits_of_device_input_stay_on_the_device():
+    import cupy as cp
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 5)) * [2.0, 1.5, 1.0, 0.5, 0.2]
+    host = linvae.fit(X, beta=1.0)
+    dev = linvae.fit(cp.asarray(X), beta=1.0)
+    assert dev.xp is cp and isinstance(dev.W, cp.ndarray)
+    mu, _ = dev.encode(cp.asarray(X))
+    assert isinstance(mu, cp.ndarray)
+    np.testing.assert_allclose(dev.to_numpy().W, host.W, atol=1e-10)
+    kl = linvae.metrics.kl_per_example(dev, X)                 # metrics return NumPy
+    assert isinstance(kl, np.ndarray)
+    np.testing.assert_allclose(kl, host.kl_per_example(X), atol=1e-10)
+    np.testing.assert_allclose(cp.asnumpy(dev.sample(10, seed=1)), host.sample(10, seed=1), atol=1e-10)
+    sweep = linvae.sweep(cp.asarray(X), beta=[0.5, 2.0])
+    assert all(r.xp is cp for r in sweep)
+    assert list(sweep.table()["n_collapsed"]) == [linvae.fit(X, beta=b).n_collapsed for b in (0.5, 2.0)]

@@ -3,7 +3,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["gaussian_kl", "pad", "sqrt_pos", "FitResultMixin"]
+__all__ = ["gaussian_kl", "pad", "sqrt_pos", "FitResultMixin", "array_module", "to_host"]
 
 
 def gaussian_kl(mean_sq, var, prior_var):
@@ -37,13 +37,54 @@ def safe_div(a, b):
     return out
 
 
+def array_module(a):
+    """``cupy`` for CuPy arrays, else ``numpy`` (CuPy is imported only when it already is in use)."""
+    if type(a).__module__.split(".")[0] == "cupy":
+        import cupy
+
+        return cupy
+    return np
+
+
+def to_host(a):
+    """A NumPy array of ``a`` (copied from the GPU for CuPy arrays); other objects pass through."""
+    if type(a).__module__.split(".")[0] == "cupy":
+        return a.get()
+    return a
+
+
 class FitResultMixin:
-    """Behaviour shared by the fit results of every linear model."""
+    """Behaviour shared by the fit results of every linear model.
+
+    Array fields live on one device: NumPy for host data, CuPy when the fit was computed from
+    CuPy input (``fit(cupy_X)``); :meth:`to_numpy` / :meth:`to_device` move a result, and the
+    methods (``encode``, ``decode``, ``sample``) compute with the array module of the fields.
+    """
+
+    @property
+    def xp(self):
+        """The array module of this result's arrays (``numpy`` or ``cupy``)."""
+        return array_module(self.collapsed)
+
+    def _map_arrays(self, fn):
+        changes = {f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)
+                   if type(getattr(self, f.name)).__name__ == "ndarray"}
+        return dataclasses.replace(self, **changes)
+
+    def to_numpy(self):
+        """This result with every array field as a NumPy array (a no-op on the host)."""
+        return self if self.xp is np else self._map_arrays(to_host)
+
+    def to_device(self, xp):
+        """This result with every array field converted by ``xp.asarray`` (e.g. ``cupy``)."""
+        if xp is np:
+            return self.to_numpy()
+        return self._map_arrays(xp.asarray)
 
     @property
     def n_collapsed(self):
         """Number of latent dims whose posterior equals the prior."""
-        return int(np.count_nonzero(self.collapsed))
+        return int(np.count_nonzero(to_host(self.collapsed)))
 
     @property
     def n_active(self):
@@ -51,10 +92,10 @@ class FitResultMixin:
         return int(np.size(self.collapsed) - self.n_collapsed)
 
     def to_dict(self):
-        """All fields as a plain ``dict`` (arrays are copied)."""
+        """All fields as a plain ``dict`` (arrays are copied to NumPy arrays)."""
         return {
-            f.name: (np.array(getattr(self, f.name)) if isinstance(getattr(self, f.name), np.ndarray)
-                     else getattr(self, f.name))
+            f.name: (np.array(to_host(getattr(self, f.name)))
+                     if type(getattr(self, f.name)).__name__ == "ndarray" else getattr(self, f.name))
             for f in dataclasses.fields(self)
         }
 
@@ -70,8 +111,20 @@ class FitResultMixin:
     def _summary(self):
         return (
             f"{type(self).__name__}(model={self.model!r}, theorem={self.theorem!r}, "
-            f"latent={np.size(self.collapsed)}, n_collapsed={self.n_collapsed}, loss={self.loss:.6g})"
+            f"latent={np.size(self.collapsed)}, n_collapsed={self.n_collapsed}, loss={self.loss:.6g}"
+            f"{', on the GPU' if self.xp is not np else ''})"
         )
 
     def __repr__(self):
         return self._summary()
+
+
+def as_float(xp, a):
+    """``a`` as a float64 array of module ``xp`` (host data is copied to the device for CuPy,
+    device data to the host for NumPy)."""
+    return xp.asarray(to_host(a) if xp is np else a, dtype=xp.float64)
+
+
+def normal(xp, rng, scale, size):
+    """Seeded normal draws (host generator, so samples agree across devices), on ``xp``."""
+    return xp.asarray(rng.normal(scale=scale, size=size))

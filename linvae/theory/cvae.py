@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import objectives
 from ..stats import cvae_residual
-from ._common import FitResultMixin, gaussian_kl, pad
+from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad
 from .vae import thm4_spectra
 
 __all__ = ["thm2_spectra", "cvae_learnable", "CVAEFit"]
@@ -70,23 +70,23 @@ class CVAEFit(FitResultMixin):
 
     def encode(self, X, Y):
         """Encoder mean ``W₁x + W₂y`` (rows) and standard deviations σ."""
-        X = np.asarray(X, dtype=float) - self.mean_x
-        Y = np.asarray(Y, dtype=float) - self.mean_y
+        X = as_float(self.xp, X) - self.mean_x
+        Y = as_float(self.xp, Y) - self.mean_y
         return X @ self.W1.T + Y @ self.W2.T, self.sigma.copy()
 
     def decode(self, Z, X):
         """Decoder mean ``U₁z + U₂x`` of y."""
-        X = np.asarray(X, dtype=float) - self.mean_x
-        return np.asarray(Z, dtype=float) @ self.U1.T + X @ self.U2.T + self.mean_y
+        X = as_float(self.xp, X) - self.mean_x
+        return as_float(self.xp, Z) @ self.U1.T + X @ self.U2.T + self.mean_y
 
     def sample(self, X, seed=None, noise=True):
         """Sample y given each row of ``X`` (``z ~ N(0, η_enc² I)``)."""
-        X = np.asarray(X, dtype=float)
+        X = as_float(self.xp, X)
         rng = np.random.default_rng(seed)
-        z = rng.normal(scale=self.eta_enc, size=(X.shape[0], self.U1.shape[1]))
+        z = normal(self.xp, rng, self.eta_enc, (X.shape[0], self.U1.shape[1]))
         y = self.decode(z, X)
         if noise:
-            y = y + rng.normal(scale=self.eta_dec, size=y.shape)
+            y = y + normal(self.xp, rng, self.eta_dec, y.shape)
         return y
 
 

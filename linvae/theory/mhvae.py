@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import objectives
 from ..stats import vae_spectrum
-from ._common import FitResultMixin, gaussian_kl, pad, safe_div, sqrt_pos
+from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
 __all__ = ["thm3_spectra", "thm5_spectra", "mhvae_sigma2_learnable", "mhvae_fixed", "MHVAEFit"]
 
@@ -140,24 +140,24 @@ class MHVAEFit(FitResultMixin):
 
     def encode(self, X):
         """Mean and std of ``q(z₁|x)``."""
-        return (np.asarray(X, dtype=float) - self.mean) @ self.W1.T, self.sigma1.copy()
+        return (as_float(self.xp, X) - self.mean) @ self.W1.T, self.sigma1.copy()
 
     def encode_z2(self, Z1):
         """Mean and std of ``q(z₂|z₁)``."""
-        return np.asarray(Z1, dtype=float) @ self.W2.T, self.sigma2.copy()
+        return as_float(self.xp, Z1) @ self.W2.T, self.sigma2.copy()
 
     def decode(self, Z1):
         """Mean of ``p(x|z₁)``."""
-        return np.asarray(Z1, dtype=float) @ self.U1.T + self.mean
+        return as_float(self.xp, Z1) @ self.U1.T + self.mean
 
     def sample(self, n, seed=None, noise=True):
         """Ancestral samples: ``z₂ ~ N(0, η_enc²I)``, ``z₁ ~ N(U₂z₂, η_dec²I)``, ``x ~ N(U₁z₁, η_dec²I)``."""
         rng = np.random.default_rng(seed)
-        z2 = rng.normal(scale=self.eta_enc, size=(n, self.U2.shape[1]))
-        z1 = z2 @ self.U2.T + rng.normal(scale=self.eta_dec, size=(n, self.U2.shape[0]))
+        z2 = normal(self.xp, rng, self.eta_enc, (n, self.U2.shape[1]))
+        z1 = z2 @ self.U2.T + normal(self.xp, rng, self.eta_dec, (n, self.U2.shape[0]))
         x = self.decode(z1)
         if noise:
-            x = x + rng.normal(scale=self.eta_dec, size=x.shape)
+            x = x + normal(self.xp, rng, self.eta_dec, x.shape)
         return x
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from .. import objectives
 from ..stats import vae_spectrum
-from ._common import FitResultMixin, gaussian_kl, pad, safe_div, sqrt_pos
+from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
 __all__ = ["thm4_spectra", "thm1_spectra", "vae_learnable", "vae_fixed", "VAEFit"]
 
@@ -108,20 +108,20 @@ class VAEFit(FitResultMixin):
 
     def encode(self, X):
         """Encoder mean ``Wx`` (rows) and standard deviations σ."""
-        X = np.asarray(X, dtype=float)
+        X = as_float(self.xp, X)
         return (X - self.mean) @ self.W.T, self.sigma.copy()
 
     def decode(self, Z):
         """Decoder mean ``Uz`` (plus the data mean when centred)."""
-        return np.asarray(Z, dtype=float) @ self.U.T + self.mean
+        return as_float(self.xp, Z) @ self.U.T + self.mean
 
     def sample(self, n, seed=None, noise=True):
         """Draw ``n`` samples from the generative model (``z ~ N(0, η_enc² I)``)."""
         rng = np.random.default_rng(seed)
-        z = rng.normal(scale=self.eta_enc, size=(n, self.U.shape[1]))
+        z = normal(self.xp, rng, self.eta_enc, (n, self.U.shape[1]))
         x = self.decode(z)
         if noise:
-            x = x + rng.normal(scale=self.eta_dec, size=x.shape)
+            x = x + normal(self.xp, rng, self.eta_dec, x.shape)
         return x
 
 
