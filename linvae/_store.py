@@ -14,8 +14,8 @@ import pickle
 import socket
 import tempfile
 import time
-import warnings
 
+from ._warn import warn as _warn
 from .exceptions import OutputLockedError
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_pickle", "DirectoryLock", "LOCK_NAME"]
@@ -112,8 +112,7 @@ class DirectoryLock:
                     time.sleep(0.05)
                     holder = self._read()
                 if self._stale(holder):
-                    warnings.warn(f"removing stale lock {self.path} left by {holder} (that process is gone)",
-                                  UserWarning, stacklevel=3)
+                    _warn(f"removing stale lock {self.path} left by {holder} (that process is gone)")
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(self.path)
                     continue

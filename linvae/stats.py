@@ -5,7 +5,6 @@ moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes 
 from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
 rest of the package works on these small ``d × d`` matrices.
 """
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -13,6 +12,7 @@ import numpy as np
 from . import _config
 from ._deps import import_optional
 from ._validation import check_data, check_pair
+from ._warn import warn as _warn
 from .exceptions import IllConditionedWarning
 
 __all__ = [
@@ -458,11 +458,11 @@ def warn_if_dropped_matters(moments, active, rtol=None):
     theta = np.sqrt(moments._cache[key])
     if theta.size and np.any(active(theta)):
         top = float(np.max(np.linalg.eigvalsh(moments.xx)))
-        warnings.warn(
+        _warn(
             f"ill-conditioned data: mode(s) of E[xxᵀ] with θ up to {theta[0]:.3g} (condition number "
             f"{top / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
             "hyperparameters they would be active; pass a smaller rtol (or rescale the data) to keep them",
-            IllConditionedWarning, stacklevel=3)
+            IllConditionedWarning)
 
 
 def vae_spectrum(moments, rtol=None):

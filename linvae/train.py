@@ -8,13 +8,13 @@ when a loss or gradient becomes non-finite.
 """
 import dataclasses
 import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import _config, objectives
 from ._deps import import_optional
+from ._warn import warn as _warn
 from .exceptions import ConvergenceWarning, TrainingDivergedError
 from .kernels.reference import run_reference, unpack
 from .stats import Moments, cvae_residual, vae_spectrum
@@ -467,10 +467,10 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     n_iter[:] = t
     if np.any(status == 0):
         idx = np.flatnonzero(status == 0)
-        warnings.warn(
+        _warn(
             f"{idx.size} of {B} configs did not meet tol={options.tol:g}/gtol={options.gtol:g} within "
             f"max_iter={options.max_iter} (first: config {idx[0]} {configs[idx[0]]}, gradient norm "
-            f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning, stacklevel=3)
+            f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning)
     results = []
     theta = theta.astype(np.float64)           # results (loss, KL, matrices) are evaluated in float64
     for b in range(B):

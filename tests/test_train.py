@@ -425,3 +425,13 @@ def test_dtype_is_validated():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", linvae.ConvergenceWarning)
         assert linvae.fit(X, solver="adam", dtype=np.float32, max_iter=50).n_iter <= 50
+
+
+def test_warnings_point_at_the_callers_line():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        linvae.fit(X, solver="adam", max_iter=5)
+        linvae.sweep(X, beta=[1.0, 2.0], solver="adam", max_iter=5, chunk_size=1)
+    assert [w.category for w in caught] == [linvae.ConvergenceWarning] * 3
+    assert {w.filename for w in caught} == {__file__}            # not a line inside linvae
