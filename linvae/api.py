@@ -226,6 +226,7 @@ def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0
         return theory.vae_fixed(moments, dims, sig, beta, eta_enc, eta_dec, rtol)
     if model == "cvae":
         _check_cvae_sigma(sigma)
+        _warn_cvae_dropped(moments, rtol, beta, eta_dec)
         return theory.cvae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
     if isinstance(sigma1, str) and sigma1 == "learnable":
         raise ValueError(
@@ -249,6 +250,13 @@ def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
                                     np.reshape(eta_dec, (-1, 1)))[3]
 
     warn_if_dropped_matters(moments, active, rtol)
+
+
+def _warn_cvae_dropped(moments, rtol, beta, eta_dec):
+    """Warn when ill-conditioning changes E where Thm 2 would see it (see ``warn_if_cvae_drop_matters``)."""
+    from .stats import warn_if_cvae_drop_matters
+
+    warn_if_cvae_drop_matters(moments, float(np.min(np.asarray(beta) * np.asarray(eta_dec) ** 2)), rtol)
 
 
 def _check_cvae_sigma(sigma):
@@ -616,6 +624,7 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         b, ee, ed = (cols[k][:, None] for k in ("beta", "eta_enc", "eta_dec"))
         if model == "cvae":
             _check_cvae_sigma(sigma)
+            _warn_cvae_dropped(moments, rtol, b, ed)
             theta = pad(cvae_residual(moments, rtol)[2], dims)[None, :]
             _, lam, sig, collapsed = theory.thm2_spectra(theta, b, ee, ed)
             theorem = "Thm 2"

@@ -465,6 +465,44 @@ def warn_if_dropped_matters(moments, active, rtol=None):
             IllConditionedWarning)
 
 
+def warn_if_cvae_drop_matters(moments, threshold, rtol=None):
+    """:class:`IllConditionedWarning` when ill-conditioning changes the CVAE's key matrix E.
+
+    Two places drop resolved directions: modes of ``E[xxᵀ]`` below ``rtol·max`` are left out of
+    the regression of y on x (their share of y, ``BᵀB`` of those modes, stays in E), and
+    eigenvalues of E below ``rtol·tr E[yyᵀ]`` are treated as zero. Either matters when it
+    exceeds ``threshold`` = the smallest βη_dec² of the call (Thm 2: a mode of E is active iff
+    θ > βη_dec²).
+    """
+    key = ("cvae-dropped", _config.RANK_RTOL if rtol is None else float(rtol))
+    if key not in moments._cache:
+        rt = _config.RANK_RTOL if rtol is None else float(rtol)
+        values, vectors = np.linalg.eigh(moments.xx)
+        top = values.max() if values.size else 0.0
+        floor = 64 * values.size * np.finfo(np.float64).eps * top
+        drop = (values <= rt * top) & (values > floor)
+        share = 0.0
+        if np.any(drop):
+            B = (vectors[:, drop].T @ moments.xy) / np.sqrt(values[drop])[:, None]
+            share = float(np.linalg.norm(B, 2) ** 2)
+        E = cvae_residual(moments, rtol)[0]
+        scale = np.trace(moments.yy)
+        ev = np.linalg.eigvalsh(E)
+        e_floor = 64 * ev.size * np.finfo(np.float64).eps * scale
+        e_drop = ev[(ev <= rt * scale) & (ev > e_floor)]
+        moments._cache[key] = (share, float(e_drop.max()) if e_drop.size else 0.0)
+    share, e_drop = moments._cache[key]
+    if share > threshold:
+        _warn(f"ill-conditioned condition x: modes of E[xxᵀ] below rtol·max are left out of the regression "
+              f"of y on x, but they explain y-variance up to {share:.3g} > βη_dec² = {threshold:.3g}, which "
+              "stays in E and can keep modes active; pass a smaller rtol (or rescale the data) to keep them",
+              IllConditionedWarning)
+    if e_drop > threshold:
+        _warn(f"ill-conditioned CVAE key matrix: eigenvalue(s) of E up to {e_drop:.3g} lie below "
+              f"rtol·tr E[yyᵀ] and are treated as zero, but exceed βη_dec² = {threshold:.3g} (they would be "
+              "active); pass a smaller rtol to keep them", IllConditionedWarning)
+
+
 def vae_spectrum(moments, rtol=None):
     """θ spectrum of the (MH)VAE.
 

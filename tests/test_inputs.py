@@ -248,3 +248,17 @@ def test_fuzz_metrics_are_finite_and_nonnegative(n, k, seed, log_scale):
     curve = metrics.collapse_curve(kl, np.logspace(-4, 1, 6), 0.05)
     assert np.all(np.diff(curve) >= 0)                           # larger ε never collapses fewer dims
     assert 0 <= metrics.active_units_kl(kl) <= 1
+
+
+def test_cvae_warns_when_a_dropped_condition_direction_explains_y():
+    X, _ = _conditioned(1e12)                            # the last x-mode has φ = 1e-12·max
+    rng = np.random.default_rng(3)
+    direction = np.linalg.svd(X, full_matrices=False)[2][-1]          # the weakest direction of x
+    Y = np.outer(X @ direction, [1e7, -1e7]) + 0.01 * rng.normal(size=(len(X), 2))   # y ≈ 10·(that mode)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linvae.IllConditionedWarning)
+        linvae.fit(X, rng.normal(size=(len(X), 2)), beta=1.0)             # y unrelated to x: silent
+    with pytest.warns(linvae.IllConditionedWarning, match="regression of y on x"):
+        dropped = linvae.fit(X, Y, beta=1.0)
+    kept = linvae.fit(X, Y, beta=1.0, rtol=1e-14)                       # the remedy: x explains y fully
+    assert kept.n_active == 0 < dropped.n_active
