@@ -15,7 +15,7 @@ from ._validation import (
     check_sigma,
 )
 from .stats import Moments, cvae_residual, vae_spectrum
-from .theory._common import gaussian_kl, pad, to_host
+from .theory._common import pad, to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
 
@@ -636,14 +636,13 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
                 _, lam, sig, collapsed = theory.thm4_spectra(theta_modes[None, :], b, ee, ed)
                 theorem = "Thm 4"
             else:
-                rank_of = np.empty(dims, dtype=int)
-                rank_of[np.argsort(fixed, kind="stable")] = np.arange(dims)
+                rank_of = theory.thm1_pairing(fixed)
                 _, lam, dead = theory.thm1_spectra(theta_modes[rank_of][None, :], fixed[None, :], b, ee, ed)
                 sig = np.broadcast_to(fixed, lam.shape)
-                collapsed = dead & np.isclose(sig, ee, rtol=1e-12, atol=0.0)
+                collapsed = theory.prior_collapse(dead, sig, ee)
                 cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
                 theorem = "Thm 1"
-        kl = np.where(collapsed, 0.0, gaussian_kl(lam**2, sig**2, ee**2))
+        kl = theory.dim_kl(lam**2, sig, ee, collapsed)
     else:
         grid = dict(beta1=check_positive_grid(beta1, "beta1"), beta2=check_positive_grid(beta2, "beta2"),
                     sigma1=check_positive_grid(sigma1, "sigma1"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
@@ -653,27 +652,20 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         theta = pad(vae_spectrum(moments, rtol)[0], d1)[None, :]
         paired = (np.arange(d1) < d2)[None, :]
         npair = min(d1, d2)
-        c2 = (ed / ee) ** 2
+        omega = np.zeros((len(b1), d2))
         if isinstance(sigma2, str):
             check_sigma(sigma2, "sigma2", d2)
             lam, om_modes, _, _ = theory.thm3_spectra(theta, paired, b1, b2, s1, ee, ed)
             theorem = "Thm 3"
-            omega = np.zeros((len(b1), d2))
             omega[:, :npair] = om_modes[:, :npair]
-            sig2 = np.sqrt(b2 * ed**2 / (b1 * omega**2 + b2 * c2))
+            sig2 = theory.thm3_sigma2(omega, b1, b2, ee, ed)
         else:
             s2 = check_positive(sigma2, "sigma2")
             lam, om_modes = theory.thm5_spectra(theta, paired, b1, b2, s1, s2, ee, ed)
             theorem = "Thm 5"
-            omega = np.zeros((len(b1), d2))
             omega[:, :npair] = om_modes[:, :npair]
             sig2 = np.full(omega.shape, s2)
-        dead = omega == 0
-        collapsed = dead & np.isclose(sig2, ee, rtol=1e-12, atol=0.0)
-        w2 = b1 * omega / (b1 * omega**2 + b2 * c2)
-        power = np.zeros(omega.shape)
-        power[:, :npair] = lam[:, :npair] ** 2 + s1**2
-        kl = np.where(collapsed, 0.0, gaussian_kl(w2**2 * power, sig2**2, ee**2))
+        _, dead, collapsed, kl = theory.z2_statistics(omega, lam, s1, sig2, b1, b2, ee, ed, npair)
         if theorem == "Thm 5":
             cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
     cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)

@@ -14,11 +14,13 @@ The MHVAE with both Σ₁ and Σ₂ learnable has no closed form; it can only be
 gradient descent.
 """
 from .cvae import CVAEFit, cvae_learnable, thm2_spectra
-from .mhvae import MHVAEFit, mhvae_fixed, mhvae_sigma2_learnable, thm3_spectra, thm5_spectra
-from .vae import VAEFit, thm1_spectra, thm4_spectra, vae_fixed, vae_learnable
+from .mhvae import (MHVAEFit, mhvae_fixed, mhvae_sigma2_learnable, thm3_sigma2, thm3_spectra, thm5_spectra,
+                    z2_statistics)
+from .vae import VAEFit, dim_kl, prior_collapse, thm1_pairing, thm1_spectra, thm4_spectra, vae_fixed, vae_learnable
 
 __all__ = [
     "VAEFit", "CVAEFit", "MHVAEFit",
     "vae_learnable", "vae_fixed", "cvae_learnable", "mhvae_sigma2_learnable", "mhvae_fixed",
     "thm1_spectra", "thm2_spectra", "thm3_spectra", "thm4_spectra", "thm5_spectra",
+    "thm1_pairing", "thm3_sigma2", "prior_collapse", "dim_kl", "z2_statistics",
 ]

@@ -5,9 +5,11 @@ import numpy as np
 
 from .. import objectives
 from ..stats import vae_spectrum
-from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
+from ._common import FitResultMixin, as_float, normal, pad, safe_div, sqrt_pos
+from .vae import dim_kl, prior_collapse
 
-__all__ = ["thm3_spectra", "thm5_spectra", "mhvae_sigma2_learnable", "mhvae_fixed", "MHVAEFit"]
+__all__ = ["thm3_spectra", "thm5_spectra", "thm3_sigma2", "z2_statistics", "mhvae_sigma2_learnable",
+           "mhvae_fixed", "MHVAEFit"]
 
 
 def _unpaired_lambda(theta, beta1, sigma1):
@@ -39,7 +41,6 @@ def thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec):
     """
     theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec = np.broadcast_arrays(
         *map(np.asarray, (theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec)))
-    c2 = (eta_dec / eta_enc) ** 2
     case_a = sigma1**2 >= (beta2 / beta1) * eta_dec**2
     tau = beta2 * eta_dec**2 / (np.sqrt(beta1) * sigma1)
     live = paired & (case_a | (theta >= tau))
@@ -48,8 +49,7 @@ def thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec):
                        - (beta2 / beta1) * eta_dec**2) / eta_enc
     lam = np.where(live, lam_live, _unpaired_lambda(theta, beta1, sigma1))
     omega = np.where(live, om_live, 0.0)
-    sigma2 = np.sqrt(beta2 * eta_dec**2 / (beta1 * omega**2 + beta2 * c2))
-    return lam, omega, sigma2, omega == 0
+    return lam, omega, thm3_sigma2(omega, beta1, beta2, eta_enc, eta_dec), omega == 0
 
 
 def thm5_spectra(theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
@@ -161,16 +161,45 @@ class MHVAEFit(FitResultMixin):
         return x
 
 
+def thm3_sigma2(omega, beta1, beta2, eta_enc, eta_dec):
+    """Thm 3's optimal σ₂ per z₂ dim: ``√(β₂η_dec² / (β₁ω² + β₂c²))`` (= η_enc where ω = 0)."""
+    c2 = (eta_dec / eta_enc) ** 2
+    return np.sqrt(beta2 * eta_dec**2 / (beta1 * omega**2 + beta2 * c2))
+
+
+def z2_statistics(omega, lam_modes, sigma1, sigma2, beta1, beta2, eta_enc, eta_dec, npair):
+    """Per-z₂-dim encoder gain, dead/collapsed masks and data-mean KL of an MHVAE optimum.
+
+    ``w = β₁ω/(β₁ω² + β₂c²)`` is the z₂ encoder's singular value, the mean square of its output
+    ``w²(λ² + σ₁²)`` for the ``npair`` dims paired with a z₁ mode (0 beyond), a dim is dead where
+    ω = 0 and collapsed where it is dead with σ₂ = η_enc. Arrays broadcast over a leading grid
+    axis (last axis: z₂ dims; ``lam_modes`` and ``sigma1`` over z₁ dims).
+
+    Returns
+    -------
+    w2, dead, collapsed, kl : ndarrays shaped like ``omega``
+    """
+    c2 = (eta_dec / eta_enc) ** 2
+    w2 = beta1 * omega / (beta1 * omega**2 + beta2 * c2)
+    power = np.zeros(np.shape(omega))
+    lam = np.broadcast_to(lam_modes, np.broadcast_shapes(np.shape(lam_modes), np.shape(sigma1)))
+    s1 = np.broadcast_to(sigma1, lam.shape)
+    power[..., :npair] = lam[..., :npair] ** 2 + s1[..., :npair] ** 2
+    dead = omega == 0
+    collapsed = prior_collapse(dead, sigma2, eta_enc)
+    return w2, dead, collapsed, dim_kl(w2**2 * power, sigma2, eta_enc, collapsed)
+
+
 def _mhvae_result(moments, theorem, latent_dims, theta_full, P, lam_modes, omega_pairs, sigma1,
                   sigma2, beta1, beta2, eta_enc, eta_dec, learnable):
     d1, d2 = latent_dims
     theta = pad(theta_full, d1)
-    c2 = (eta_dec / eta_enc) ** 2
     npair = min(d1, d2)
     # z₂ dims beyond d₁ have no z₁ partner: ω = 0.
     omega = np.zeros(d2)
     omega[:npair] = omega_pairs[:npair]
-    w2 = beta1 * omega / (beta1 * omega**2 + beta2 * c2)
+    w2, dead, collapsed, kl2 = z2_statistics(omega, lam_modes, sigma1, sigma2, beta1, beta2, eta_enc, eta_dec,
+                                             npair)
     u1 = safe_div(theta * lam_modes, lam_modes**2 + sigma1**2)
     W1 = np.zeros((d1, moments.dx))
     U1 = np.zeros((moments.dx, d1))
@@ -182,12 +211,6 @@ def _mhvae_result(moments, theorem, latent_dims, theta_full, P, lam_modes, omega
     idx = np.arange(npair)
     W2[idx, idx] = w2[:npair]
     U2[idx, idx] = omega[:npair]
-    dead = omega == 0
-    collapsed = dead & np.isclose(sigma2, eta_enc, rtol=1e-12, atol=0.0)
-    # mean square of the z₂ encoder mean per dim: w² (λ² + σ₁²) for paired dims
-    z1_power = np.zeros(d2)
-    z1_power[:npair] = lam_modes[:npair] ** 2 + sigma1[:npair] ** 2
-    kl2 = np.where(collapsed, 0.0, gaussian_kl(w2**2 * z1_power, sigma2**2, eta_enc**2))
     # β₁ term per z₁ dim: ½[((ωw−1)²(λ²+σ₁²) + ω²σ₂²)/η_dec² − 1 − log(σ₁²/η_dec²)]
     om_m = np.zeros(d1)
     w_m = np.zeros(d1)
@@ -232,8 +255,7 @@ def mhvae_sigma2_learnable(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.
     paired = np.arange(d1) < d2
     lam, omega_modes, _, _ = thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec)
     omega = pad(omega_modes, d2)
-    c2 = (eta_dec / eta_enc) ** 2
-    sigma2 = np.sqrt(beta2 * eta_dec**2 / (beta1 * omega**2 + beta2 * c2))
+    sigma2 = thm3_sigma2(omega, beta1, beta2, eta_enc, eta_dec)
     return _mhvae_result(moments, "Thm 3", latent_dims, theta_full, P, lam, omega, np.full(d1, sigma1),
                          sigma2, beta1, beta2, eta_enc, eta_dec, True)
 

@@ -7,7 +7,8 @@ from .. import objectives
 from ..stats import vae_spectrum
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
-__all__ = ["thm4_spectra", "thm1_spectra", "vae_learnable", "vae_fixed", "VAEFit"]
+__all__ = ["thm4_spectra", "thm1_spectra", "thm1_pairing", "prior_collapse", "dim_kl", "vae_learnable",
+           "vae_fixed", "VAEFit"]
 
 
 def thm4_spectra(theta, beta, eta_enc, eta_dec):
@@ -125,6 +126,30 @@ class VAEFit(FitResultMixin):
         return x
 
 
+def thm1_pairing(sigma):
+    """``rank_of[j]``: the θ mode (in descending order) that Thm 1 pairs with latent dim j.
+
+    The dim with the r-th smallest fixed σ gets the r-th largest θ (ties keep latent order).
+    """
+    sigma = np.asarray(sigma, dtype=float)
+    rank_of = np.empty(sigma.shape[-1], dtype=int)
+    rank_of[np.argsort(sigma, kind="stable")] = np.arange(sigma.shape[-1])
+    return rank_of
+
+
+def prior_collapse(dead, sigma, eta_enc):
+    """Collapse of a dim: its encoder row is zero *and* its σ equals the prior's η_enc (SPEC P2)."""
+    return dead & np.isclose(sigma, eta_enc, rtol=1e-12, atol=0.0)
+
+
+def dim_kl(power, sigma, eta_enc, collapsed):
+    """Data-mean KL per dim (``power`` = E[m²] of the encoder mean), exactly 0 where collapsed.
+
+    Shapes broadcast, so the same function serves one fit and a grid of configurations.
+    """
+    return np.where(collapsed, 0.0, gaussian_kl(power, sigma**2, eta_enc**2))
+
+
 def _vae_result(moments, theorem, theta_full, theta, P_cols, omega, lam, sigma, collapsed, dead,
                 beta, eta_enc, eta_dec, learnable):
     latent = theta.shape[0]
@@ -133,8 +158,7 @@ def _vae_result(moments, theorem, theta_full, theta, P_cols, omega, lam, sigma, 
     live = theta > 0
     W[live] = (lam[live] / theta[live])[:, None] * P_cols[:, live].T
     U[:, live] = P_cols[:, live] * omega[live]
-    kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
-    kl = np.where(collapsed, 0.0, kl)
+    kl = dim_kl(lam**2, sigma, eta_enc, collapsed)
     loss = float(objectives.vae_loss(moments.xx, W, U, sigma, beta, eta_enc, eta_dec))
     mean = moments.mean_x if moments.centered else np.zeros(moments.dx)
     return VAEFit(
@@ -197,9 +221,7 @@ def vae_fixed(moments, latent_dim, sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0, rt
     """
     sigma = np.asarray(sigma, dtype=float)
     theta_full, P = vae_spectrum(moments, rtol)
-    order = np.argsort(sigma, kind="stable")          # latent dim order[r] gets mode r
-    rank_of = np.empty(latent_dim, dtype=int)
-    rank_of[order] = np.arange(latent_dim)
+    rank_of = thm1_pairing(sigma)
     theta_modes = pad(theta_full, latent_dim)
     theta = theta_modes[rank_of]
     Pm = np.zeros((moments.dx, latent_dim))
@@ -207,6 +229,6 @@ def vae_fixed(moments, latent_dim, sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0, rt
     Pm[:, :k] = P[:, :k]
     Pk = Pm[:, rank_of]
     omega, lam, dead = thm1_spectra(theta, sigma, beta, eta_enc, eta_dec)
-    collapsed = dead & np.isclose(sigma, eta_enc, rtol=1e-12, atol=0.0)
+    collapsed = prior_collapse(dead, sigma, eta_enc)
     return _vae_result(moments, "Thm 1", theta_full, theta, Pk, omega, lam, sigma.copy(), collapsed,
                        dead, beta, eta_enc, eta_dec, False)
