@@ -234,10 +234,11 @@ def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0
             "positive number, or train it by gradient descent (solver='adam')"
         )
     s1 = check_positive(sigma1, "sigma1")
-    if isinstance(sigma2, str):
+    s2 = None if isinstance(sigma2, str) else check_positive(sigma2, "sigma2")
+    _warn_mhvae_dropped(moments, rtol, beta1, beta2, s1, s2, eta_enc, eta_dec)
+    if s2 is None:
         check_sigma(sigma2, "sigma2", dims[1])
         return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
-    s2 = check_positive(sigma2, "sigma2")
     return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
 
 
@@ -248,6 +249,23 @@ def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
     def active(theta):
         return ~theory.thm4_spectra(theta[None, :], np.reshape(beta, (-1, 1)), np.reshape(eta_enc, (-1, 1)),
                                     np.reshape(eta_dec, (-1, 1)))[3]
+
+    warn_if_dropped_matters(moments, active, rtol)
+
+
+def _warn_mhvae_dropped(moments, rtol, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
+    """Warn when ill-conditioning drops a mode that Thm 3/5 would use (its z₁ or z₂ path is live)."""
+    from .stats import warn_if_dropped_matters
+
+    cols = [np.reshape(a, (-1, 1)) for a in (beta1, beta2, sigma1, eta_enc, eta_dec)]
+
+    def active(theta):
+        paired = np.ones((1, theta.size), bool)
+        if sigma2 is None:
+            lam, omega, _, _ = theory.thm3_spectra(theta[None, :], paired, *cols)
+        else:
+            lam, omega = theory.thm5_spectra(theta[None, :], paired, *cols[:3], sigma2, *cols[3:])
+        return (lam > 0) | (omega > 0)
 
     warn_if_dropped_matters(moments, active, rtol)
 
@@ -649,6 +667,8 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         cols = _grid(**grid)
         b1, b2, s1, ee, ed = (cols[k][:, None] for k in grid)
         d1, d2 = dims
+        _warn_mhvae_dropped(moments, rtol, b1, b2, s1, None if isinstance(sigma2, str) else
+                            check_positive(sigma2, "sigma2"), ee, ed)
         theta = pad(vae_spectrum(moments, rtol)[0], d1)[None, :]
         paired = (np.arange(d1) < d2)[None, :]
         npair = min(d1, d2)

@@ -262,3 +262,15 @@ def test_cvae_warns_when_a_dropped_condition_direction_explains_y():
         dropped = linvae.fit(X, Y, beta=1.0)
     kept = linvae.fit(X, Y, beta=1.0, rtol=1e-14)                       # the remedy: x explains y fully
     assert kept.n_active == 0 < dropped.n_active
+
+
+def test_mhvae_warns_when_a_dropped_mode_would_carry_z1():
+    X, theta = _conditioned(1e12)                    # θ of the dropped mode: 1e-6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linvae.IllConditionedWarning)
+        res = linvae.fit(X, model="mhvae", beta1=1.0, beta2=1.0, sigma1=0.5)      # θ ≪ √β₁σ₁: unused anyway
+    assert res.n_collapsed >= 1
+    with pytest.warns(linvae.IllConditionedWarning, match="would be active"):
+        linvae.fit(X, model="mhvae", beta1=1.0, beta2=1e-14, sigma1=1e-7, eta_dec=1e-7)
+    with pytest.warns(linvae.IllConditionedWarning):
+        linvae.predict_collapse(X, model="mhvae", beta1=[1.0], beta2=[1e-14], sigma1=[1e-7], eta_dec=[1e-7])
