@@ -166,11 +166,13 @@ def section_minibatch(lines, smoke, meas):
     X, _, _ = load_mnist_subset()
     x, y = quadrant_split(X[:500] if smoke else X)
     k = 8 if smoke else 64
-    kw = dict(latent_dim=k, solver="minibatch", batch_size=128, lr=1e-3)
-    linvae.fit(x, y, epochs=1, **kw)                                  # compile / warm up
-    t1 = best_of(lambda: linvae.fit(x, y, epochs=1, **kw))
-    t3 = best_of(lambda: linvae.fit(x, y, epochs=3, **kw))
-    t_nb = (t3 - t1) / 2
+    nb = {}
+    for dtype in ("float64", "float32"):
+        kw = dict(latent_dim=k, solver="minibatch", batch_size=128, lr=1e-3, dtype=dtype)
+        linvae.fit(x, y, epochs=1, **kw)                              # compile / warm up
+        t1 = best_of(lambda: linvae.fit(x, y, epochs=1, **kw))
+        t3 = best_of(lambda: linvae.fit(x, y, epochs=3, **kw))
+        nb[dtype] = (t3 - t1) / 2
     times = []
 
     class Timer(lnn.Trainer):
@@ -191,10 +193,10 @@ def section_minibatch(lines, smoke, meas):
         meas[("torch_epoch", str(dtype))] = min(times[1:])
     t32, t64 = meas[("torch_epoch", "torch.float32")], meas[("torch_epoch", "torch.float64")]
     lines += [f"## 5. One minibatch epoch, linear CVAE on MNIST quadrants ({len(x)} rows, d_z = {k}, batch 128)", "",
-              "| Numba data-space kernel, float64 (s) | torch, float32 (s) | torch, float64 (s) | torch32 / Numba | torch64 / Numba |",
-              "|---|---|---|---|---|",
-              f"| {t_nb:.3f} | {t32:.3f} | {t64:.3f} | {t32 / t_nb:.2f} | {t64 / t_nb:.2f} |", ""]
-    meas["minibatch"] = (t32 / t_nb, t64 / t_nb)
+              "| precision | Numba data-space kernel (s) | torch (s) | torch / Numba |", "|---|---|---|---|",
+              f"| float32 | {nb['float32']:.3f} | {t32:.3f} | {t32 / nb['float32']:.2f} |",
+              f"| float64 | {nb['float64']:.3f} | {t64:.3f} | {t64 / nb['float64']:.2f} |", ""]
+    meas["minibatch"] = (t32 / nb["float32"], t64 / nb["float64"])
 
 
 def section_targets(lines, meas):
@@ -215,8 +217,8 @@ def section_targets(lines, meas):
     n, r = meas["closed_form"]
     rows.append((f"closed form on {n:,} × 784 within 1.5× of `X.T @ X`", f"{r:.2f}×", r <= 1.5))
     r32, r64b = meas["minibatch"]
-    rows.append(("minibatch kernel ≥ 2× torch per epoch", f"{r32:.2f}× vs torch float32, {r64b:.2f}× vs float64",
-                 min(r32, r64b) >= 2))
+    rows.append(("minibatch kernel ≥ 2× torch per epoch (same precision)",
+                 f"{r32:.2f}× in float32, {r64b:.2f}× in float64", min(r32, r64b) >= 2))
     lines += ["## Targets of the benchmark issue (measured above)", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {'yes' if c else 'no'} |" for a, b, c in rows]
     lines.append("")

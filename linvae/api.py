@@ -315,9 +315,6 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
         dtype = repr(dtype)
     check_choice(dtype, "dtype", {"float64", "float32"})
     if dtype == "float32":
-        if solver == "minibatch":
-            raise ValueError("dtype='float32' applies to the moment-space solvers ('gd', 'adam'); "
-                             "solver='minibatch' trains in float64")
         tol = max(check_nonneg(tol, "tol"), _config.FLOAT32_TOL)
         gtol = max(check_nonneg(gtol, "gtol"), _config.FLOAT32_GTOL)
 

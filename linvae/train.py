@@ -504,8 +504,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     """
     from .kernels import cpu
 
-    cond = np.zeros((X.shape[0], 0)) if model == "vae" else X
-    target = X if model == "vae" else Y
+    dtype = np.dtype(options.dtype)
+    cond = np.zeros((X.shape[0], 0), dtype) if model == "vae" else np.ascontiguousarray(X, dtype)
+    target = np.ascontiguousarray(X if model == "vae" else Y, dtype)
     N, dx, dy = target.shape[0], cond.shape[1], target.shape[1]
     k = latent
     _, P = cpu.minibatch_layout(dx, dy, k)
@@ -515,11 +516,13 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     for b in range(B):
         rng = np.random.default_rng(int(seeds[b]))
         theta[b] = np.concatenate([rng.normal(scale=options.init_scale, size=P - k), log_sigma0[b]])
-    lr = np.full(B, 1e-3 if options.lr is None else float(options.lr))
+    theta = theta.astype(dtype)
+    hyper = np.ascontiguousarray(hyper, dtype)
+    lr = np.full(B, 1e-3 if options.lr is None else float(options.lr), dtype)
     grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
     t = np.zeros(B, np.int64)
     status = np.zeros(B, np.int64)
-    epoch_loss = np.zeros(B)
+    epoch_loss = np.zeros(B, dtype)
     dims = np.array([dx, dy, k], np.int64)
     rng = np.random.default_rng(int(seeds[0]) + 1)
     losses = []
@@ -527,7 +530,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     try:
         for epoch in range(epochs):
             perm = rng.permutation(N).astype(np.int64)
-            noise = rng.standard_normal((N, k))
+            noise = rng.standard_normal((N, k)).astype(dtype, copy=False)
             cpu.minibatch_epoch(cond, target, noise, perm, batch_size, theta, grad, m, v, hyper, lr, dims,
                                 learn, options.b1, options.b2, options.eps, options.clip, t, epoch_loss, status)
             bad = np.flatnonzero(status == 2)
@@ -544,6 +547,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
         if bar is not None:
             bar.close()
     off, _ = cpu.minibatch_layout(dx, dy, k)
+    theta = theta.astype(np.float64)            # results are evaluated in float64
     out = []
     for b in range(B):
         th = theta[b]

@@ -380,13 +380,23 @@ def minibatch_layout(dx, dy, k):
     return off, int(off[-1])
 
 
+def minibatch_workspace_size(batch, dx, dy, k):
+    """Floats of scratch :func:`_minibatch_loss_grad` needs for batches of up to ``batch`` rows."""
+    return batch * (4 * k + 2 * dy)
+
+
 @njit(**_JIT)
-def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn):
-    """Stochastic loss and gradient of one VAE/CVAE config on one minibatch."""
+def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn, ws):
+    """Stochastic loss and gradient of one VAE/CVAE config on one minibatch.
+
+    ``Xb``, ``Yb``, ``Eb`` are contiguous row blocks; every product is written in place (into the
+    gradient blocks of ``g`` or the scratch ``ws`` of :func:`minibatch_workspace_size` floats), so
+    a step allocates nothing.
+    """
     dx, dy, k = dims[0], dims[1], dims[2]
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
-    n = Xb.shape[0] if dx > 0 else Yb.shape[0]
+    n = Yb.shape[0]
     o1 = k * dx
     o2 = o1 + k * dy
     o3 = o2 + dy * k
@@ -394,32 +404,66 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn):
     W2 = th[o1:o2].reshape((k, dy))
     U1 = th[o2:o3].reshape((dy, k))
     s = th[o4:o4 + k]
-    sig = np.exp(s)
-    M = Yb @ W2.T
+    M = ws[:n * k].reshape((n, k))
+    Zs = ws[n * k:2 * n * k].reshape((n, k))
+    GZ = ws[2 * n * k:3 * n * k].reshape((n, k))
+    G = ws[3 * n * k:4 * n * k].reshape((n, k))
+    R = ws[4 * n * k:4 * n * k + n * dy].reshape((n, dy))
+    T = ws[4 * n * k + n * dy:4 * n * k + 2 * n * dy].reshape((n, dy))
+    np.dot(Yb, W2.T, M)
     if dx > 0:
         W1 = th[:o1].reshape((k, dx))
+        np.dot(Xb, W1.T, Zs)
+        for i in range(n):
+            for j in range(k):
+                M[i, j] += Zs[i, j]
+    msq = 0.0
+    for i in range(n):
+        for j in range(k):
+            m = M[i, j]
+            msq += m * m
+            Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
+    np.dot(Zs, U1.T, R)
+    if dx > 0:
         U2 = th[o3:o4].reshape((dy, dx))
-        M += Xb @ W1.T
-    Zs = M + Eb * sig
-    R = Zs @ U1.T - Yb
-    if dx > 0:
-        R += Xb @ U2.T
+        np.dot(Xb, U2.T, T)
+    rsq = 0.0
+    for i in range(n):
+        for c in range(dy):
+            x = R[i, c] - Yb[i, c]
+            if dx > 0:
+                x += T[i, c]
+            R[i, c] = x
+            rsq += x * x
     inv = 1.0 / n
-    loss = (np.sum(R * R) + bc * np.sum(M * M)) * inv
-    GZ = R @ U1
-    G = 2.0 * inv * (GZ + bc * M)            # ∂L/∂m per example
-    g[o1:o2] = (G.T @ Yb).ravel()
-    g[o2:o3] = (2.0 * inv * (R.T @ Zs)).ravel()
+    loss = (rsq + bc * msq) * inv
+    np.dot(R, U1, GZ)
+    for i in range(n):
+        for j in range(k):
+            G[i, j] = 2.0 * inv * (GZ[i, j] + bc * M[i, j])      # ∂L/∂m per example
+    gW2 = g[o1:o2].reshape((k, dy))
+    gU1 = g[o2:o3].reshape((dy, k))
+    np.dot(G.T, Yb, gW2)
+    np.dot(R.T, Zs, gU1)
+    for c in range(dy):
+        for j in range(k):
+            gU1[c, j] *= 2.0 * inv
     if dx > 0:
-        g[:o1] = (G.T @ Xb).ravel()
-        g[o3:o4] = (2.0 * inv * (R.T @ Xb)).ravel()
+        gW1 = g[:o1].reshape((k, dx))
+        gU2 = g[o3:o4].reshape((dy, dx))
+        np.dot(G.T, Xb, gW1)
+        np.dot(R.T, Xb, gU2)
+        for c in range(dy):
+            for a in range(dx):
+                gU2[c, a] *= 2.0 * inv
     for j in range(k):
         acc = 0.0
         for i in range(n):
             acc += GZ[i, j] * Eb[i, j]
-        var = sig[j] * sig[j]
+        sig = math.exp(s[j])
+        var = sig * sig
         loss += bc * var - 2.0 * beta * ed2 * s[j]
-        g[o4 + j] = (2.0 * inv * acc * sig[j] + 2.0 * bc * var - 2.0 * beta * ed2) if learn[0] else 0.0
+        g[o4 + j] = (2.0 * inv * acc * sig + 2.0 * bc * var - 2.0 * beta * ed2) if learn[0] else 0.0
     return loss
 
 
@@ -428,20 +472,27 @@ def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr
     B = theta.shape[0]
     N = perm.shape[0]
     nb = (N + batch - 1) // batch
+    # one gather per epoch (shared by every config); the batches are then contiguous row blocks
+    Xp = X[perm]
+    Yp = Y[perm]
+    Ep = noise[perm]
+    n_ws = batch * (4 * dims[2] + 2 * dims[1])
     for b in prange(B):
         if status[b] != 0:
             continue
         th = theta[b]
         g = grad[b]
+        ws = np.empty(n_ws, dtype=th.dtype)
         total = 0.0
         for ib in range(nb):
-            idx = perm[ib * batch:min(N, (ib + 1) * batch)]
-            loss = _minibatch_loss_grad(X[idx], Y[idx], noise[idx], th, g, hyper[b], dims, learn)
+            lo = ib * batch
+            hi = min(N, lo + batch)
+            loss = _minibatch_loss_grad(Xp[lo:hi], Yp[lo:hi], Ep[lo:hi], th, g, hyper[b], dims, learn, ws)
             gn = _norm(g)
             if not (math.isfinite(loss) and math.isfinite(gn)):
                 status[b] = 2
                 break
-            total += loss * idx.shape[0]
+            total += loss * (hi - lo)
             t[b] += 1
             _step(th, g, m[b], v[b], t[b], lr[b], True, b1, b2, eps, clip, gn)
         epoch_loss[b] = total / N
