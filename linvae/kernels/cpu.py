@@ -135,8 +135,13 @@ def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
 
 
 @njit(**_JIT)
-def _mhvae_loss_grad(Z, th, g, hyper, dims, learn):
-    """Loss and gradient (written into ``g``) of one MHVAE configuration."""
+def _mhvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
+    """Loss and gradient (written into ``g``) of one MHVAE configuration.
+
+    The d × r residual ``R = U₁V₁ − Z`` and a k₁ × r product live in the scratch ``ws``
+    (``d·r + k₁·r`` floats) and the two large products are written in place; the k₁ × k₁ and
+    k₁ × k₂ algebra of the second latent is small and stays in NumPy expressions.
+    """
     d, k1, r, k2 = dims[0], dims[1], dims[2], dims[3]
     beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
     b2c = beta2 * c2
@@ -159,7 +164,15 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, learn):
     gs2 = g[o5:o5 + k2]
     v1 = np.exp(2.0 * s1)
     v2 = np.exp(2.0 * s2)
-    R = U1 @ V1 - Z
+    R = ws[:d * r].reshape((d, r))
+    T = ws[d * r:d * r + k1 * r].reshape((k1, r))
+    np.dot(U1, V1, R)
+    rsq = 0.0
+    for i in range(d):
+        for c in range(r):
+            x = R[i, c] - Z[i, c]
+            R[i, c] = x
+            rsq += x * x
     M = U2 @ W2
     for i in range(k1):
         M[i, i] -= 1.0
@@ -168,9 +181,16 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, learn):
         G[i, i] += v1[i]
     MG = M @ G
     W2G = W2 @ G
-    loss = np.sum(R * R) + beta1 * np.sum(MG * M) + b2c * np.sum(W2G * W2)
-    gU1[:, :] = 2.0 * (R @ V1.T)
-    gV1[:, :] = 2.0 * (U1.T @ R) + 2.0 * ((beta1 * (M.T @ M) + b2c * (W2.T @ W2)) @ V1)
+    loss = rsq + beta1 * np.sum(MG * M) + b2c * np.sum(W2G * W2)
+    np.dot(R, V1.T, gU1)
+    np.dot(U1.T, R, gV1)
+    np.dot(beta1 * (M.T @ M) + b2c * (W2.T @ W2), V1, T)
+    for i in range(d):
+        for j in range(k1):
+            gU1[i, j] *= 2.0
+    for j in range(k1):
+        for c in range(r):
+            gV1[j, c] = 2.0 * (gV1[j, c] + T[j, c])
     gU2[:, :] = (2.0 * beta1) * (MG @ W2.T)
     gW2[:, :] = (2.0 * beta1) * (U2.T @ MG) + (2.0 * b2c) * W2G
     for j in range(k1):
@@ -237,7 +257,10 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
 def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
               gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
     B = theta.shape[0]
-    n_ws = dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1] if kind == 0 else 1
+    if kind == 0:
+        n_ws = dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
+    else:
+        n_ws = dims[0] * dims[2] + dims[1] * dims[2]
     for b in prange(B):
         if status[b] != 0:
             continue
@@ -248,7 +271,7 @@ def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, 
             if kind == 0:
                 loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
             else:
-                loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn)
+                loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
             gn = _norm(g)
             loss_out[b] = loss
             gnorm_out[b] = gn
