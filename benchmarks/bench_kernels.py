@@ -67,6 +67,34 @@ class Step:
                  True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 10, *state)
 
 
+class StepPrecision:
+    """One batched Adam step of the linear VAE kernel in float64 vs float32 (``dtype="float32"``)."""
+
+    params = ([1, 16], [64, 784], ["float64", "float32"])
+    param_names = ["B", "d", "dtype"]
+    timeout = 300
+
+    def setup(self, B, d, dtype):
+        k = min(d, 16)
+        rng = np.random.default_rng(0)
+        dt = np.dtype(dtype)
+        self.Z = np.diag(np.sort(rng.uniform(0.05, 3, d))[::-1]).astype(dt)
+        self.dims = np.array([d, k, d, 0], np.int64)
+        _, P = cpu.cvae_layout(d, k, d, 0)
+        self.hyper = np.column_stack([np.linspace(0.5, 2, B), np.ones(B), np.ones(B)]).astype(dt)
+        self.theta0 = (0.1 * rng.normal(size=(B, P))).astype(dt)
+        self.dt, self.B, self.P = dt, B, P
+        self.time_ten_adam_steps(B, d, dtype)                 # compile once
+
+    def time_ten_adam_steps(self, B, d, dtype):
+        dt = self.dt
+        arrays = [np.zeros((self.B, self.P), dt) for _ in range(3)]
+        state = [np.zeros(B, np.int64), np.full(B, np.inf, dt), np.zeros(B, dt), np.zeros(B, dt),
+                 np.zeros(B, np.int64)]
+        cpu.run_cvae(self.Z, self.theta0.copy(), *arrays, self.hyper, np.full(self.B, 1e-3, dt), self.dims,
+                     np.array([True]), True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 10, *state)
+
+
 class Convergence:
     params = ([1, 16], [16, 64])
     param_names = ["B", "d"]

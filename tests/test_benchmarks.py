@@ -47,6 +47,8 @@ def test_asv_suites_import_and_set_up():
     bench.time_fit_cached_moments("thm3", 64)
     step = ker.Step()
     step.setup(1, 16, "mhvae")
+    prec = ker.StepPrecision()
+    prec.setup(1, 64, "float32")
     m = met.LogLikelihoodIS()
     m.setup(100)
     assert m.track_is_error_nats(100) < 1.0
