@@ -254,18 +254,23 @@ def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
 
 
 def _warn_mhvae_dropped(moments, rtol, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
-    """Warn when ill-conditioning drops a mode that Thm 3/5 would use (its z₁ or z₂ path is live)."""
+    """Warn when ill-conditioning drops a mode whose θ Thm 3/5 would use (see ``active`` below)."""
     from .stats import warn_if_dropped_matters
 
     cols = [np.reshape(a, (-1, 1)) for a in (beta1, beta2, sigma1, eta_enc, eta_dec)]
 
-    def active(theta):
+    def spectra(theta):
         paired = np.ones((1, theta.size), bool)
         if sigma2 is None:
-            lam, omega, _, _ = theory.thm3_spectra(theta[None, :], paired, *cols)
-        else:
-            lam, omega = theory.thm5_spectra(theta[None, :], paired, *cols[:3], sigma2, *cols[3:])
-        return (lam > 0) | (omega > 0)
+            return theory.thm3_spectra(theta[None, :], paired, *cols)[:2]
+        return theory.thm5_spectra(theta[None, :], paired, *cols[:3], sigma2, *cols[3:])
+
+    def active(theta):
+        # the drop matters when treating θ as 0 changes the optimum: a live z₁ encoder (λ > 0)
+        # or a z₂ path that depends on θ (in Thm 3's case A, ω > 0 even for θ = 0)
+        lam, omega = spectra(theta)
+        omega0 = spectra(np.zeros_like(theta))[1]
+        return (lam > 0) | ~np.isclose(omega, omega0, rtol=1e-9, atol=0.0)
 
     warn_if_dropped_matters(moments, active, rtol)
 
