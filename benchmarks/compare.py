@@ -157,6 +157,22 @@ def section_closed_form(lines, n, meas):
     meas["closed_form"] = (n, t_fit / t_xtx)
 
 
+def torch_epoch_times(model, data, epochs, lr=1e-3, batch_size=128):
+    """Seconds of each epoch of ``linvae.nn.Trainer`` on ``data`` (the first includes warm-up)."""
+    from linvae import nn as lnn
+
+    times = []
+
+    class Timer(lnn.Trainer):
+        def _epoch(self, *a, **kw):
+            t = time.perf_counter()
+            super()._epoch(*a, **kw)
+            times.append(time.perf_counter() - t)
+
+    Timer(model, lr=lr, epochs=epochs, batch_size=batch_size, device="cpu").fit(*data)
+    return times
+
+
 def section_minibatch(lines, smoke, meas):
     import torch
 
@@ -174,21 +190,12 @@ def section_minibatch(lines, smoke, meas):
         t1 = best_of(lambda: linvae.fit(x, y, epochs=1, **kw))
         tn = best_of(lambda: linvae.fit(x, y, epochs=many, **kw))
         nb[dtype] = (tn - t1) / (many - 1)          # per epoch, without the fixed setup cost
-    times = []
-
-    class Timer(lnn.Trainer):
-        def _epoch(self, *a, **kw_):
-            t = time.perf_counter()
-            super()._epoch(*a, **kw_)
-            times.append(time.perf_counter() - t)
-
     for dtype in (torch.float32, torch.float64):
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
         try:
-            times.clear()
             model = lnn.CVAE(x.shape[1], y.shape[1], k, arch="linear", sigma="global")
-            Timer(model, lr=1e-3, epochs=4, batch_size=128, device="cpu").fit(x, y)
+            times = torch_epoch_times(model, (x, y), epochs=4)
         finally:
             torch.set_default_dtype(previous)
         meas[("torch_epoch", str(dtype))] = min(times[1:])

@@ -93,58 +93,55 @@ def map_chunks(scheduler, spec, work, finish):
     SweepChunkError
         After every other chunk finished, when some chunks raised.
     """
-    scheduler = _check_scheduler(scheduler)
-    if not work:
-        return
-    tasks = [(i, (spec, cols)) for i, cols in work]
-    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
-        failures = map_tasks(None, _task, tasks, finish, local=scheduler)
-    else:
-        with client_for(scheduler) as client:
-            failures = map_tasks(client, _task, tasks, finish, shared=spec)
+    failures = map_tasks(scheduler, _task, [(i, (spec, cols)) for i, cols in work], finish, shared=spec)
     if failures:
         first = min(failures)
         raise SweepChunkError(f"{len(failures)} of {len(work)} chunks failed (first: chunk {first}: "
                               f"{failures[first]!r}); the other chunks finished", failures)
 
 
-def map_tasks(client, fn, tasks, finish, local=None, shared=None):
+def map_tasks(scheduler, fn, tasks, finish, shared=None):
     """Run ``fn(*args)`` for every ``(key, args)`` of ``tasks``; ``finish(key, result)`` as each ends.
 
     Parameters
     ----------
-    client : distributed.Client or None
-        None with ``local`` set: Dask's local ``"threads"``/``"processes"`` scheduler.
+    scheduler : "threads", "processes", "local", address or distributed.Client
+        ``"threads"``/``"processes"``: Dask's local schedulers (``dask.compute``); otherwise a
+        ``distributed`` cluster (see :func:`client_for`), whose results arrive as they finish.
     shared : object, optional
-        An argument equal to ``args[0]`` of every task, scattered to the workers once.
+        An argument equal to ``args[0]`` of every task, scattered to the cluster's workers once.
 
     Returns
     -------
     dict
         ``key -> exception`` of the tasks that raised (the others were all finished).
     """
+    scheduler = _check_scheduler(scheduler)
     failures = {}
-    if client is None:
+    if not tasks:
+        return failures
+    if isinstance(scheduler, str) and scheduler in LOCAL_SCHEDULERS:
         dask = import_optional("dask")
         delayed = [dask.delayed(_guarded)(fn, *args) for _, args in tasks]
-        for (key, _), (ok, value) in zip(tasks, dask.compute(*delayed, scheduler=local)):
+        for (key, _), (ok, value) in zip(tasks, dask.compute(*delayed, scheduler=scheduler)):
             if ok:
                 finish(key, value)
             else:
                 failures[key] = value
         return failures
     distributed = import_optional("distributed")
-    if shared is not None:
-        handle = client.scatter(shared, broadcast=True)
-        tasks = [(key, (handle,) + tuple(args[1:])) for key, args in tasks]
-    futures = {client.submit(fn, *args, pure=False): key for key, args in tasks}
-    for fut in distributed.as_completed(futures):
-        key = futures[fut]
-        if fut.status == "error":
-            failures[key] = fut.exception()
-            logger.error("task %s failed: %r", key, failures[key])
-            continue
-        finish(key, fut.result())
+    with client_for(scheduler) as client:
+        if shared is not None:
+            handle = client.scatter(shared, broadcast=True)
+            tasks = [(key, (handle,) + tuple(args[1:])) for key, args in tasks]
+        futures = {client.submit(fn, *args, pure=False): key for key, args in tasks}
+        for fut in distributed.as_completed(futures):
+            key = futures[fut]
+            if fut.status == "error":
+                failures[key] = fut.exception()
+                logger.error("task %s failed: %r", key, failures[key])
+                continue
+            finish(key, fut.result())
     return failures
 
 

@@ -427,17 +427,27 @@ def range_eigh(S, rtol=None):
     return values[keep].copy(), sign_flip(vectors[:, keep])
 
 
-def dropped_resolved(S, rtol=None):
-    """Eigenvalues of PSD ``S`` that :func:`range_eigh` drops although float64 resolves them.
+def dropped_resolved(S, rtol=None, scale=None):
+    """Modes of PSD ``S`` that the rank cut drops although float64 resolves them.
 
-    Those between eigh's round-off floor (``64·d·eps·max``) and ``rtol·max``: real directions of
-    the data that a condition number above ``1/rtol`` pushes out of the numerical range.
+    Those with eigenvalue between eigh's round-off floor (``64·d·eps·ref``) and ``rtol·ref``,
+    where ``ref`` is ``scale`` (as in :func:`range_eigh_psd_clip`) or the largest eigenvalue (as
+    in :func:`range_eigh`): real directions that a condition number above ``1/rtol`` pushes out
+    of the numerical range.
+
+    Returns
+    -------
+    values : ndarray (m,), descending
+    vectors : ndarray (d, m)
+    ref : float
     """
     rtol = _config.RANK_RTOL if rtol is None else float(rtol)
-    values = np.linalg.eigvalsh(S)
-    top = values.max() if values.size else 0.0
-    floor = 64 * S.shape[0] * np.finfo(np.float64).eps * top
-    return np.sort(values[(values <= rtol * top) & (values > floor)])[::-1]
+    values, vectors = np.linalg.eigh(S)
+    ref = float(scale) if scale is not None else (float(values.max()) if values.size else 0.0)
+    floor = 64 * S.shape[0] * np.finfo(np.float64).eps * ref
+    keep = (values <= rtol * ref) & (values > floor)
+    order = np.argsort(values[keep])[::-1]
+    return values[keep][order], vectors[:, keep][:, order], ref
 
 
 def warn_if_dropped_matters(moments, active, rtol=None):
@@ -454,10 +464,10 @@ def warn_if_dropped_matters(moments, active, rtol=None):
     """
     key = ("dropped", _config.RANK_RTOL if rtol is None else float(rtol))
     if key not in moments._cache:
-        moments._cache[key] = dropped_resolved(moments.xx, rtol)
-    theta = np.sqrt(moments._cache[key])
+        values, _, top = dropped_resolved(moments.xx, rtol)
+        moments._cache[key] = (np.sqrt(values), top)
+    theta, top = moments._cache[key]
     if theta.size and np.any(active(theta)):
-        top = float(np.max(np.linalg.eigvalsh(moments.xx)))
         _warn(
             f"ill-conditioned data: mode(s) of E[xxᵀ] with θ up to {theta[0]:.3g} (condition number "
             f"{top / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
@@ -476,21 +486,13 @@ def warn_if_cvae_drop_matters(moments, threshold, rtol=None):
     """
     key = ("cvae-dropped", _config.RANK_RTOL if rtol is None else float(rtol))
     if key not in moments._cache:
-        rt = _config.RANK_RTOL if rtol is None else float(rtol)
-        values, vectors = np.linalg.eigh(moments.xx)
-        top = values.max() if values.size else 0.0
-        floor = 64 * values.size * np.finfo(np.float64).eps * top
-        drop = (values <= rt * top) & (values > floor)
+        values, vectors, _ = dropped_resolved(moments.xx, rtol)
         share = 0.0
-        if np.any(drop):
-            B = (vectors[:, drop].T @ moments.xy) / np.sqrt(values[drop])[:, None]
+        if values.size:
+            B = (vectors.T @ moments.xy) / np.sqrt(values)[:, None]
             share = float(np.linalg.norm(B, 2) ** 2)
-        E = cvae_residual(moments, rtol)[0]
-        scale = np.trace(moments.yy)
-        ev = np.linalg.eigvalsh(E)
-        e_floor = 64 * ev.size * np.finfo(np.float64).eps * scale
-        e_drop = ev[(ev <= rt * scale) & (ev > e_floor)]
-        moments._cache[key] = (share, float(e_drop.max()) if e_drop.size else 0.0)
+        e_drop = dropped_resolved(cvae_residual(moments, rtol)[0], rtol, scale=np.trace(moments.yy))[0]
+        moments._cache[key] = (share, float(e_drop[0]) if e_drop.size else 0.0)
     share, e_drop = moments._cache[key]
     if share > threshold:
         _warn(f"ill-conditioned condition x: modes of E[xxᵀ] below rtol·max are left out of the regression "

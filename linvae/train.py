@@ -163,11 +163,8 @@ class _VAEProblem:
         return mats, np.exp(s)
 
     def result(self, th, cfg, n_iter, history, solver, mats=None):
-        sigma = None
-        if mats is None:
-            mats, sigma = self.matrices(th)
-        else:
-            mats, sigma = mats
+        """The fit result of ``th`` (or of given ``mats = (matrices, σ)`` in data coordinates)."""
+        mats, sigma = self.matrices(th) if mats is None else mats
         return linear_result(self.model, self.moments, mats, sigma, cfg, solver, n_iter, history,
                              self.theta_modes, np.sqrt(self.phi) if self.model == "vae" else self.phi)
 
@@ -210,8 +207,10 @@ class _NormalizedVAEProblem:
                          mean_y=None if m.mean_y is None else m.mean_y / t, centered=m.centered)
         self.inner = _VAEProblem(scaled, model, latent, rtol)
         self.original = _VAEProblem(moments, model, latent, rtol) if (sx, t) != (1.0, 1.0) else self.inner
-        for name in ("model", "k", "d", "q", "r", "dims", "P_size", "Z", "phi", "init", "kl_per_dim", "kind"):
-            setattr(self, name, getattr(self.inner, name))
+
+    def __getattr__(self, name):
+        # the kernels see the rescaled problem (Z, dims, init, kl_per_dim, ...)
+        return getattr(self.inner, name)
 
     def scale_hyper(self, hyper):
         """Kernel hyperparameter rows ``[β, c², η_dec²]`` of the rescaled problem."""

@@ -4,12 +4,16 @@
 epochs after the first (which includes warm-up).
 """
 import argparse
-import time
+import os
+import sys
 
 import torch
 
-from linvae import nn as lnn
-from linvae.data import load_mnist_subset, quadrant_split
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from compare import torch_epoch_times  # noqa: E402
+
+from linvae import nn as lnn  # noqa: E402
+from linvae.data import load_mnist_subset, quadrant_split  # noqa: E402
 
 
 def main():
@@ -20,15 +24,7 @@ def main():
     images, _, meta = load_mnist_subset()
     x, y = quadrant_split(images)
     model = lnn.CVAE(196, 588, 16, hidden=args.hidden)
-    times = []
-
-    class Timer(lnn.Trainer):
-        def _epoch(self, *a, **k):
-            t = time.perf_counter()
-            super()._epoch(*a, **k)
-            times.append(time.perf_counter() - t)
-
-    Timer(model, lr=1e-3, epochs=args.epochs, batch_size=128, device="cpu").fit(x, y)
+    times = torch_epoch_times(model, (x, y), epochs=args.epochs)
     steady = times[1:] or times
     print(f"MLP CVAE (196+588 -> h={args.hidden} -> dz=16), N={meta['N']}, batch 128, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads: "

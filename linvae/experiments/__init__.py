@@ -170,9 +170,7 @@ def _experiment_files(exp_id, quick, seed, backend, data):
 
 def _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, bar):
     """Farm experiments out as Dask tasks; the caller writes each result directory atomically."""
-    from ..distributed import SweepChunkError, _check_scheduler, client_for, map_tasks
-
-    failures = {}
+    from ..distributed import SweepChunkError, map_tasks
 
     def finish(exp_id, files):
         tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
@@ -184,13 +182,8 @@ def _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, ba
         if bar is not None:
             bar.update(1)
 
-    scheduler = _check_scheduler(scheduler)
     tasks = [(e, (e, quick, seed, backend, data)) for e in todo]
-    if isinstance(scheduler, str) and scheduler in ("threads", "processes"):
-        failures = map_tasks(None, _experiment_files, tasks, finish, local=scheduler)
-    else:
-        with client_for(scheduler) as client:
-            failures = map_tasks(client, _experiment_files, tasks, finish)
+    failures = map_tasks(scheduler, _experiment_files, tasks, finish)
     if failures:
         first = next(iter(failures))
         raise SweepChunkError(f"{len(failures)} of {len(todo)} experiments failed (first: {first}: "

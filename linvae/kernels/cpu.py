@@ -56,17 +56,34 @@ def mhvae_layout(d, k1, r, k2):
     return off, int(off[-1])
 
 
-def cvae_workspace_size(dims):
-    """Floats of scratch space :func:`_cvae_loss_grad` needs per configuration."""
-    d, k, r, q = int(dims[0]), int(dims[1]), int(dims[2]), int(dims[3])
-    return d * r + d * q + d * k
+@njit(**_JIT)
+def workspace_size(kind, dims):
+    """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
+    VAE/CVAE (``kind`` 0, :func:`_cvae_loss_grad`); ``R`` and a k₁×r product for the MHVAE
+    (:func:`_mhvae_loss_grad`)."""
+    if kind == 0:
+        return dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
+    return dims[0] * dims[2] + dims[1] * dims[2]
+
+
+@njit(**_JIT)
+def _residual(U, V, Z, R):
+    """``R = UV − Z`` written in place (BLAS product, then one pass); returns ``‖R‖²``."""
+    np.dot(U, V, R)
+    rsq = 0.0
+    for i in range(R.shape[0]):
+        for c in range(R.shape[1]):
+            x = R[i, c] - Z[i, c]
+            R[i, c] = x
+            rsq += x * x
+    return rsq
 
 
 @njit(**_JIT)
 def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
     """Loss and gradient (written into ``g``) of one VAE/CVAE configuration.
 
-    ``ws`` is scratch space of :func:`cvae_workspace_size` floats: the residuals ``R = UV − Z``
+    ``ws`` is scratch space of :func:`workspace_size` floats: the residuals ``R = UV − Z``
     and ``Q = UA + C`` and one d×k product live there, so a step allocates nothing and the three
     matrix products go straight to BLAS with their outputs in place.
     """
@@ -84,13 +101,7 @@ def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
     gV = g[o1:o2].reshape((k, r))
     gs = g[o4:o4 + k]
     R = ws[:d * r].reshape((d, r))
-    np.dot(U, V, R)
-    loss = 0.0
-    for i in range(d):
-        for c in range(r):
-            x = R[i, c] - Z[i, c]
-            R[i, c] = x
-            loss += x * x
+    loss = _residual(U, V, Z, R)
     np.dot(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
     np.dot(U.T, R, gV)
     for j in range(k):
@@ -166,13 +177,7 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
     v2 = np.exp(2.0 * s2)
     R = ws[:d * r].reshape((d, r))
     T = ws[d * r:d * r + k1 * r].reshape((k1, r))
-    np.dot(U1, V1, R)
-    rsq = 0.0
-    for i in range(d):
-        for c in range(r):
-            x = R[i, c] - Z[i, c]
-            R[i, c] = x
-            rsq += x * x
+    rsq = _residual(U1, V1, Z, R)
     M = U2 @ W2
     for i in range(k1):
         M[i, i] -= 1.0
@@ -257,10 +262,7 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
 def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
               gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
     B = theta.shape[0]
-    if kind == 0:
-        n_ws = dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
-    else:
-        n_ws = dims[0] * dims[2] + dims[1] * dims[2]
+    n_ws = workspace_size(kind, dims)
     for b in prange(B):
         if status[b] != 0:
             continue
@@ -403,6 +405,7 @@ def minibatch_layout(dx, dy, k):
     return off, int(off[-1])
 
 
+@njit(**_JIT)
 def minibatch_workspace_size(batch, dx, dy, k):
     """Floats of scratch :func:`_minibatch_loss_grad` needs for batches of up to ``batch`` rows."""
     return batch * (4 * k + 2 * dy)
@@ -499,7 +502,7 @@ def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr
     Xp = X[perm]
     Yp = Y[perm]
     Ep = noise[perm]
-    n_ws = batch * (4 * dims[2] + 2 * dims[1])
+    n_ws = minibatch_workspace_size(batch, dims[0], dims[1], dims[2])
     for b in prange(B):
         if status[b] != 0:
             continue
