@@ -15,7 +15,8 @@ from linvae import experiments  # noqa: E402
 from linvae.cli import main  # noqa: E402
 from linvae.data import load_mnist_subset, quadrant_split  # noqa: E402
 
-VERDICTS = {"confirmed", "not confirmed", "not run"}
+VERDICTS = {"confirmed", "not confirmed", "not run", "basis-dependent", "measured"}
+CATEGORIES = {"paper", "check", "theory", "beyond"}
 
 
 def _read_csv(path):
@@ -41,6 +42,16 @@ def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
     assert meta["wall_time_s"] >= 0 and "numpy" in meta["versions"]
     for claim in meta["claims"]:
         assert claim["verdict"] in VERDICTS and claim["claim"] and claim["measured"]
+        assert claim["category"] in CATEGORIES
+        assert (claim["verdict"] == "measured") == (claim["category"] == "beyond")
+    if experiments.REGISTRY[exp_id][3] == "torch":
+        # the training budget and its provenance travel with every nonlinear result
+        for key in ("n_train", "epochs", "steps", "paper_steps", "step_ratio", "seeds", "architecture", "wall_time_s"):
+            assert key in meta, key
+        assert len(meta["seeds"]) >= 2 and meta["steps"] >= meta["epochs"]
+        assert abs(meta["step_ratio"] - meta["steps"] / meta["paper_steps"]) < 1e-3
+        for claim in meta["claims"]:
+            assert "quick" in claim["note"].lower()          # a quick run says so on every row
     for name in os.listdir(directory):
         if name.endswith(".csv"):
             header, rows = _read_csv(os.path.join(directory, name))
@@ -91,7 +102,9 @@ def test_results_are_not_overwritten_and_all_resumes(tmp_path):
     experiments.run_experiment("table1", out, quick="tiny", overwrite=True)
     assert not [n for n in os.listdir(out) if n.startswith(".tmp-") or n.startswith(".old-")]
     report = open(experiments.write_report(out)).read()
-    assert "| [table1](table1/figure.png)" in report and "not run" in report
+    assert "table1/figure.png" in report and "not run" in report
+    assert "theory only" in report and "(theory)" in report          # Table 1 rows are labelled, not counted
+    assert "Run mode:** quick" in report
 
 
 def test_cli_reproduce(tmp_path, capsys):
@@ -140,5 +153,5 @@ def test_style_file_ships_with_the_package():
     ([1, 3, 2], True, False),
 ])
 def test_trend_verdict_needs_an_ordered_and_non_flat_sequence(values, increasing, expected):
-    from linvae.experiments.nonlinear import _monotone
-    assert _monotone(values, increasing=increasing) is expected
+    from linvae.experiments._verdict import trend
+    assert (trend([values], increasing=increasing)[0] == "confirmed") is expected      # one seed

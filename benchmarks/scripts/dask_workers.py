@@ -48,12 +48,12 @@ def main():
                          per_task - (time.perf_counter() - t) / n))
             with tempfile.TemporaryDirectory() as out:
                 t = time.perf_counter()
-                experiments.run_all(out, quick=True, ids=["fig2b", "table3"], scheduler=client)
-                rows.append((f"nonlinear quick sweep (fig2b + table3), {workers} worker(s)", time.perf_counter() - t))
+                experiments.run_all(out, quick=True, ids=["fig2b", "table4"], scheduler=client)
+                rows.append((f"nonlinear quick sweep (fig2b + table4), {workers} worker(s)", time.perf_counter() - t))
     with tempfile.TemporaryDirectory() as out:
         t = time.perf_counter()
-        experiments.run_all(out, quick=True, ids=["fig2b", "table3"])
-        rows.append(("nonlinear quick sweep (fig2b + table3), in process", time.perf_counter() - t))
+        experiments.run_all(out, quick=True, ids=["fig2b", "table4"])
+        rows.append(("nonlinear quick sweep (fig2b + table4), in process", time.perf_counter() - t))
     width = max(len(r[0]) for r in rows)
     print(f"| {'case'.ljust(width)} | seconds |\n|{'-' * (width + 2)}|---------|")
     for name, sec in rows:

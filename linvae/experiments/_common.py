@@ -16,6 +16,15 @@ from .._version import __version__
 __all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict", "size"]
 
 CONFIRMED, NOT_CONFIRMED, NOT_RUN = "confirmed", "not confirmed", "not run"
+#: a per-coordinate and a rotation-invariant measure disagree (fig2a, Σ = I)
+BASIS_DEPENDENT = "basis-dependent"
+#: the verdict of a "beyond the paper" row: a measurement, not a test of a claim
+MEASURED = "measured"
+
+#: what a claim row is: a claim of the paper tested by a measurement; a check of this package
+#: (an estimator, a trained-vs-closed-form agreement); a theory-only statement (computed from a
+#: closed form, nothing trained — never counted as a confirmation); a question beyond the paper
+CATEGORIES = ("paper", "check", "theory", "beyond")
 
 
 @dataclass
@@ -27,6 +36,11 @@ class Claim:
     measured: str
     verdict: str
     note: str = ""
+    category: str = "paper"
+
+    def __post_init__(self):
+        if self.category not in CATEGORIES:
+            raise ValueError(f"category must be one of {list(CATEGORIES)}, got {self.category!r}")
 
 
 @dataclass

@@ -10,6 +10,9 @@ import_optional("torch")
 from .models import CVAE, MHVAE, VAE, LinearTorchVAE  # noqa: E402
 from .networks import CNNDecoder, CNNEncoder, ResNet18Decoder, ResNet18Encoder, mlp  # noqa: E402
 from .trainer import Trainer  # noqa: E402
+from .batched import BatchedTrainer  # noqa: E402
+from .authors import TanhMHVAE, TwoBranchCVAE, authors_vae  # noqa: E402
 
-__all__ = ["VAE", "CVAE", "MHVAE", "LinearTorchVAE", "Trainer", "mlp", "CNNEncoder", "CNNDecoder",
+__all__ = ["VAE", "CVAE", "MHVAE", "LinearTorchVAE", "TwoBranchCVAE", "TanhMHVAE", "authors_vae", "Trainer",
+           "BatchedTrainer", "mlp", "CNNEncoder", "CNNDecoder",
            "ResNet18Encoder", "ResNet18Decoder"]

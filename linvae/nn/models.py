@@ -25,6 +25,8 @@ __all__ = ["VAE", "CVAE", "MHVAE", "LinearTorchVAE"]
 
 _LOG_2PI = math.log(2 * math.pi)
 ARCHS = ("mlp", "cnn", "resnet18", "linear")
+PER_EXAMPLE = ("learnable", "signed", "signed_tanh")
+_SIGNED_FLOOR = 1e-12
 
 
 def _check_arch(arch, allowed=ARCHS):
@@ -39,16 +41,19 @@ class GaussianHead(nn.Module):
     Parameters
     ----------
     latent_dim : int
-    sigma : "learnable", "global", float or sequence of floats
-        Per-example (the encoder predicts log σ²), learned but shared by all inputs, or fixed.
+    sigma : "learnable", "signed", "signed_tanh", "global", float or sequence of floats
+        Per-example (the encoder predicts log σ²); per-example as the authors' scripts build it
+        (``"signed"``: a raw linear head σ of any sign, variance σ²; ``"signed_tanh"``: μ = tanh(·)
+        and σ = tanh(·)); learned but shared by all inputs; or fixed.
     """
 
     def __init__(self, latent_dim, sigma="learnable", init_std=1.0):
         super().__init__()
         self.latent_dim = latent_dim
         self.mode = sigma if isinstance(sigma, str) else "fixed"
-        if self.mode not in ("learnable", "global", "fixed"):
-            raise ValueError(f"sigma must be 'learnable', 'global' or a positive number, got {sigma!r}")
+        if self.mode not in PER_EXAMPLE + ("global", "fixed"):
+            raise ValueError(f"sigma must be 'learnable', 'signed', 'signed_tanh', 'global' or a positive number, "
+                             f"got {sigma!r}")
         if self.mode == "global":
             self.log_std = nn.Parameter(torch.full((latent_dim,), math.log(init_std)))
         elif self.mode == "fixed":
@@ -60,24 +65,45 @@ class GaussianHead(nn.Module):
     @property
     def out_features(self):
         """Size of the encoder output this head consumes."""
-        return 2 * self.latent_dim if self.mode == "learnable" else self.latent_dim
+        return 2 * self.latent_dim if self.mode in PER_EXAMPLE else self.latent_dim
 
     def forward(self, h):
         if self.mode == "learnable":
             mu, logvar = h.chunk(2, dim=-1)
             return mu, torch.exp(0.5 * logvar.clamp(-60.0, 60.0))
+        if self.mode in ("signed", "signed_tanh"):
+            mu, signed = h.chunk(2, dim=-1)
+            if self.mode == "signed_tanh":
+                mu, signed = torch.tanh(mu), torch.tanh(signed)
+            # the scripts use σ of any sign with variance σ²; the floor keeps log σ² finite at σ = 0
+            return mu, torch.sqrt(signed * signed + _SIGNED_FLOOR)
         std = torch.exp(self.log_std) if self.mode == "global" else self.fixed_std
         return h, std.expand_as(h)
+
+
+
+def _log(value):
+    """``log`` of a hyperparameter: a Python float, or a 0-d tensor when configurations are
+    trained batched (:class:`~linvae.nn.BatchedTrainer` sets them per configuration)."""
+    return torch.log(value) if torch.is_tensor(value) else math.log(value)
 
 
 def _nll(target, mean, eta_dec):
     """Per-example ``−log N(target; mean, η_dec² I)``."""
     d = target.shape[-1]
-    return 0.5 * ((target - mean) ** 2).sum(-1) / eta_dec**2 + 0.5 * d * (_LOG_2PI + 2 * math.log(eta_dec))
+    return 0.5 * ((target - mean) ** 2).sum(-1) / eta_dec**2 + 0.5 * d * (_LOG_2PI + 2 * _log(eta_dec))
 
 
 def _kl(mu, std, eta_enc):
-    return gaussian_kl_terms(mu, 2 * torch.log(std), torch.tensor(2 * math.log(eta_enc), dtype=mu.dtype), torch)
+    log_prior_var = 2 * _log(eta_enc)
+    if not torch.is_tensor(log_prior_var):
+        log_prior_var = torch.tensor(log_prior_var, dtype=mu.dtype)
+    return gaussian_kl_terms(mu, 2 * torch.log(std), log_prior_var, torch)
+
+
+def _draw(noise, index, like):
+    """The reparameterization noise: given (batched training passes it) or drawn now."""
+    return torch.randn_like(like) if noise is None else noise[index]
 
 
 def _log_normal(x, mean, std):
@@ -85,6 +111,16 @@ def _log_normal(x, mean, std):
 
 
 class _Base(nn.Module):
+    #: scalar hyperparameters that :class:`~linvae.nn.BatchedTrainer` may set per configuration
+    #: (as 0-d tensors) while it trains several configurations as one batched model
+    HYPERPARAMETERS = ("beta", "eta_enc", "eta_dec", "kl_scale")
+    #: a short description recorded in experiment metadata
+    architecture = ""
+
+    def noise_shapes(self, n):
+        """Shapes of the reparameterization noise one forward pass on ``n`` examples draws, in order."""
+        return [(n, self.latent_dim)]
+
     def _common(self, eta_enc, eta_dec, kl_scale):
         self.eta_enc = check_positive(eta_enc, "eta_enc")
         self.eta_dec = check_positive(eta_dec, "eta_dec")
@@ -131,13 +167,15 @@ class VAE(_Base):
     hidden : int
         Hidden width of the MLP (the paper uses 784–256–16 style networks).
     beta, eta_enc, eta_dec : float
-    sigma : "learnable", "global" or float
+    sigma : "learnable", "signed", "global" or float
     kl_scale : float
         1 for the true β-ELBO, 0.5 to match the authors' scripts.
+    mean_activation : {None, "relu"}
+        ``"relu"`` passes the encoder means through a ReLU, as the authors' Table 2 VAE does.
     """
 
     def __init__(self, input_dim=784, latent_dim=16, *, arch="mlp", hidden=256, beta=1.0, eta_enc=1.0,
-                 eta_dec=1.0, sigma="learnable", kl_scale=1.0):
+                 eta_dec=1.0, sigma="learnable", kl_scale=1.0, mean_activation=None):
         super().__init__()
         self.beta = check_positive(beta, "beta")
         self._common(eta_enc, eta_dec, kl_scale)
@@ -146,18 +184,25 @@ class VAE(_Base):
         self.head = GaussianHead(self.latent_dim, sigma, init_std=self.eta_enc)
         self.encoder = build_encoder(_check_arch(arch), input_dim, self.head.out_features, hidden)
         self.decoder = build_decoder(arch, self.latent_dim, input_dim, hidden)
+        if mean_activation not in (None, "relu"):
+            raise ValueError(f"mean_activation must be None or 'relu', got {mean_activation!r}")
+        self.mean_activation = mean_activation
+        self.architecture = (f"VAE {arch} {input_dim}–{hidden}–{latent_dim}, σ {self.head.mode}"
+                             + (", ReLU means" if mean_activation else ""))
 
     def encode(self, x):
         """``(μ, σ)`` of ``q(z|x)``."""
-        return self.head(self.encoder(x))
+        mu, std = self.head(self.encoder(x))
+        return (torch.relu(mu), std) if self.mean_activation == "relu" else (mu, std)
 
     def decode(self, z):
         """Mean of ``p(x|z)``."""
         return self.decoder(z)
 
-    def forward(self, x, y=None):
+    def forward(self, x, y=None, noise=None):
+        """Loss terms for a batch; ``noise`` (a sequence shaped as :meth:`noise_shapes`) replaces the draws."""
         mu, std = self.encode(x)
-        z = mu + std * torch.randn_like(mu)
+        z = mu + std * _draw(noise, 0, mu)
         return self._outputs(_nll(x, self.decode(z), self.eta_dec), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
@@ -166,7 +211,7 @@ class VAE(_Base):
         eps = torch.randn((n_samples,) + mu.shape, generator=generator, dtype=mu.dtype)
         z = mu + std * eps
         mean = self.decode(z.reshape(-1, mu.shape[-1])).reshape(n_samples, len(x), -1)
-        prior = torch.full_like(std, self.eta_enc)
+        prior = torch.ones_like(std) * self.eta_enc
         return (-_nll(x, mean, self.eta_dec) + _log_normal(z, torch.zeros_like(mu), prior)
                 - _log_normal(z, mu, std))
 
@@ -234,6 +279,7 @@ class CVAE(_Base):
         self.latent_dim = check_latent_dim(latent_dim)
         self.x_dim, self.y_dim = check_latent_dim(x_dim, "x_dim"), check_latent_dim(y_dim, "y_dim")
         self.arch = _check_arch(arch, ("mlp", "cnn", "linear"))
+        self.architecture = f"CVAE single network on [x, y], {arch}, h = {hidden}, σ {sigma}"
         self.head = GaussianHead(self.latent_dim, sigma, init_std=self.eta_enc)
         if arch == "cnn":
             if (x_dim, y_dim) != (196, 588):
@@ -260,9 +306,10 @@ class CVAE(_Base):
             return self.decoder(torch.cat([z, self.condition(masked)], -1))
         return self.decoder(torch.cat([z, x], -1))
 
-    def forward(self, x, y):
+    def forward(self, x, y, noise=None):
+        """Loss terms for a batch; ``noise`` (a sequence shaped as :meth:`noise_shapes`) replaces the draws."""
         mu, std = self.encode(x, y)
-        z = mu + std * torch.randn_like(mu)
+        z = mu + std * _draw(noise, 0, mu)
         return self._outputs(_nll(y, self.decode(z, x), self.eta_dec), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
@@ -271,7 +318,7 @@ class CVAE(_Base):
         z = mu + std * torch.randn((n_samples,) + mu.shape, generator=generator, dtype=mu.dtype)
         xs = x.expand(n_samples, *x.shape).reshape(-1, x.shape[-1])
         mean = self.decode(z.reshape(-1, mu.shape[-1]), xs).reshape(n_samples, len(x), -1)
-        return (-_nll(y, mean, self.eta_dec) + _log_normal(z, torch.zeros_like(mu), torch.full_like(std, self.eta_enc))
+        return (-_nll(y, mean, self.eta_dec) + _log_normal(z, torch.zeros_like(mu), torch.ones_like(std) * self.eta_enc)
                 - _log_normal(z, mu, std))
 
 
@@ -311,6 +358,7 @@ class MHVAE(_Base):
         self.enc1 = build_encoder(arch, input_dim, self.head1.out_features, hidden)
         self.dec1 = build_decoder(arch, d1, input_dim, hidden)
         inner = "linear" if arch == "linear" else "mlp"
+        self.architecture = f"MHVAE {arch} {input_dim}–{hidden}–{d1}, z₂ MLP h = {hidden2}, no tanh heads"
         self.enc2 = build_encoder(inner, d1, self.head2.out_features, hidden2)
         self.dec2 = build_decoder(inner, d2, d1, hidden2)
 
@@ -326,15 +374,21 @@ class MHVAE(_Base):
         """Mean of ``p(x|z₁)``."""
         return self.dec1(z1)
 
-    def forward(self, x, y=None):
+    HYPERPARAMETERS = ("beta1", "beta2", "eta_enc", "eta_dec", "kl_scale")
+
+    def noise_shapes(self, n):
+        return [(n, self.latent_dims[0]), (n, self.latent_dims[1])]
+
+    def forward(self, x, y=None, noise=None):
+        """Loss terms for a batch; ``noise`` (a sequence shaped as :meth:`noise_shapes`) replaces the draws."""
         mu1, s1 = self.encode(x)
-        z1 = mu1 + s1 * torch.randn_like(mu1)
+        z1 = mu1 + s1 * _draw(noise, 0, mu1)
         mu2, s2 = self.encode_z2(z1)
-        z2 = mu2 + s2 * torch.randn_like(mu2)
+        z2 = mu2 + s2 * _draw(noise, 1, mu2)
         recon = _nll(x, self.decode(z1), self.eta_dec)
         mean1 = self.dec2(z2)
         # single-sample estimate of log q(z₁|x) − log p(z₁|z₂), per dim
-        term1 = (0.5 * ((z1 - mean1) / self.eta_dec) ** 2 + math.log(self.eta_dec)
+        term1 = (0.5 * ((z1 - mean1) / self.eta_dec) ** 2 + _log(self.eta_dec)
                  - 0.5 * ((z1 - mu1) / s1) ** 2 - torch.log(s1))
         kl2 = _kl(mu2, s2, self.eta_enc)
         loss = (recon + self.kl_scale * (self.beta1 * term1.sum(-1) + self.beta2 * kl2.sum(-1))).mean()
@@ -351,7 +405,7 @@ class MHVAE(_Base):
         mean_x = self.decode(flat).reshape(n_samples, len(x), -1)
         mean1 = self.dec2(z2)
         shape = (n_samples, len(x))
-        ed = torch.full_like(flat, self.eta_dec)
+        ed = torch.ones_like(flat) * self.eta_dec
         return (-_nll(x, mean_x, self.eta_dec) + _log_normal(flat, mean1, ed).reshape(shape)
-                + _log_normal(z2, torch.zeros_like(z2), torch.full_like(z2, self.eta_enc)).reshape(shape)
+                + _log_normal(z2, torch.zeros_like(z2), torch.ones_like(z2) * self.eta_enc).reshape(shape)
                 - _log_normal(z1, mu1, s1) - _log_normal(z2, mu2, s2).reshape(shape))

@@ -44,6 +44,19 @@ def _atomic_save(obj, path):
         raise
 
 
+def initialize(model, seed):
+    """Re-initialize every submodule's parameters from ``seed`` (deterministic initialization)."""
+    torch.manual_seed(seed)
+    for module in model.modules():
+        if module is not model and hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+
+
+def epoch_seeds(seed, epoch):
+    """``(shuffle seed, noise seed)`` of one epoch: every epoch reseeds from ``(seed, epoch)``."""
+    return seed * 1_000_003 + epoch, seed * 1_000_033 + epoch
+
+
 class Trainer:
     """Minibatch Adam for :class:`~linvae.nn.VAE`, :class:`~linvae.nn.CVAE`, :class:`~linvae.nn.MHVAE`.
 
@@ -123,10 +136,7 @@ class Trainer:
         if any(len(d) != n for d in data):
             raise ValueError(f"X and Y must have the same number of samples, got {[len(d) for d in data]}")
         ckpt_path = self._prepare_run_dir()
-        torch.manual_seed(self.seed)
-        for module in self.model.modules():          # deterministic initialization from the seed
-            if module is not self.model and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        initialize(self.model, self.seed)
         self.model.to(self.device)
         opt = torch.optim.Adam(self.model.parameters(), lr=self.lr)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
@@ -168,8 +178,9 @@ class Trainer:
 
     def _epoch(self, epoch, data, n, opt):
         self.model.train()
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-        torch.manual_seed(self.seed * 1_000_033 + epoch)             # reparameterization noise
+        shuffle, noise = epoch_seeds(self.seed, epoch)
+        gen = torch.Generator().manual_seed(shuffle)
+        torch.manual_seed(noise)                                      # reparameterization noise
         perm = torch.randperm(n, generator=gen).to(self.device)
         total = kl_total = 0.0
         for b, start in enumerate(range(0, n, self.batch_size)):

@@ -1,0 +1,173 @@
+"""What every nonlinear experiment shares: the authors' settings, the step budget, seeds, batched
+training over (configuration × seed), per-seed measurements and figures with seed bands.
+
+The authors' scripts (SPEC §5.1) train on full MNIST (60,000 images, batch 128: 469 optimizer
+steps per epoch) for 100 epochs, ≈ 46,900 steps.  A run here matches the paper's **step count**
+on whatever data it is given (the embedded 4,000 training images need ≈ 1,466 epochs for it),
+not its epoch count; ``meta.json`` records N, epochs, steps and the ratio to the paper's steps.
+"""
+import math
+
+import numpy as np
+
+from .. import metrics
+from .._deps import import_optional
+from ..data import train_test_split
+from ._common import size
+
+__all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
+           "measure", "curve_band", "effective", "split"]
+
+#: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
+PAPER_STEPS = 100 * 469
+EPS = np.logspace(-4, 1, 51)
+EPS_REPORT = 1e-2
+DELTA = 0.05
+
+#: the authors' optimizer settings per model family (SPEC §5.1); kl_scale 0.5: the scripts halve the
+#: KL term only, so their effective β is half the nominal one
+AUTHORS = {
+    "cvae": {"lr": 1e-3, "clip": 0.01, "batch_size": 128, "kl_scale": 0.5},
+    "cvae_deep": {"lr": 1e-3, "clip": 0.1, "batch_size": 128, "kl_scale": 0.5},   # Fig 3a ReLU/CNN arms
+    "mhvae": {"lr": 1e-3, "clip": 0.1, "batch_size": 128, "kl_scale": 0.5},
+    "synthetic": {"lr": 1e-3, "clip": 0.01, "batch_size": 16, "kl_scale": 0.5},
+    "vae": {"lr": 1e-4, "clip": None, "batch_size": 128, "kl_scale": 0.5},
+}
+
+
+def effective(beta, kl_scale):
+    """``"β = 1 (effective 0.5)"``: the nominal β of the scripts and the β the loss really uses."""
+    return f"β = {beta:g} (effective {beta * kl_scale:g})"
+
+
+def split(images, quick, seed, quick_sizes=(1000, 400), tiny_sizes=(160, 60)):
+    """Train/test split (80/20); quick runs keep a slice."""
+    train, test = train_test_split(images, test_fraction=0.2, seed=seed)
+    if quick:
+        n_train, n_test = size(quick, None, quick_sizes, tiny_sizes)
+        train, test = train[:n_train], test[:n_test]
+    return train, test
+
+
+def budget(quick, n_train, batch_size, paper_steps=PAPER_STEPS, quick_steps=300, tiny_steps=3):
+    """Epochs that give the paper's number of optimizer steps on ``n_train`` examples.
+
+    Returns
+    -------
+    dict
+        ``epochs``, ``steps`` (what will run), ``steps_per_epoch``, ``paper_steps``,
+        ``step_ratio`` (steps / paper_steps), ``batch_size``.
+    """
+    target = size(quick, paper_steps, quick_steps, tiny_steps)
+    per_epoch = math.ceil(n_train / batch_size)
+    epochs = max(1, math.ceil(target / per_epoch))
+    return {"epochs": epochs, "steps": epochs * per_epoch, "steps_per_epoch": per_epoch,
+            "paper_steps": paper_steps, "step_ratio": round(epochs * per_epoch / paper_steps, 4),
+            "batch_size": batch_size}
+
+
+def seeds_for(quick, seed):
+    """Three seeds (two in the test suite's tiny runs)."""
+    return [seed + i for i in range(size(quick, 3, 3, 2))]
+
+
+def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", chunk=None):
+    """Train every (configuration, seed) pair as one batched model (or in chunks of ``chunk``).
+
+    Parameters
+    ----------
+    make : callable
+        ``make(**config)`` returns a fresh model.
+    configs : dict
+        name → keyword arguments of ``make``.
+    seeds : list of int
+    data : tuple
+        ``(X,)`` or ``(X, Y)``.
+    plan : dict
+        From :func:`budget`.
+    settings : dict
+        ``lr``, ``clip`` (from :data:`AUTHORS`).
+
+    Returns
+    -------
+    dict
+        ``(name, seed)`` → trained model.
+    """
+    from ..nn import BatchedTrainer
+
+    keys = [(name, s) for name in configs for s in seeds]
+    models = [make(**configs[name]) for name, _ in keys]
+    device = "cuda" if backend == "cupy" else "cpu"
+    step = chunk or len(keys)
+    for start in range(0, len(keys), step):
+        part = slice(start, start + step)
+        BatchedTrainer(models[part], seeds=[s for _, s in keys[part]], lr=settings["lr"], epochs=plan["epochs"],
+                       batch_size=plan["batch_size"], clip=settings["clip"], device=device,
+                       progress=True).fit(*data)
+    return dict(zip(keys, models))
+
+
+def evaluate_kl(model, *data):
+    """Per-example, per-dim KL of a trained model on held-out data (NumPy)."""
+    from ..nn import Trainer
+
+    return Trainer(model, epochs=1, device="cpu").evaluate_kl(*data)
+
+
+def measure(kl):
+    """The per-run measurements of a per-example KL array (n, latent).
+
+    ``score`` (the primary collapse measure of every nonlinear claim: the mean number of
+    (ε, δ = 0.05)-collapsed dims over the log-spaced ε grid 1e-4 … 10, the area under the
+    paper's curve, so no single ε is picked), the count at ε = 0.01, the mean total KL and the
+    authors' KL-fraction AU.
+    """
+    curve = metrics.collapse_curve(kl, EPS, DELTA)
+    return {"score": float(np.mean(curve)), "collapsed_at_eps": int(metrics.collapse_curve(kl, [EPS_REPORT], DELTA)[0]),
+            "KL": float(kl.sum(axis=1).mean()), "AU_kl_fraction": float(metrics.active_units_kl(kl)),
+            "curve": curve}
+
+
+def per_seed(results, names, seeds, key):
+    """(seeds, configs) array of one measurement."""
+    return np.array([[results[(n, s)][key] for n in names] for s in seeds], dtype=float)
+
+
+def long_rows(results, names, seeds, extra=None):
+    """Per-seed CSV columns: one row per (configuration, seed)."""
+    keys = ["score", "collapsed_at_eps", "KL", "AU_kl_fraction"] + list(extra or [])
+    rows = {"config": [], "seed": [], **{k: [] for k in keys}}
+    for n in names:
+        for s in seeds:
+            rows["config"].append(n)
+            rows["seed"].append(s)
+            for k in keys:
+                rows[k].append(results[(n, s)][k])
+    return rows
+
+
+def curve_columns(results, names, seeds):
+    """Collapse-curve CSV: ε, then the seed mean and every seed's curve per configuration."""
+    cols = {"eps": EPS}
+    for n in names:
+        cols[f"{n} mean"] = np.mean([results[(n, s)]["curve"] for s in seeds], axis=0)
+        for s in seeds:
+            cols[f"{n} seed {s}"] = results[(n, s)]["curve"]
+    return cols
+
+
+def curve_band(ax, results, names, seeds, title, legend_title, delta=DELTA):
+    """Seed-mean collapse curves with a min–max band over seeds."""
+    for i, n in enumerate(names):
+        curves = np.array([results[(n, s)]["curve"] for s in seeds])
+        ax.step(EPS, curves.mean(0), where="post", color=f"C{i}", label=n)
+        ax.fill_between(EPS, curves.min(0), curves.max(0), step="post", color=f"C{i}", alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("ε")
+    ax.set_ylabel(f"collapsed dims (δ = {delta:g})")
+    ax.set_title(title, fontsize=9)
+    ax.legend(title=legend_title, fontsize=7, title_fontsize=7)
+
+
+def torch_module():
+    return import_optional("torch")

@@ -1,0 +1,101 @@
+"""The text of ``REPORT.md``: a header naming the data and the run mode, one section per
+experiment with its training budget, seeds and architecture, and every claim row once, counted
+per category (paper claims, package checks, theory-only rows, questions beyond the paper)."""
+import json
+import os
+
+from ._common import BASIS_DEPENDENT, CATEGORIES, CONFIRMED, MEASURED, NOT_CONFIRMED, NOT_RUN
+from ._verdict import GREATER_RULE, TREND_RULE
+
+__all__ = ["build_report"]
+
+_CATEGORY_TITLE = {"paper": "claims of the paper", "check": "checks of this package",
+                   "theory": "theory only (closed forms, nothing trained; not counted as confirmations)",
+                   "beyond": "beyond the paper (measurements, no verdict)"}
+
+
+def _budget(meta):
+    if "steps" not in meta:
+        return ""
+    parts = [f"{meta['steps']:,} optimizer steps ({meta.get('epochs', '?')} epochs, batch {meta.get('batch_size', '?')})"
+             f" = {meta.get('step_ratio', 0):.3g} × the paper's {meta.get('paper_steps', 0):,}"]
+    if "seeds" in meta:
+        parts.append(f"seeds {meta['seeds']}")
+    if "n_train" in meta:
+        parts.append(f"N train {meta['n_train']:,}, test {meta.get('n_test', '?'):,}"
+                     if isinstance(meta.get("n_test"), int) else f"N train {meta['n_train']:,}")
+    return "; ".join(parts)
+
+
+def _architecture(meta):
+    arch = meta.get("architecture")
+    if not arch:
+        return ""
+    if isinstance(arch, dict):
+        return "; ".join(f"{k}: {v}" for k, v in arch.items())
+    return str(arch)
+
+
+def build_report(out, registry, part_of=None):
+    """Markdown text of the report over the experiments of ``registry`` found under ``out``."""
+    metas = {}
+    for exp_id in registry:
+        path = os.path.join(out, exp_id, "meta.json")
+        if os.path.exists(path):
+            with open(path) as f:
+                metas[exp_id] = json.load(f)
+    modes = sorted({"quick" if m.get("quick") else "full" for m in metas.values()})
+    datas = sorted({m.get("data", "?") for m in metas.values()})
+    counts = {c: {CONFIRMED: 0, NOT_CONFIRMED: 0, BASIS_DEPENDENT: 0, NOT_RUN: 0, MEASURED: 0} for c in CATEGORIES}
+    sections = []
+    not_run = []
+    for exp_id, entry in registry.items():
+        title = entry[2]
+        meta = metas.get(exp_id)
+        if meta is None:
+            not_run.append(f"- `{exp_id}` ({title}): not run — no results in this directory (run "
+                           f"`linvae reproduce {exp_id}`).")
+            continue
+        mode = "quick" if meta.get("quick") else "full"
+        fig = f"[figure]({exp_id}/figure.png)" if os.path.exists(os.path.join(out, exp_id, "figure.png")) else ""
+        lines = [f"### {exp_id} ({mode}): {title} {fig}".rstrip(), ""]
+        details = [d for d in (_budget(meta), _architecture(meta)) if d]
+        if meta.get("wall_time_s") is not None:
+            details.append(f"wall time {meta['wall_time_s']:.0f} s")
+        if meta.get("tables"):
+            details.append(meta["tables"])
+        lines += [f"- {d}" for d in details]
+        claims = meta.get("claims") or []
+        if claims:
+            lines += ["", "| category | claim | theory predicts | measured | explanation | verdict |",
+                      "|---|---|---|---|---|---|"]
+        for c in claims:
+            category = c.get("category", "paper")
+            v = c["verdict"]
+            shown = v if category != "theory" else f"{v} (theory)"
+            lines.append(f"| {category} | ({mode}) {c['claim']} | {c['prediction']} | {c['measured']} | "
+                         f"{c.get('note', '')} | **{shown}** |")
+            if v in counts[category]:
+                counts[category][v] += 1
+        sections += lines + [""]
+    for table, parent in (part_of or {}).items():
+        sections.append(f"- Table `{table}` of the paper is trained and scored inside `{parent}` "
+                        f"(`{parent}/{table}.csv`); its claims are counted once, there.")
+    header = ["# linvae reproduction report", "",
+              "Claims of Dang et al. (ICLR 2024) against this package's measurements. Each row: the claim, what "
+              "the linear theory predicts for this data, what was measured, and the verdict. Regenerate with "
+              "`linvae reproduce report`.", "",
+              f"- **Data:** {', '.join(datas) or '—'} (N train / test per experiment below).",
+              f"- **Run mode:** {', '.join(modes) or '—'}" + (
+                  " — quick runs train a few hundred steps and test little." if "quick" in modes else ""),
+              f"- **Verdict rules (nonlinear, over seeds):** {TREND_RULE}. {GREATER_RULE}. A flat or unordered "
+              "measurement never confirms a trend.", "", "## Summary", ""]
+    for category in CATEGORIES:
+        c = counts[category]
+        total = sum(c.values())
+        if not total:
+            continue
+        parts = [f"{n} {k}" for k, n in c.items() if n]
+        header.append(f"- {_CATEGORY_TITLE[category]}: " + ", ".join(parts))
+    header.append(f"- experiments not run: {len(not_run)}")
+    return "\n".join(header + [""] + not_run + ["", "## Experiments", ""] + sections) + "\n"
