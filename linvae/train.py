@@ -113,9 +113,9 @@ class _VAEProblem:
             self.phi, self.P = ev, Q
             self.Z = _half(Q, ev, 0.5)
             self.d = moments.dy
-            from .stats import range_eigh
+            from .stats import cvae_x_range
 
-            self.phix, self.Px = range_eigh(moments.xx, rtol)
+            self.phix, self.Px = cvae_x_range(moments, rtol)
             self.q = self.Px.shape[1]
             self.theta_modes = pad(ev, latent)
         self.r = self.Z.shape[1]
