@@ -50,6 +50,7 @@ class MomentAccumulator:
         self._mean_x = self._mean_y = None
         self._cxx = self._cxy = self._cyy = None
         self._has_y = None
+        self._amax_x = self._amax_y = None     # largest |value| per column (range checks)
 
     #: rows per block of the centred products (bounds the temporaries to a few MB)
     BLOCK_BYTES = 1 << 23
@@ -71,21 +72,24 @@ class MomentAccumulator:
         other.n = X.shape[0]
         other._has_y = Y is not None
         other._mean_x = X.mean(axis=0)
+        other._amax_x = _column_amax(X)
         other._cxx = np.zeros((X.shape[1], X.shape[1]))
         if Y is not None:
             other._mean_y = Y.mean(axis=0)
+            other._amax_y = _column_amax(Y)
             other._cxy = np.zeros((X.shape[1], Y.shape[1]))
             other._cyy = np.zeros((Y.shape[1], Y.shape[1]))
         width = X.shape[1] + (0 if Y is None else Y.shape[1])
         step = max(256, self.BLOCK_BYTES // (8 * width))
-        for start in range(0, X.shape[0], step):
-            Xc = X[start:start + step] - other._mean_x
-            other._cxx += Xc.T @ Xc
-            if Y is not None:
-                Yc = Y[start:start + step] - other._mean_y
-                other._cxy += Xc.T @ Yc
-                other._cyy += Yc.T @ Yc
-        self.merge(other)
+        with np.errstate(over="ignore", invalid="ignore"):    # overflow is reported by finalize
+            for start in range(0, X.shape[0], step):
+                Xc = X[start:start + step] - other._mean_x
+                other._cxx += Xc.T @ Xc
+                if Y is not None:
+                    Yc = Y[start:start + step] - other._mean_y
+                    other._cxy += Xc.T @ Yc
+                    other._cyy += Yc.T @ Yc
+            self.merge(other)
         return self
 
     def merge(self, other):
@@ -98,6 +102,8 @@ class MomentAccumulator:
             self._cxx = other._cxx.copy()
             self._cxy = None if other._cxy is None else other._cxy.copy()
             self._cyy = None if other._cyy is None else other._cyy.copy()
+            self._amax_x = None if other._amax_x is None else other._amax_x.copy()
+            self._amax_y = None if other._amax_y is None else other._amax_y.copy()
             return self
         if other._has_y != self._has_y:
             raise ValueError("cannot merge chunks with Y and chunks without Y")
@@ -119,6 +125,8 @@ class MomentAccumulator:
             self._cyy += other._cyy + np.outer(dy, dy) * (na * nb / n)
             self._mean_y += dy * (nb / n)
         self.n = n
+        self._amax_x = _max_or_none(self._amax_x, other._amax_x)
+        self._amax_y = _max_or_none(self._amax_y, other._amax_y)
         return self
 
     def finalize(self, center=False):
@@ -133,15 +141,67 @@ class MomentAccumulator:
                 s = s + np.outer(ma, mb)
             return s
 
-        xx = _symmetrize(second(self._cxx, self._mean_x, self._mean_x))
-        xy = yy = mean_y = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            xx = _symmetrize(second(self._cxx, self._mean_x, self._mean_x))
+            xy = yy = mean_y = None
+            if self._has_y:
+                xy = second(self._cxy, self._mean_x, self._mean_y)
+                yy = _symmetrize(second(self._cyy, self._mean_y, self._mean_y))
+                mean_y = self._mean_y.copy()
+        width = xx.shape[0] + (0 if yy is None else yy.shape[0])
+        check_moment_range(xx, self._amax_x, "X", width, self._cxx)
         if self._has_y:
-            xy = second(self._cxy, self._mean_x, self._mean_y)
-            yy = _symmetrize(second(self._cyy, self._mean_y, self._mean_y))
-            mean_y = self._mean_y.copy()
+            check_moment_range(yy, self._amax_y, "Y", width, self._cyy)
+            if not np.all(np.isfinite(xy)):
+                raise ValueError("the cross moment E[xyᵀ] overflows float64; rescale X or Y by a power of two")
         return Moments(
             n=n, xx=xx, xy=xy, yy=yy, mean_x=self._mean_x.copy(), mean_y=mean_y, centered=bool(center)
         )
+
+
+def _column_amax(A):
+    """Largest ``|value|`` of every column (two reductions, no temporary the size of ``A``)."""
+    return np.maximum(A.max(axis=0), -A.min(axis=0)) if A.shape[0] else np.zeros(A.shape[1])
+
+
+def _max_or_none(a, b):
+    if a is None or b is None:
+        return a if b is None else b.copy()
+    return np.maximum(a, b)
+
+
+#: data magnitudes whose squares are normal float64 numbers (below: products lose precision)
+_DATA_MIN = float(np.sqrt(np.finfo(np.float64).tiny))
+
+
+def check_moment_range(S, amax, name, width, scatter=None):
+    """Raise a clear error when the second moments of data ``name`` over- or underflow float64.
+
+    Overflow: a non-finite moment, or a mean square above ``max/(64·width)`` (the losses add
+    ``width`` such terms). Underflow: a column with non-zero values whose largest magnitude is
+    below ``√tiny ≈ 1.5e-154``, so its squares are subnormal or zero and carry no precision.
+    Values from 1e-150 to 1e150 pass.
+    """
+    big = np.finfo(np.float64).max
+    diag = np.diag(S)
+    top = float(np.max(amax)) if amax is not None and np.size(amax) else float("nan")
+    if not (np.all(np.isfinite(S)) and (scatter is None or np.all(np.isfinite(scatter)))) or \
+            np.max(diag) > big / (64 * width):
+        col = int(np.argmax(amax)) if amax is not None else int(np.argmax(np.where(np.isfinite(diag), diag, np.inf)))
+        raise ValueError(
+            f"{name} is too large for float64 second moments: its largest |value| is {top:.3g} (column {col}), "
+            f"and the mean square {name}ᵀ{name}/N overflows (it must stay below {big / (64 * width):.2g}); rescale "
+            f"{name} by a power of two (e.g. {name} * 2.0**-{max(1, int(np.ceil(np.log2(max(top, 2.0)))))}; "
+            "the collapse pattern is unchanged when eta_dec is scaled alike)")
+    if amax is not None:
+        small = np.flatnonzero((amax > 0) & (amax < _DATA_MIN))
+        if small.size:
+            col = int(small[0])
+            raise ValueError(
+                f"{name} is too small for float64 second moments: column {col} has values no larger than "
+                f"{float(amax[col]):.3g}, whose squares underflow (magnitudes below {_DATA_MIN:.2g} lose all "
+                f"precision); rescale {name} by a power of two (e.g. {name} * 2.0**{int(np.ceil(-np.log2(float(amax[col]))))}, "
+                "and eta_dec alike)")
 
 
 def _on_device(a):
@@ -170,6 +230,9 @@ def _device_chunk(X, Y=None):
     Xd = checked[0]
     out.n = Xd.shape[0]
     out._has_y = Y is not None
+    out._amax_x = cp.abs(Xd).max(axis=0).get()
+    if Y is not None:
+        out._amax_y = cp.abs(checked[1]).max(axis=0).get()
     mx = Xd.mean(axis=0)
     Xc = Xd - mx
     out._mean_x, out._cxx = mx.get(), (Xc.T @ Xc).get()
@@ -196,6 +259,7 @@ def _stream_to_device(chunks):
     staging = [{}, {}]
     pending = [None, None]
     acc = MomentAccumulator()
+    amax = [None, None]          # host-side largest |value| per column of X and Y (range checks)
 
     def stage(slot, name, arr, stream):
         buf = staging[slot].get(name)
@@ -227,6 +291,8 @@ def _stream_to_device(chunks):
             Y = check_data(Y, "Y", copy=False)
             if X.shape[0] != Y.shape[0]:
                 check_pair(X, Y)
+            amax[1] = _max_or_none(amax[1], _column_amax(Y))
+        amax[0] = _max_or_none(amax[0], _column_amax(X))
         slot = i % 2
         collect(slot)                                  # the staging buffers of this slot are free again
         stream = streams[slot]
@@ -243,6 +309,7 @@ def _stream_to_device(chunks):
         pending[slot] = (X.shape[0], Y is not None, arrays)
     for slot in (0, 1):
         collect(slot)
+    acc._amax_x, acc._amax_y = amax
     return acc
 
 
@@ -343,7 +410,15 @@ class Moments:
 
     @classmethod
     def from_matrices(cls, xx, xy=None, yy=None, *, n=1):
-        """Wrap given second-moment matrices (population moments, tests, theory studies)."""
+        """Wrap given second-moment matrices (population moments, tests, theory studies).
+
+        ``xx`` (and, with y, the joint matrix ``[[xx, xy], [xyᵀ, yy]]``) must be symmetric positive
+        semi-definite up to round-off (eigenvalues of the equilibrated matrix ≥ −1e-10·max), and
+        ``n`` an integer ≥ 1.
+        """
+        from ._validation import check_int
+
+        n = check_int(n, "n")
         xx = _check_psd(xx, "xx")
         if (xy is None) != (yy is None):
             raise ValueError("xy and yy must be given together (both or neither)")
@@ -354,7 +429,12 @@ class Moments:
                 raise ValueError(f"xy must have shape {(xx.shape[0], yy.shape[0])}, got {xy.shape}")
             if not np.all(np.isfinite(xy)):
                 raise ValueError("xy contains NaN or inf; all values must be finite")
-        return cls(n=int(n), xx=xx, xy=xy, yy=yy)
+            _check_semidefinite(np.block([[xx, xy], [xy.T, yy]]), "the joint matrix [[xx, xy], [xyᵀ, yy]]")
+        width = xx.shape[0] + (0 if yy is None else yy.shape[0])
+        check_moment_range(xx, None, "xx", width)
+        if yy is not None:
+            check_moment_range(yy, None, "yy", width)
+        return cls(n=n, xx=xx, xy=xy, yy=yy)
 
     @property
     def dx(self):
@@ -387,7 +467,23 @@ def _check_psd(S, name):
         raise ValueError(f"{name} contains NaN or inf; all values must be finite")
     if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
         raise ValueError(f"{name} must be symmetric")
-    return _symmetrize(S)
+    S = _symmetrize(S)
+    _check_semidefinite(S, name)
+    return S
+
+
+def _check_semidefinite(S, name):
+    """Second moments are PSD: reject eigenvalues of the equilibrated matrix below −1e-10·max."""
+    D = _pow2_scales(np.abs(np.diag(S)).copy())
+    if np.any(np.diag(S) < 0):
+        j = int(np.argmin(np.diag(S)))
+        raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but diagonal entry "
+                         f"{j} is {float(np.diag(S)[j])!r} < 0")
+    mu = np.linalg.eigvalsh(_symmetrize(S / D[:, None] / D[None, :]))
+    if mu.size and mu[0] < -1e-10 * max(mu[-1], 0.0):
+        raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but it has a negative "
+                         f"eigenvalue ({float(mu[0]):.3g} relative to the largest {float(mu[-1]):.3g}, after "
+                         "equilibrating its diagonal)")
 
 
 def sign_flip(vectors):
