@@ -132,7 +132,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Stop when the relative loss change per step is ≤ ``tol`` and the gradient norm is
         ≤ ``gtol · max(1, |L|)``.
     seed : int
-        Seed of the N(0, init_scale²) initialization of the data-coordinate matrices.
+        Seed of the N(0, init_scale²) initialization of the data-coordinate matrices: one integer
+        in [0, 2**63 − 1] (several seeds: :func:`sweep`). Checked for every solver.
     clip : float
         Clip gradients to this global norm (0: off).
     lr_decay : float, optional
@@ -150,7 +151,11 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.
     rtol : float, optional
-        Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``).
+        Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``), a number in
+        [0, 1): modes of E[xxᵀ] with φ ≤ rtol·φ_max are dropped (the CVAE cuts x's range in
+        column-equilibrated coordinates, so its answer does not depend on the scale of x's columns).
+        θ are computed to the relative accuracy of the column-equilibrated moments; an
+        :class:`~linvae.exceptions.IllConditionedWarning` says when a dropped mode would be active.
     dtype : {"float64", "float32"}
         Precision of gradient training on the moment matrices (``"gd"``/``"adam"``; moments,
         closed forms and results are always float64). float32 halves memory traffic and runs
@@ -167,6 +172,20 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         ``kl_per_dim``, ``loss`` and the parameter matrices in data coordinates. Arrays come back
         on the device of the input: CuPy arrays for CuPy ``X`` (``result.to_numpy()`` copies
         them to the host; the metrics accept either and return NumPy).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (the message names the argument); data whose second moments over- or
+        underflow float64 (largest |value| above about 1e153, or a non-zero column below
+        1.5e-154; the message gives the scale and a power-of-two rescaling); η_enc, η_dec or
+        η_dec/η_enc whose square is not a normal float64.
+    TrainingDivergedError
+        ``"gd"``, ``"adam"``, ``"minibatch"``: a loss or gradient became non-finite, or the loss
+        exploded above ``L₀ + _config.DIVERGENCE_FACTOR·max(|L₀|, 1)`` (factor 1e3, ``L₀`` the
+        loss at the initialization; checked every ``history_every`` steps, or every epoch), or
+        the trained parameters are not finite in float64. The message names the configuration
+        and the step (or epoch).
 
     Notes
     -----
