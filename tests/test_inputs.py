@@ -471,3 +471,17 @@ def test_fuzz_cvae_invariant_to_column_rescaling_of_x(seed, log_scales):
     np.testing.assert_allclose(got.data_theta, ref.data_theta, rtol=1e-8, atol=1e-12 * ref.data_theta.max())
     if np.all(np.abs(ref.data_theta - 0.49) > 1e-6):         # no θ on the threshold βη_dec²
         assert got.n_collapsed == ref.n_collapsed
+
+
+def test_cvae_training_on_graded_x_reaches_the_closed_form():
+    """The trained CVAE whitens x on the same (equilibrated) range as the closed form."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 6)) * [3, 2, 1, .6, .3, .1]
+    Y = X[:, :3] @ np.ones((3, 4)) + rng.normal(size=(500, 4)) * [1.2, 1.0, 0.8, 0.5]
+    X[:, 0] *= 1e7
+    ref = linvae.fit(X, Y, eta_dec=0.95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        trained = linvae.fit(X, Y, eta_dec=0.95, solver="adam", max_iter=20000)
+    assert trained.loss == pytest.approx(ref.loss, rel=1e-9)
+    assert trained.n_collapsed == ref.n_collapsed == 2
