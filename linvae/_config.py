@@ -25,6 +25,9 @@ PARALLEL_MAX_WORK : float
     oversubscribes the cores and can be many times slower).
 COLLAPSE_KL_TOL : float
     A trained latent dim counts as collapsed when its data-mean KL is below this (nats).
+DIVERGENCE_FACTOR : float
+    Gradient training raises ``TrainingDivergedError`` when a loss rises above
+    ``L₀ + DIVERGENCE_FACTOR·max(|L₀|, 1)`` (``L₀``: the loss at the initialization).
 """
 RANK_RTOL = 1e-10
 FASTMATH = False
@@ -32,6 +35,7 @@ PARALLEL = True
 PARALLEL_MAX_WORK = 2e5
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6
+DIVERGENCE_FACTOR = 1e3
 
 #: Gradient training rescales VAE/CVAE data by a power of two when its RMS lies outside
 #: [1/TRAIN_SCALE_WINDOW, TRAIN_SCALE_WINDOW] (see ``train._NormalizedVAEProblem``).

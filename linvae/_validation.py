@@ -18,6 +18,9 @@ __all__ = [
     "check_sigma",
     "check_nonneg",
     "check_int",
+    "check_rtol",
+    "check_seed",
+    "check_scale",
 ]
 
 
@@ -48,6 +51,14 @@ def check_data(X, name="X", copy=True):
     """
     if X is None:
         raise TypeError(f"{name} must be an array of shape (n_samples, n_features), got None")
+    if np.ma.isMaskedArray(X):
+        n_masked = int(np.count_nonzero(np.ma.getmaskarray(X)))
+        if n_masked:
+            raise ValueError(
+                f"{name} is a masked array with {n_masked} masked value(s); the linear models have no "
+                f"missing-data treatment, so masked entries would be fitted as data: drop those rows "
+                f"({name}[~{name}.mask.any(axis=1)]) or fill them ({name}.filled(value)) first")
+        X = np.ma.getdata(X)
     arr = np.asarray(X)
     if arr.dtype.kind == "c":
         raise TypeError(
@@ -206,3 +217,61 @@ def check_int(value, name, minimum=1):
     if ivalue < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {ivalue}")
     return int(ivalue)
+
+
+def check_rtol(value, name="rtol"):
+    """Validate a relative rank tolerance: a finite real number in [0, 1)."""
+    if isinstance(value, (bool, np.bool_, str)) or np.ndim(value) != 0:
+        raise TypeError(f"{name} must be a number in [0, 1) (a relative rank tolerance), got {_short(value)}")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number in [0, 1) (a relative rank tolerance), got {_short(value)}") from None
+    if not (np.isfinite(value) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a finite number in [0, 1) (eigenvalues below rtol·max are dropped), "
+                         f"got {value!r}")
+    return value
+
+
+#: largest seed: seeds are stored as int64
+SEED_MAX = 2**63 - 1
+
+
+def check_seed(value, name="seed", allow_array=False):
+    """Validate a seed: an integer in [0, 2**63 - 1] (or, with ``allow_array``, a 1-D array of them).
+
+    Returns an int, or a 1-D int64 array when ``allow_array``.
+    """
+    what = "a non-negative integer" + (" or a 1-D sequence of them" if allow_array else "")
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be {what} (at most 2**63 - 1), got {value!r}")
+    if np.ndim(value) == 0:
+        try:
+            ivalue = operator.index(value)
+        except TypeError:
+            raise TypeError(f"{name} must be {what} (at most 2**63 - 1), got {_short(value)}") from None
+        if not 0 <= ivalue <= SEED_MAX:
+            raise ValueError(f"{name} must be an integer in [0, 2**63 - 1], got {ivalue}")
+        return np.array([ivalue], dtype=np.int64) if allow_array else int(ivalue)
+    if not allow_array:
+        raise TypeError(f"{name} must be a single non-negative integer, got {_short(value)}; fit trains one "
+                        "configuration (use linvae.sweep(..., seed=[...]) for several seeds)")
+    items = list(value) if np.ndim(value) == 1 else None
+    if items is None or not items:
+        raise ValueError(f"{name} must be {what}, got {_short(value)}")
+    return np.array([check_seed(v, name) for v in items], dtype=np.int64)
+
+
+#: positive scales whose square is a normal float64 (η_enc, η_dec, σ enter the losses squared)
+SCALE_MIN = float(np.sqrt(np.finfo(np.float64).tiny))
+SCALE_MAX = float(np.sqrt(np.finfo(np.float64).max))
+
+
+def check_scale(value, name):
+    """A positive real whose square must be a normal float64 (in about [1.5e-154, 1.3e154])."""
+    value = check_positive(value, name)
+    if not SCALE_MIN <= value <= SCALE_MAX:
+        raise ValueError(f"{name} = {value!r} is out of range: it enters the loss squared, and {name}² "
+                         f"{'underflows' if value < SCALE_MIN else 'overflows'} float64; use a value in "
+                         f"[{SCALE_MIN:.2g}, {SCALE_MAX:.2g}] (rescale the data with it if needed)")
+    return value

@@ -12,6 +12,9 @@ from ._validation import (
     check_latent_dim,
     check_positive,
     check_positive_grid,
+    check_rtol,
+    check_scale,
+    check_seed,
     check_sigma,
 )
 from .stats import Moments, cvae_residual, vae_spectrum
@@ -129,7 +132,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Stop when the relative loss change per step is ≤ ``tol`` and the gradient norm is
         ≤ ``gtol · max(1, |L|)``.
     seed : int
-        Seed of the N(0, init_scale²) initialization of the data-coordinate matrices.
+        Seed of the N(0, init_scale²) initialization of the data-coordinate matrices: one integer
+        in [0, 2**63 − 1] (several seeds: :func:`sweep`). Checked for every solver.
     clip : float
         Clip gradients to this global norm (0: off).
     lr_decay : float, optional
@@ -147,7 +151,11 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.
     rtol : float, optional
-        Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``).
+        Relative rank tolerance of the second-moment matrices (``_config.RANK_RTOL``), a number in
+        [0, 1): modes of E[xxᵀ] with φ ≤ rtol·φ_max are dropped (the CVAE cuts x's range in
+        column-equilibrated coordinates, so its answer does not depend on the scale of x's columns).
+        θ are computed to the relative accuracy of the column-equilibrated moments; an
+        :class:`~linvae.exceptions.IllConditionedWarning` says when a dropped mode would be active.
     dtype : {"float64", "float32"}
         Precision of gradient training on the moment matrices (``"gd"``/``"adam"``; moments,
         closed forms and results are always float64). float32 halves memory traffic and runs
@@ -164,6 +172,20 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         ``kl_per_dim``, ``loss`` and the parameter matrices in data coordinates. Arrays come back
         on the device of the input: CuPy arrays for CuPy ``X`` (``result.to_numpy()`` copies
         them to the host; the metrics accept either and return NumPy).
+
+    Raises
+    ------
+    ValueError
+        Bad arguments (the message names the argument); data whose second moments over- or
+        underflow float64 (largest |value| above about 1e153, or a non-zero column below
+        1.5e-154; the message gives the scale and a power-of-two rescaling); η_enc, η_dec or
+        η_dec/η_enc whose square is not a normal float64.
+    TrainingDivergedError
+        ``"gd"``, ``"adam"``, ``"minibatch"``: a loss or gradient became non-finite, or the loss
+        exploded above ``L₀ + _config.DIVERGENCE_FACTOR·max(|L₀|, 1)`` (factor 1e3, ``L₀`` the
+        loss at the initialization; checked every ``history_every`` steps, or every epoch), or
+        the trained parameters are not finite in float64. The message names the configuration
+        and the step (or epoch).
 
     Notes
     -----
@@ -198,11 +220,16 @@ def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0
          seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
          epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
     check_choice(solver, "solver", SOLVERS)
+    check_choice(backend, "backend", BACKENDS)
+    seed = check_seed(seed)
+    if rtol is not None:
+        rtol = check_rtol(rtol)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
     raw = _raw_data(X, Y, solver, model, center)
-    eta_enc = check_positive(eta_enc, "eta_enc")
-    eta_dec = check_positive(eta_dec, "eta_dec")
+    eta_enc = check_scale(eta_enc, "eta_enc")
+    eta_dec = check_scale(eta_dec, "eta_dec")
+    _check_eta_ratio(eta_enc, eta_dec)
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
     if model == "mhvae":
         beta1 = check_positive(beta1, "beta1")
@@ -216,8 +243,36 @@ def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0
                                  init_scale, history_every, progress, epochs, batch_size,
                                  hasattr(X, "__cuda_array_interface__"), dtype)
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
-        cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=np.atleast_1d(np.asarray(seed)))
+        cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=[seed])
         return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
+    return _finite_loss(_closed_form(moments, model, dims, beta, beta1, beta2, eta_enc, eta_dec, sigma,
+                                     sigma1, sigma2, rtol), eta_enc, eta_dec)
+
+
+def _check_eta_ratio(eta_enc, eta_dec):
+    """c² = (η_dec/η_enc)² enters the loss; it must be a normal float64 number."""
+    from ._validation import SCALE_MAX, SCALE_MIN
+
+    c = np.asarray(eta_dec, dtype=float) / np.asarray(eta_enc, dtype=float)
+    bad = (c < SCALE_MIN) | (c > SCALE_MAX)
+    if np.any(bad):
+        i = int(np.flatnonzero(np.ravel(bad))[0])
+        raise ValueError(f"eta_dec/eta_enc = {float(np.ravel(c)[i]):.3g} is out of range: c² = (η_dec/η_enc)² enters "
+                         f"the loss and {'under' if np.ravel(c)[i] < SCALE_MIN else 'over'}flows float64; keep "
+                         f"eta_dec/eta_enc within [{SCALE_MIN:.2g}, {SCALE_MAX:.2g}]")
+
+
+def _finite_loss(result, eta_enc, eta_dec):
+    """Refuse a closed-form result whose loss is not representable (the data and η scales disagree)."""
+    if not np.isfinite(result.loss):
+        raise ValueError(f"the loss at the optimum is {result.loss!r} in float64: the data scale "
+                         f"(largest θ {float(np.max(to_host(result.data_theta), initial=0.0)):.3g}) and eta_dec "
+                         f"= {eta_dec:.3g}, eta_enc = {eta_enc:.3g} are too far apart; rescale the data or the "
+                         "η's by a power of two")
+    return result
+
+
+def _closed_form(moments, model, dims, beta, beta1, beta2, eta_enc, eta_dec, sigma, sigma1, sigma2, rtol):
     if model == "vae":
         sig = check_sigma(sigma, "sigma", dims)
         _warn_dropped(moments, rtol, beta, eta_enc, eta_dec)
@@ -336,9 +391,7 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
         get_cupy()   # clear error with the install line when CuPy or the GPU is missing
     if lr is not None:
         lr = check_positive(lr, "lr")
-    seeds = np.atleast_1d(np.asarray(seed))
-    if seeds.dtype.kind not in "iu" or seeds.ndim != 1 or np.any(seeds < 0):
-        raise ValueError(f"seed must be a non-negative integer (or 1-D array of them for sweep), got {seed!r}")
+    check_seed(seed, allow_array=True)
     return TrainOptions(
         solver=solver, lr=lr, max_iter=check_int(max_iter, "max_iter"), tol=check_nonneg(tol, "tol"),
         gtol=check_nonneg(gtol, "gtol"), clip=check_nonneg(clip, "clip"),
@@ -516,11 +569,16 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     [1, 3, 4]
     """
     check_choice(solver, "solver", SOLVERS)
+    check_choice(backend, "backend", BACKENDS)
+    seeds = check_seed(seed, allow_array=True)
+    if rtol is not None:
+        rtol = check_rtol(rtol)
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
     raw = _raw_data(X, Y, solver, model, center)
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    grid = {"eta_enc": check_positive_grid(eta_enc, "eta_enc"), "eta_dec": check_positive_grid(eta_dec, "eta_dec")}
+    grid = {"eta_enc": _scale_grid(eta_enc, "eta_enc"), "eta_dec": _scale_grid(eta_dec, "eta_dec")}
+    _check_eta_ratio(grid["eta_enc"][:, None], grid["eta_dec"][None, :])
     if model == "mhvae":
         grid = {"beta1": check_positive_grid(beta1, "beta1"), "beta2": check_positive_grid(beta2, "beta2"), **grid}
     else:
@@ -534,7 +592,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
                                  history_every, progress, epochs, batch_size,
                                  hasattr(X, "__cuda_array_interface__"), dtype)
-        cols = _grid(**grid, seed=np.atleast_1d(np.asarray(seed)))
+        cols = _grid(**grid, seed=seeds)
     n = len(cols["eta_enc"])
     if chunk_size is None:
         chunk_size = n if out is None and scheduler is None else max(1, -(-n // 10))
@@ -601,10 +659,20 @@ def _fmt(v):
     return f"{float(v):.4g}"
 
 
+def _scale_grid(value, name):
+    """A grid of η values: positive, and each square a normal float64 (see ``check_scale``)."""
+    grid = check_positive_grid(value, name)
+    for v in grid:
+        check_scale(float(v), name)
+    return grid
+
+
 def _grid(**params):
     """Outer product of the given 1-D arrays -> dict of flat columns (first name varies slowest)."""
     names = list(params)
-    mesh = np.meshgrid(*(np.asarray(params[n], dtype=float) for n in names), indexing="ij")
+    # seeds stay int64 (a float column would round seeds above 2**53)
+    mesh = np.meshgrid(*(np.asarray(params[n], dtype=np.int64 if n == "seed" else float) for n in names),
+                       indexing="ij")
     return {n: m.ravel() for n, m in zip(names, mesh)}
 
 
@@ -637,8 +705,11 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
     dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    eta_enc_g = check_positive_grid(eta_enc, "eta_enc")
-    eta_dec_g = check_positive_grid(eta_dec, "eta_dec")
+    if rtol is not None:
+        rtol = check_rtol(rtol)
+    eta_enc_g = _scale_grid(eta_enc, "eta_enc")
+    eta_dec_g = _scale_grid(eta_dec, "eta_dec")
+    _check_eta_ratio(eta_enc_g[:, None], eta_dec_g[None, :])
     if model in ("vae", "cvae"):
         cols = _grid(beta=check_positive_grid(beta, "beta"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
         b, ee, ed = (cols[k][:, None] for k in ("beta", "eta_enc", "eta_dec"))

@@ -21,6 +21,8 @@ __all__ = [
     "range_eigh",
     "vae_spectrum",
     "cvae_residual",
+    "cvae_x_range",
+    "resolved_eigh",
     "sign_flip",
 ]
 
@@ -48,6 +50,7 @@ class MomentAccumulator:
         self._mean_x = self._mean_y = None
         self._cxx = self._cxy = self._cyy = None
         self._has_y = None
+        self._amax_x = self._amax_y = None     # largest |value| per column (range checks)
 
     #: rows per block of the centred products (bounds the temporaries to a few MB)
     BLOCK_BYTES = 1 << 23
@@ -69,21 +72,24 @@ class MomentAccumulator:
         other.n = X.shape[0]
         other._has_y = Y is not None
         other._mean_x = X.mean(axis=0)
+        other._amax_x = _column_amax(X)
         other._cxx = np.zeros((X.shape[1], X.shape[1]))
         if Y is not None:
             other._mean_y = Y.mean(axis=0)
+            other._amax_y = _column_amax(Y)
             other._cxy = np.zeros((X.shape[1], Y.shape[1]))
             other._cyy = np.zeros((Y.shape[1], Y.shape[1]))
         width = X.shape[1] + (0 if Y is None else Y.shape[1])
         step = max(256, self.BLOCK_BYTES // (8 * width))
-        for start in range(0, X.shape[0], step):
-            Xc = X[start:start + step] - other._mean_x
-            other._cxx += Xc.T @ Xc
-            if Y is not None:
-                Yc = Y[start:start + step] - other._mean_y
-                other._cxy += Xc.T @ Yc
-                other._cyy += Yc.T @ Yc
-        self.merge(other)
+        with np.errstate(over="ignore", invalid="ignore"):    # overflow is reported by finalize
+            for start in range(0, X.shape[0], step):
+                Xc = X[start:start + step] - other._mean_x
+                other._cxx += Xc.T @ Xc
+                if Y is not None:
+                    Yc = Y[start:start + step] - other._mean_y
+                    other._cxy += Xc.T @ Yc
+                    other._cyy += Yc.T @ Yc
+            self.merge(other)
         return self
 
     def merge(self, other):
@@ -96,6 +102,8 @@ class MomentAccumulator:
             self._cxx = other._cxx.copy()
             self._cxy = None if other._cxy is None else other._cxy.copy()
             self._cyy = None if other._cyy is None else other._cyy.copy()
+            self._amax_x = None if other._amax_x is None else other._amax_x.copy()
+            self._amax_y = None if other._amax_y is None else other._amax_y.copy()
             return self
         if other._has_y != self._has_y:
             raise ValueError("cannot merge chunks with Y and chunks without Y")
@@ -117,6 +125,8 @@ class MomentAccumulator:
             self._cyy += other._cyy + np.outer(dy, dy) * (na * nb / n)
             self._mean_y += dy * (nb / n)
         self.n = n
+        self._amax_x = _max_or_none(self._amax_x, other._amax_x)
+        self._amax_y = _max_or_none(self._amax_y, other._amax_y)
         return self
 
     def finalize(self, center=False):
@@ -131,15 +141,67 @@ class MomentAccumulator:
                 s = s + np.outer(ma, mb)
             return s
 
-        xx = _symmetrize(second(self._cxx, self._mean_x, self._mean_x))
-        xy = yy = mean_y = None
+        with np.errstate(over="ignore", invalid="ignore"):
+            xx = _symmetrize(second(self._cxx, self._mean_x, self._mean_x))
+            xy = yy = mean_y = None
+            if self._has_y:
+                xy = second(self._cxy, self._mean_x, self._mean_y)
+                yy = _symmetrize(second(self._cyy, self._mean_y, self._mean_y))
+                mean_y = self._mean_y.copy()
+        width = xx.shape[0] + (0 if yy is None else yy.shape[0])
+        check_moment_range(xx, self._amax_x, "X", width, self._cxx)
         if self._has_y:
-            xy = second(self._cxy, self._mean_x, self._mean_y)
-            yy = _symmetrize(second(self._cyy, self._mean_y, self._mean_y))
-            mean_y = self._mean_y.copy()
+            check_moment_range(yy, self._amax_y, "Y", width, self._cyy)
+            if not np.all(np.isfinite(xy)):
+                raise ValueError("the cross moment E[xyᵀ] overflows float64; rescale X or Y by a power of two")
         return Moments(
             n=n, xx=xx, xy=xy, yy=yy, mean_x=self._mean_x.copy(), mean_y=mean_y, centered=bool(center)
         )
+
+
+def _column_amax(A):
+    """Largest ``|value|`` of every column (two reductions, no temporary the size of ``A``)."""
+    return np.maximum(A.max(axis=0), -A.min(axis=0)) if A.shape[0] else np.zeros(A.shape[1])
+
+
+def _max_or_none(a, b):
+    if a is None or b is None:
+        return a if b is None else b.copy()
+    return np.maximum(a, b)
+
+
+#: data magnitudes whose squares are normal float64 numbers (below: products lose precision)
+_DATA_MIN = float(np.sqrt(np.finfo(np.float64).tiny))
+
+
+def check_moment_range(S, amax, name, width, scatter=None):
+    """Raise a clear error when the second moments of data ``name`` over- or underflow float64.
+
+    Overflow: a non-finite moment, or a mean square above ``max/(64·width)`` (the losses add
+    ``width`` such terms). Underflow: a column with non-zero values whose largest magnitude is
+    below ``√tiny ≈ 1.5e-154``, so its squares are subnormal or zero and carry no precision.
+    Values from 1e-150 to 1e150 pass.
+    """
+    big = np.finfo(np.float64).max
+    diag = np.diag(S)
+    top = float(np.max(amax)) if amax is not None and np.size(amax) else float("nan")
+    if not (np.all(np.isfinite(S)) and (scatter is None or np.all(np.isfinite(scatter)))) or \
+            np.max(diag) > big / (64 * width):
+        col = int(np.argmax(amax)) if amax is not None else int(np.argmax(np.where(np.isfinite(diag), diag, np.inf)))
+        raise ValueError(
+            f"{name} is too large for float64 second moments: its largest |value| is {top:.3g} (column {col}), "
+            f"and the mean square {name}ᵀ{name}/N overflows (it must stay below {big / (64 * width):.2g}); rescale "
+            f"{name} by a power of two (e.g. {name} * 2.0**-{max(1, int(np.ceil(np.log2(max(top, 2.0)))))}; "
+            "the collapse pattern is unchanged when eta_dec is scaled alike)")
+    if amax is not None:
+        small = np.flatnonzero((amax > 0) & (amax < _DATA_MIN))
+        if small.size:
+            col = int(small[0])
+            raise ValueError(
+                f"{name} is too small for float64 second moments: column {col} has values no larger than "
+                f"{float(amax[col]):.3g}, whose squares underflow (magnitudes below {_DATA_MIN:.2g} lose all "
+                f"precision); rescale {name} by a power of two (e.g. {name} * 2.0**{int(np.ceil(-np.log2(float(amax[col]))))}, "
+                "and eta_dec alike)")
 
 
 def _on_device(a):
@@ -168,6 +230,9 @@ def _device_chunk(X, Y=None):
     Xd = checked[0]
     out.n = Xd.shape[0]
     out._has_y = Y is not None
+    out._amax_x = cp.abs(Xd).max(axis=0).get()
+    if Y is not None:
+        out._amax_y = cp.abs(checked[1]).max(axis=0).get()
     mx = Xd.mean(axis=0)
     Xc = Xd - mx
     out._mean_x, out._cxx = mx.get(), (Xc.T @ Xc).get()
@@ -194,6 +259,7 @@ def _stream_to_device(chunks):
     staging = [{}, {}]
     pending = [None, None]
     acc = MomentAccumulator()
+    amax = [None, None]          # host-side largest |value| per column of X and Y (range checks)
 
     def stage(slot, name, arr, stream):
         buf = staging[slot].get(name)
@@ -225,6 +291,8 @@ def _stream_to_device(chunks):
             Y = check_data(Y, "Y", copy=False)
             if X.shape[0] != Y.shape[0]:
                 check_pair(X, Y)
+            amax[1] = _max_or_none(amax[1], _column_amax(Y))
+        amax[0] = _max_or_none(amax[0], _column_amax(X))
         slot = i % 2
         collect(slot)                                  # the staging buffers of this slot are free again
         stream = streams[slot]
@@ -241,6 +309,7 @@ def _stream_to_device(chunks):
         pending[slot] = (X.shape[0], Y is not None, arrays)
     for slot in (0, 1):
         collect(slot)
+    acc._amax_x, acc._amax_y = amax
     return acc
 
 
@@ -341,7 +410,15 @@ class Moments:
 
     @classmethod
     def from_matrices(cls, xx, xy=None, yy=None, *, n=1):
-        """Wrap given second-moment matrices (population moments, tests, theory studies)."""
+        """Wrap given second-moment matrices (population moments, tests, theory studies).
+
+        ``xx`` (and, with y, the joint matrix ``[[xx, xy], [xyᵀ, yy]]``) must be symmetric positive
+        semi-definite up to round-off (eigenvalues of the equilibrated matrix ≥ −1e-10·max), and
+        ``n`` an integer ≥ 1.
+        """
+        from ._validation import check_int
+
+        n = check_int(n, "n")
         xx = _check_psd(xx, "xx")
         if (xy is None) != (yy is None):
             raise ValueError("xy and yy must be given together (both or neither)")
@@ -352,7 +429,12 @@ class Moments:
                 raise ValueError(f"xy must have shape {(xx.shape[0], yy.shape[0])}, got {xy.shape}")
             if not np.all(np.isfinite(xy)):
                 raise ValueError("xy contains NaN or inf; all values must be finite")
-        return cls(n=int(n), xx=xx, xy=xy, yy=yy)
+            _check_semidefinite(np.block([[xx, xy], [xy.T, yy]]), "the joint matrix [[xx, xy], [xyᵀ, yy]]")
+        width = xx.shape[0] + (0 if yy is None else yy.shape[0])
+        check_moment_range(xx, None, "xx", width)
+        if yy is not None:
+            check_moment_range(yy, None, "yy", width)
+        return cls(n=n, xx=xx, xy=xy, yy=yy)
 
     @property
     def dx(self):
@@ -385,7 +467,23 @@ def _check_psd(S, name):
         raise ValueError(f"{name} contains NaN or inf; all values must be finite")
     if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
         raise ValueError(f"{name} must be symmetric")
-    return _symmetrize(S)
+    S = _symmetrize(S)
+    _check_semidefinite(S, name)
+    return S
+
+
+def _check_semidefinite(S, name):
+    """Second moments are PSD: reject eigenvalues of the equilibrated matrix below −1e-10·max."""
+    D = _pow2_scales(np.abs(np.diag(S)).copy())
+    if np.any(np.diag(S) < 0):
+        j = int(np.argmin(np.diag(S)))
+        raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but diagonal entry "
+                         f"{j} is {float(np.diag(S)[j])!r} < 0")
+    mu = np.linalg.eigvalsh(_symmetrize(S / D[:, None] / D[None, :]))
+    if mu.size and mu[0] < -1e-10 * max(mu[-1], 0.0):
+        raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but it has a negative "
+                         f"eigenvalue ({float(mu[0]):.3g} relative to the largest {float(mu[-1]):.3g}, after "
+                         "equilibrating its diagonal)")
 
 
 def sign_flip(vectors):
@@ -401,6 +499,78 @@ def sign_flip(vectors):
     return vectors * signs
 
 
+def _rtol(rtol):
+    """The validated rank tolerance (``_config.RANK_RTOL`` when None)."""
+    from ._validation import check_rtol
+
+    return _config.RANK_RTOL if rtol is None else check_rtol(rtol)
+
+
+def _pow2_scales(diag):
+    """Column scales ``2^round(log2 √diag)`` (1 where the diagonal is 0): an exact equilibration."""
+    scales = np.ones(diag.shape)
+    pos = diag > 0
+    scales[pos] = np.exp2(np.round(0.5 * np.log2(diag[pos])))
+    return scales
+
+
+def _jacobi_singular(F):
+    """Singular values (descending) and left singular vectors of a tall ``F`` to high relative accuracy.
+
+    LAPACK's preconditioned one-sided Jacobi SVD (``dgejsv``, JOBA='F': QR with full row and
+    column pivoting first), accurate for ``F = D₁ C D₂`` with ill-conditioned diagonal scalings
+    and well-conditioned ``C`` (Drmač & Veselić 2008); falls back to ``numpy.linalg.svd``.
+    """
+    from scipy.linalg import lapack
+
+    sva, U, _, work, _, info = lapack.dgejsv(np.asfortranarray(F), joba=2, jobu=0, jobv=3, jobr=0)
+    if info != 0 or not np.all(np.isfinite(sva)):
+        U, sva, _ = np.linalg.svd(F, full_matrices=False)
+        return sva, U
+    return sva * (work[0] / work[1]), U[:, :F.shape[1]]
+
+
+def resolved_eigh(S, floor_ref=None, scales=None):
+    """Eigenpairs of a PSD matrix that float64 resolves, with the relative accuracy of its equilibration.
+
+    ``S`` is equilibrated by exact power-of-two column scales, ``S = D A D`` with ``diag(A) ≈ 1``;
+    eigenvalues ``μ`` of ``A`` above the round-off floor ``64·d·eps·ref`` (``ref``: ``floor_ref``
+    in units of ``A``, default ``max μ``) span the resolved part ``D A_r D = Fᵀ F``, whose
+    eigenvalues are computed from ``F`` by a Jacobi SVD. Each eigenvalue is then accurate to about
+    ``eps·κ(A)`` relative to *itself* (``eps·κ(S)`` relative to the largest for plain ``eigh``), so
+    column scales differing by 1e12 cost no accuracy.
+
+    Returns
+    -------
+    values : ndarray (k,), descending
+        Eigenvalues of ``S`` in its resolved range (data units).
+    vectors : ndarray (d, k)
+        Orthonormal eigenvectors (deterministic signs).
+    """
+    d = S.shape[0]
+    D = _pow2_scales(np.diag(S).copy()) if scales is None else scales
+    A = _symmetrize(S / D[:, None] / D[None, :])
+    mu, V = np.linalg.eigh(A)
+    mu, V = mu[::-1], V[:, ::-1]
+    ref = (mu[0] if mu.size else 0.0) if floor_ref is None else float(floor_ref)
+    res = mu > max(64 * d * np.finfo(np.float64).eps * ref, 0.0)
+    if ref <= 0 or not np.any(res):
+        return np.zeros(0), np.zeros((d, 0))
+    if np.all(D == D[0]):                    # one scale: eigh of A is already as accurate as it gets
+        values, vectors = mu[res] * D[0] ** 2, V[:, res]
+    else:
+        sigma, vectors = _jacobi_singular((V[:, res] * np.sqrt(mu[res])) * D[:, None])
+        values = sigma ** 2
+    return values.copy(), sign_flip(vectors)
+
+
+def _resolved(moments, key, S, floor_ref=None):
+    full = ("resolved",) + key
+    if full not in moments._cache:
+        moments._cache[full] = resolved_eigh(S, floor_ref)
+    return moments._cache[full]
+
+
 def range_eigh(S, rtol=None):
     """Eigendecomposition of a PSD matrix restricted to its numerical range.
 
@@ -409,31 +579,34 @@ def range_eigh(S, rtol=None):
     S : ndarray of shape (d, d)
         Symmetric positive semi-definite matrix.
     rtol : float, optional
-        Keep eigenvalues ``> rtol * max eigenvalue``; default ``_config.RANK_RTOL``.
+        Keep eigenvalues ``> rtol * max eigenvalue``; default ``_config.RANK_RTOL``. Directions
+        float64 cannot resolve (see :func:`resolved_eigh`) are never kept.
 
     Returns
     -------
     values : ndarray of shape (r,)
-        Kept eigenvalues, descending.
+        Kept eigenvalues, descending (each to the relative accuracy of the equilibrated ``S``).
     vectors : ndarray of shape (d, r)
         Their eigenvectors (deterministic signs).
     """
-    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
-    values, vectors = np.linalg.eigh(S)
-    order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order]
-    top = values[0] if values.size else 0.0
-    keep = values > rtol * top if top > 0 else np.zeros(values.shape, bool)
-    return values[keep].copy(), sign_flip(vectors[:, keep])
+    values, vectors = resolved_eigh(S)
+    return _cut(values, vectors, _rtol(rtol))[:2]
+
+
+def _cut(values, vectors, rtol, ref=None):
+    """Split resolved eigenpairs at ``rtol·ref`` (default: the largest) into kept and dropped."""
+    ref = (values[0] if values.size else 0.0) if ref is None else ref
+    keep = values > rtol * ref if ref > 0 else np.zeros(values.shape, bool)
+    return values[keep].copy(), vectors[:, keep].copy(), values[~keep].copy(), vectors[:, ~keep].copy()
 
 
 def dropped_resolved(S, rtol=None, scale=None):
     """Modes of PSD ``S`` that the rank cut drops although float64 resolves them.
 
-    Those with eigenvalue between eigh's round-off floor (``64·d·eps·ref``) and ``rtol·ref``,
-    where ``ref`` is ``scale`` (as in :func:`range_eigh_psd_clip`) or the largest eigenvalue (as
-    in :func:`range_eigh`): real directions that a condition number above ``1/rtol`` pushes out
-    of the numerical range.
+    Those with eigenvalue at most ``rtol·ref`` (``ref``: ``scale``, as in
+    :func:`range_eigh_psd_clip`, or the largest eigenvalue, as in :func:`range_eigh`) but
+    resolved by :func:`resolved_eigh`: real directions that a condition number above ``1/rtol``
+    pushes out of the numerical range.
 
     Returns
     -------
@@ -441,13 +614,9 @@ def dropped_resolved(S, rtol=None, scale=None):
     vectors : ndarray (d, m)
     ref : float
     """
-    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
-    values, vectors = np.linalg.eigh(S)
-    ref = float(scale) if scale is not None else (float(values.max()) if values.size else 0.0)
-    floor = 64 * S.shape[0] * np.finfo(np.float64).eps * ref
-    keep = (values <= rtol * ref) & (values > floor)
-    order = np.argsort(values[keep])[::-1]
-    return values[keep][order], vectors[:, keep][:, order], ref
+    values, vectors = resolved_eigh(S)
+    ref = float(scale) if scale is not None else (float(values[0]) if values.size else 0.0)
+    return (*_cut(values, vectors, _rtol(rtol), ref)[2:], ref)
 
 
 def warn_if_dropped_matters(moments, active, rtol=None):
@@ -462,38 +631,30 @@ def warn_if_dropped_matters(moments, active, rtol=None):
         that would collapse anyway is exact; dropping an active one changes the answer.
     rtol : float, optional
     """
-    key = ("dropped", _config.RANK_RTOL if rtol is None else float(rtol))
-    if key not in moments._cache:
-        values, _, top = dropped_resolved(moments.xx, rtol)
-        moments._cache[key] = (np.sqrt(values), top)
-    theta, top = moments._cache[key]
+    rtol = _rtol(rtol)
+    values, vectors = _resolved(moments, ("xx",), moments.xx)
+    _, _, dropped, _ = _cut(values, vectors, rtol)
+    theta = np.sqrt(dropped)
     if theta.size and np.any(active(theta)):
         _warn(
             f"ill-conditioned data: mode(s) of E[xxᵀ] with θ up to {theta[0]:.3g} (condition number "
-            f"{top / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
-            "hyperparameters they would be active; pass a smaller rtol (or rescale the data) to keep them",
+            f"{values[0] / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
+            f"hyperparameters they would be active; pass a smaller rtol (e.g. rtol={min(rtol, 0.1 * theta[-1] ** 2 / values[0]):.0e}) "
+            "to keep them (they are resolved in float64), or rescale the data",
             IllConditionedWarning)
 
 
 def warn_if_cvae_drop_matters(moments, threshold, rtol=None):
     """:class:`IllConditionedWarning` when ill-conditioning changes the CVAE's key matrix E.
 
-    Two places drop resolved directions: modes of ``E[xxᵀ]`` below ``rtol·max`` are left out of
-    the regression of y on x (their share of y, ``BᵀB`` of those modes, stays in E), and
-    eigenvalues of E below ``rtol·tr E[yyᵀ]`` are treated as zero. Either matters when it
+    Two places drop resolved directions: modes of the equilibrated ``E[xxᵀ]`` below ``rtol·max``
+    are left out of the regression of y on x (their share of y, ``BᵀB`` of those modes, stays in
+    E), and eigenvalues of E below ``rtol·tr E[yyᵀ]`` are treated as zero. Either matters when it
     exceeds ``threshold`` = the smallest βη_dec² of the call (Thm 2: a mode of E is active iff
     θ > βη_dec²).
     """
-    key = ("cvae-dropped", _config.RANK_RTOL if rtol is None else float(rtol))
-    if key not in moments._cache:
-        values, vectors, _ = dropped_resolved(moments.xx, rtol)
-        share = 0.0
-        if values.size:
-            B = (vectors.T @ moments.xy) / np.sqrt(values)[:, None]
-            share = float(np.linalg.norm(B, 2) ** 2)
-        e_drop = dropped_resolved(cvae_residual(moments, rtol)[0], rtol, scale=np.trace(moments.yy))[0]
-        moments._cache[key] = (share, float(e_drop[0]) if e_drop.size else 0.0)
-    share, e_drop = moments._cache[key]
+    parts = _cvae_parts(moments, _rtol(rtol))
+    share, e_drop = parts["share"], parts["e_drop"]
     if share > threshold:
         _warn(f"ill-conditioned condition x: modes of E[xxᵀ] below rtol·max are left out of the regression "
               f"of y on x, but they explain y-variance up to {share:.3g} > βη_dec² = {threshold:.3g}, which "
@@ -517,14 +678,67 @@ def vae_spectrum(moments, rtol=None):
 
     Notes
     -----
-    SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``.
+    SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``. The range is
+    ``φ > rtol·φ_max`` (``_config.RANK_RTOL``); each kept θ is computed to the relative accuracy of
+    the column-equilibrated moments (:func:`resolved_eigh`), so data whose columns differ in
+    scale by 1e12 gets its small θ right (with a small enough ``rtol``; the default drops them
+    and :func:`linvae.fit` warns when that matters).
     """
-    key = ("vae", _config.RANK_RTOL if rtol is None else float(rtol))
-    if key not in moments._cache:
-        phi, P = range_eigh(moments.xx, rtol)
-        moments._cache[key] = (np.sqrt(phi), P)
-    theta, P = moments._cache[key]
-    return theta.copy(), P.copy()
+    values, vectors = _resolved(moments, ("xx",), moments.xx)
+    phi, P, _, _ = _cut(values, vectors, _rtol(rtol))
+    return np.sqrt(phi), P
+
+
+def _cvae_parts(moments, rtol):
+    """E, U₂*, the x-range and the dropped shares of the CVAE, in exactly equilibrated coordinates.
+
+    With power-of-two scales ``Dx``, ``Dy`` (``x̃ = Dx⁻¹x``, ``ỹ = Dy⁻¹y``), the residual moment
+    ``E = Dy (E[ỹỹᵀ] − E[ỹx̃ᵀ]E[x̃x̃ᵀ]⁺E[x̃ỹᵀ]) Dy``: the Schur complement is invariant under any
+    invertible rescaling of x's columns, and so is its computation here (up to rounding), because
+    the range of x is cut in the equilibrated frame.
+    """
+    key = ("cvae-parts", rtol)
+    if key in moments._cache:
+        return moments._cache[key]
+    eps = np.finfo(np.float64).eps
+    Dx, Dy = _pow2_scales(np.diag(moments.xx).copy()), _pow2_scales(np.diag(moments.yy).copy())
+    Axx = _symmetrize(moments.xx / Dx[:, None] / Dx[None, :])
+    Axy = moments.xy / Dx[:, None] / Dy[None, :]
+    Ayy = _symmetrize(moments.yy / Dy[:, None] / Dy[None, :])
+    mu, V = np.linalg.eigh(Axx)
+    mu, V = mu[::-1], V[:, ::-1]
+    top = mu[0] if mu.size else 0.0
+    floor = 64 * moments.dx * eps * top
+    keep = mu > max(rtol * top, floor) if top > 0 else np.zeros(mu.shape, bool)
+    drop = (mu > floor) & ~keep if top > 0 else keep
+    B = (V[:, keep].T @ Axy) / np.sqrt(mu[keep])[:, None]
+    Es = _symmetrize(Ayy - B.T @ B)
+    E = Es * Dy[:, None] * Dy[None, :]
+    U2 = Dy[:, None] * (((B / np.sqrt(mu[keep])[:, None]).T) @ V[:, keep].T) / Dx[None, :]
+    share = 0.0
+    if np.any(drop):
+        Bd = (V[:, drop].T @ Axy) / np.sqrt(mu[drop])[:, None]
+        share = float(np.linalg.norm(Bd * Dy[None, :], 2) ** 2)
+    values, vectors = resolved_eigh(E, floor_ref=np.trace(Ayy), scales=Dy)
+    theta, Q, e_dropped, _ = _cut(values, vectors, rtol, ref=float(np.trace(moments.yy)))
+    parts = dict(E=E, U2=U2, theta=theta, Q=Q, share=share, e_drop=float(e_dropped[0]) if e_dropped.size else 0.0,
+                 x_keep=(V[:, keep], mu[keep], Dx))
+    moments._cache[key] = parts
+    return parts
+
+
+def cvae_x_range(moments, rtol=None):
+    """Eigenpairs ``(φ_x, P_x)`` of ``E[xxᵀ]`` on the range of x that the CVAE uses (see :func:`cvae_residual`)."""
+    parts = _cvae_parts(moments, _rtol(rtol))
+    if "x_range" not in parts:
+        V, mu, Dx = parts["x_keep"]
+        if mu.size == 0:
+            parts["x_range"] = (np.zeros(0), np.zeros((moments.dx, 0)))
+        else:
+            sigma, P = _jacobi_singular((V * np.sqrt(mu)) * Dx[:, None])
+            parts["x_range"] = (sigma ** 2, sign_flip(P))
+    phi, P = parts["x_range"]
+    return phi.copy(), P.copy()
 
 
 def cvae_residual(moments, rtol=None):
@@ -538,28 +752,23 @@ def cvae_residual(moments, rtol=None):
     U2 : ndarray of shape (dy, dx)
         ``U₂* = E[yxᵀ] E[xxᵀ]⁺`` (the decoder's x-path at the optimum, Thm 2).
     theta : ndarray of shape (r,)
-        Eigenvalues of ``E`` above the rank tolerance, descending (variance-like θ of Thm 2).
+        Eigenvalues of ``E`` above ``rtol·tr E[yyᵀ]``, descending (variance-like θ of Thm 2).
     Q : ndarray of shape (dy, r)
         Their eigenvectors.
 
     Notes
     -----
-    Computed through the whitened cross-moment ``B = Φ^{-1/2} P_Aᵀ E[xyᵀ]`` in the range of
-    ``E[xxᵀ]`` (``E = E[yyᵀ] − BᵀB``), never an explicit inverse of ``E[xxᵀ]``; directions where
-    x has no energy contribute nothing to the regression (minimum-norm solution).
+    Computed in exactly (power-of-two) equilibrated coordinates through the whitened
+    cross-moment ``B = M^{-1/2} Vᵀ E[x̃ỹᵀ]`` in the range of the equilibrated ``E[x̃x̃ᵀ] = V M Vᵀ``
+    (``E = Dy(E[ỹỹᵀ] − BᵀB)Dy``), never an explicit inverse; directions where x has no energy
+    contribute nothing to the regression (minimum-norm solution). Thm 2's optimum is invariant
+    under invertible rescaling of x, and so is this computation: the count of collapsed dims does
+    not change when a column of x is multiplied by 1e12 (``tests/test_inputs.py``).
     """
     if not moments.has_y:
         raise ValueError("the CVAE needs Y: these moments were computed without Y")
-    key = ("cvae", _config.RANK_RTOL if rtol is None else float(rtol))
-    if key not in moments._cache:
-        phi, P = range_eigh(moments.xx, rtol)
-        B = (P.T @ moments.xy) / np.sqrt(phi)[:, None]
-        E = _symmetrize(moments.yy - B.T @ B)
-        U2 = ((B / np.sqrt(phi)[:, None]).T) @ P.T
-        theta, Q = range_eigh_psd_clip(E, rtol, scale=np.trace(moments.yy))
-        moments._cache[key] = (E, U2, theta, Q)
-    E, U2, theta, Q = moments._cache[key]
-    return E.copy(), U2.copy(), theta.copy(), Q.copy()
+    p = _cvae_parts(moments, _rtol(rtol))
+    return p["E"].copy(), p["U2"].copy(), p["theta"].copy(), p["Q"].copy()
 
 
 def range_eigh_psd_clip(S, rtol=None, scale=None):
@@ -568,10 +777,5 @@ def range_eigh_psd_clip(S, rtol=None, scale=None):
     Used for matrices that are differences of moments (``E``), whose own largest eigenvalue
     may be pure round-off (``x = y`` gives ``E = 0`` up to rounding).
     """
-    rtol = _config.RANK_RTOL if rtol is None else float(rtol)
-    values, vectors = np.linalg.eigh(S)
-    order = np.argsort(values)[::-1]
-    values, vectors = values[order], vectors[:, order]
-    ref = scale if scale is not None else (values[0] if values.size else 0.0)
-    keep = values > rtol * ref if ref > 0 else np.zeros(values.shape, bool)
-    return values[keep].copy(), sign_flip(vectors[:, keep])
+    values, vectors = resolved_eigh(S)
+    return _cut(values, vectors, _rtol(rtol), ref=scale)[:2]

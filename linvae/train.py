@@ -4,7 +4,13 @@ The driver sets up the whitened problem (SPEC §2), initializes every configurat
 (seeded, the paper's N(0, 0.1²) on the data-coordinate matrices by default), calls the
 batched kernels of :mod:`linvae.kernels` in chunks, records history, shows an optional
 progress bar, stops on convergence, and raises :class:`~linvae.exceptions.TrainingDivergedError`
-when a loss or gradient becomes non-finite.
+when a run diverges (see :func:`check_diverged`).
+
+Divergence rule: a configuration has diverged when its loss or gradient becomes non-finite, when
+its loss explodes, rising above ``L₀ + _config.DIVERGENCE_FACTOR·max(|L₀|, 1)`` with ``L₀`` the
+exact loss at the initialization (checked after every chunk of ``history_every`` steps for
+``"gd"``/``"adam"`` and after every epoch for ``"minibatch"``), or when the trained parameters
+give a non-finite loss, σ or KL in float64.
 """
 import dataclasses
 import logging
@@ -113,9 +119,9 @@ class _VAEProblem:
             self.phi, self.P = ev, Q
             self.Z = _half(Q, ev, 0.5)
             self.d = moments.dy
-            from .stats import range_eigh
+            from .stats import cvae_x_range
 
-            self.phix, self.Px = range_eigh(moments.xx, rtol)
+            self.phix, self.Px = cvae_x_range(moments, rtol)
             self.q = self.Px.shape[1]
             self.theta_modes = pad(ev, latent)
         self.r = self.Z.shape[1]
@@ -376,6 +382,44 @@ def _host(*arrays):
     return tuple(a.get() if hasattr(a, "get") else a for a in arrays)
 
 
+def check_diverged(loss, initial, configs, where, lr=None):
+    """Raise :class:`TrainingDivergedError` for the first config whose ``loss`` exploded or is non-finite.
+
+    Parameters
+    ----------
+    loss, initial : ndarray (B,)
+        Current and initial losses (configs whose ``initial`` is NaN are not checked).
+    configs : list of dict
+    where : callable
+        ``where(b) -> (text, step)``: the step or epoch of config ``b`` for the message.
+    """
+    loss = np.asarray(loss, dtype=float)
+    initial = np.asarray(initial, dtype=float)
+    limit = initial + _config.DIVERGENCE_FACTOR * np.maximum(np.abs(initial), 1.0)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(loss) | (loss > limit)
+    bad &= ~np.isnan(initial) | ~np.isfinite(loss)
+    if np.any(bad):
+        b = int(np.flatnonzero(bad)[0])
+        text, step = where(b)
+        hint = f"lower lr (was {float(np.ravel(lr)[b]):.3g})" if lr is not None else "lower lr"
+        raise TrainingDivergedError(
+            f"training diverged for config {b} {configs[b]} {text}: loss {float(loss[b]):.4g} "
+            f"{'is not finite' if not np.isfinite(loss[b]) else f'exploded above {float(limit[b]):.4g} ({_config.DIVERGENCE_FACTOR:g}× the initial loss {float(initial[b]):.4g})'}; "
+            f"{hint} or enable gradient clipping", config=configs[b], index=b, step=step)
+
+
+def _check_result(result, config, index, step):
+    """A trained result must be finite in float64 (σ = exp(log σ) can underflow after a blow-up)."""
+    arrays = [result.loss, result.sigma, result.kl_per_dim]
+    if not all(np.all(np.isfinite(np.asarray(a, dtype=float))) for a in arrays):
+        raise TrainingDivergedError(
+            f"training diverged for config {index} {config}: after {step} steps the parameters give loss "
+            f"{result.loss!r} and σ in [{float(np.min(result.sigma)):.3g}, {float(np.max(result.sigma)):.3g}] in "
+            "float64; lower lr or enable gradient clipping", config=config, index=index, step=step)
+    return result
+
+
 def _progress(total, enabled, desc):
     if not enabled:
         return None
@@ -437,12 +481,23 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     hist = {"step": [], "loss": [], "kl_per_dim": []}
     bar = _progress(options.max_iter, options.progress, f"{problem.model} x{B} ({options.solver})")
     done = 0
+    initial = None
     try:
         while done < options.max_iter and np.any(status == 0):
             chunk = min(options.history_every, options.max_iter - done)
-            run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
-                options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
-                options.lr_decay, chunk, t, prev, loss, gnorm, status, options.adapt)
+            if initial is None:
+                # one step first: the kernel evaluates the loss before its update, so this is L₀
+                run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
+                    options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
+                    options.lr_decay, 1, t, prev, loss, gnorm, status, options.adapt)
+                initial = np.array(_host(loss)[0], dtype=float)
+                chunk_rest = chunk - 1
+            else:
+                chunk_rest = chunk
+            if chunk_rest:
+                run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
+                    options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
+                    options.lr_decay, chunk_rest, t, prev, loss, gnorm, status, options.adapt)
             done += chunk
             host = _host(theta, t, loss, gnorm, status, lr)
             theta_h, t_h, loss_h, gnorm_h, status_h, lr_h = host
@@ -453,6 +508,7 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
                     f"training diverged for config {b} {configs[b]} at step {int(t_h[b])}: "
                     f"loss={float(loss_h[b])!r}, gradient norm={float(gnorm_h[b])!r}; lower lr (was "
                     f"{lr_h[b]:.3g}) or enable gradient clipping", config=configs[b], index=b, step=int(t_h[b]))
+            check_diverged(loss_h, initial, configs, lambda b: (f"at step {int(t_h[b])}", int(t_h[b])), lr_h)
             hist["step"].append(t_h.copy())
             hist["loss"].append(loss_h.copy())
             hist["kl_per_dim"].append(problem.kl_per_dim(theta_h, eta_enc))
@@ -474,7 +530,8 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     theta = theta.astype(np.float64)           # results (loss, KL, matrices) are evaluated in float64
     for b in range(B):
         h = {k: np.array([row[b] for row in vals]) for k, vals in hist.items()}
-        results.append(problem.result(theta[b], configs[b], n_iter[b], h, options.solver))
+        results.append(_check_result(problem.result(theta[b], configs[b], n_iter[b], h, options.solver),
+                                     configs[b], b, int(n_iter[b])))
     if dtype != np.float64:       # float32 round-off leaves collapsed dims ~1e-6 nats above zero
         results = [dataclasses.replace(r, collapsed=r.kl_per_dim < _config.COLLAPSE_KL_TOL_FLOAT32)
                    for r in results]
@@ -523,6 +580,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     status = np.zeros(B, np.int64)
     epoch_loss = np.zeros(B, dtype)
     dims = np.array([dx, dy, k], np.int64)
+    off, _ = cpu.minibatch_layout(dx, dy, k)
+    initial = np.array([_minibatch_result(model, moments, theta[b].astype(np.float64), off, dx, dy, k, configs[b],
+                                          0, {}, None).loss for b in range(B)])
     rng = np.random.default_rng(int(seeds[0]) + 1)
     losses = []
     bar = _progress(epochs, options.progress, f"{model} x{B} minibatch")
@@ -539,28 +599,32 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
                     f"minibatch training diverged for config {b} {configs[b]} in epoch {epoch} "
                     f"(step {int(t[b])}); lower lr (was {lr[b]:.3g}) or enable gradient clipping",
                     config=configs[b], index=b, step=int(t[b]))
+            check_diverged(epoch_loss, initial, configs, lambda b: (f"in epoch {epoch} (step {int(t[b])})", int(t[b])), lr)
             losses.append(epoch_loss.copy())
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    off, _ = cpu.minibatch_layout(dx, dy, k)
     theta = theta.astype(np.float64)            # results are evaluated in float64
+    data_theta = vae_spectrum(moments)[0] if model == "vae" else cvae_residual(moments)[2]
     out = []
     for b in range(B):
-        th = theta[b]
-        W1 = th[off[0]:off[1]].reshape(k, dx)
-        W2 = th[off[1]:off[2]].reshape(k, dy)
-        U1 = th[off[2]:off[3]].reshape(dy, k)
-        U2 = th[off[3]:off[4]].reshape(dy, dx)
-        mats = dict(W=W2, U=U1) if model == "vae" else dict(W1=W1, W2=W2, U1=U1, U2=U2)
-        if model == "vae":
-            theta_full = vae_spectrum(moments)[0]
-            data_theta = theta_full
-        else:
-            data_theta = cvae_residual(moments)[2]
         hist = {"epoch": np.arange(1, epochs + 1), "loss": np.array([row[b] for row in losses])}
-        out.append(linear_result(model, moments, mats, np.exp(th[off[4]:off[5]]), configs[b], "minibatch",
-                                 int(t[b]), hist, pad(data_theta, k), data_theta))
+        out.append(_check_result(_minibatch_result(model, moments, theta[b], off, dx, dy, k, configs[b], int(t[b]),
+                                                   hist, data_theta), configs[b], b, int(t[b])))
     return out
+
+
+def _minibatch_result(model, moments, th, off, dx, dy, k, cfg, n_iter, hist, data_theta):
+    """The VAEFit / CVAEFit of one packed minibatch parameter vector (``data_theta`` None: not needed)."""
+    W1 = th[off[0]:off[1]].reshape(k, dx)
+    W2 = th[off[1]:off[2]].reshape(k, dy)
+    U1 = th[off[2]:off[3]].reshape(dy, k)
+    U2 = th[off[3]:off[4]].reshape(dy, dx)
+    mats = dict(W=W2, U=U1) if model == "vae" else dict(W1=W1, W2=W2, U1=U1, U2=U2)
+    if data_theta is None:
+        data_theta = np.zeros(0)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        return linear_result(model, moments, mats, np.exp(th[off[4]:off[5]]), cfg, "minibatch", n_iter, hist,
+                             pad(data_theta, k), data_theta)

@@ -90,3 +90,20 @@ def test_correlated_pairs(kind, rho):
     np.testing.assert_array_equal(again[0], x)
     with pytest.raises(ValueError, match="kind"):
         correlated_pairs("rho=1/3")
+
+
+@pytest.mark.parametrize("kind", ["float_unit", "float_255", "uint8", "bad_range", "negative"])
+def test_npz_images_are_scaled_to_unit_range_once(tmp_path, kind):
+    """Issue 17: float images already in [0, 1] were divided by 255 a second time."""
+    rng = np.random.default_rng(3)
+    raw = rng.integers(0, 256, size=(4, 28, 28))
+    xtr = {"float_unit": raw / 255.0, "float_255": raw.astype(np.float32), "uint8": raw.astype(np.uint8),
+           "bad_range": raw * 2.0 + 0.5, "negative": raw / 255.0 - 0.5}[kind]
+    labels = np.arange(4)
+    np.savez(tmp_path / "m.npz", x_train=xtr, y_train=labels, x_test=xtr, y_test=labels)
+    if kind in ("bad_range", "negative"):
+        with pytest.raises(ValueError, match=r"x_train.*pixel values"):
+            load_mnist(tmp_path / "m.npz")
+        return
+    X, _, _ = load_mnist(tmp_path / "m.npz")
+    np.testing.assert_allclose(X, raw.reshape(4, -1) / 255.0, rtol=1e-7 if kind == "float_255" else 1e-15)

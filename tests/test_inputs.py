@@ -274,3 +274,214 @@ def test_mhvae_warns_when_a_dropped_mode_would_carry_z1():
         linvae.fit(X, model="mhvae", beta1=1.0, beta2=1e-14, sigma1=1e-7, eta_dec=1e-7)
     with pytest.warns(linvae.IllConditionedWarning):
         linvae.predict_collapse(X, model="mhvae", beta1=[1.0], beta2=[1e-14], sigma1=[1e-7], eta_dec=[1e-7])
+
+
+# ----------------------------------------------------------------------------- numerical inputs (issue 17)
+# badly scaled data: the spectra must be right or warned about; the reference θ are exact by
+# construction (orthogonal columns: θ are the column RMS values), never computed by linvae.
+
+def _orthogonal_columns(rms, n=400, seed=0):
+    """Data whose columns are exactly orthogonal with the given RMS: θ = sorted(rms), exactly."""
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).normal(size=(n, len(rms))))
+    return np.sqrt(n) * Q * np.asarray(rms, dtype=float)
+
+
+def test_issue_reproducer_column_scaled_by_1e7_is_warned_and_remedied():
+    """Issue 17 class 1: x[:, 0] *= 1e7 gave 5 collapsed (truth 3) and no warning."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6)) * [3, 2, 1, .6, .3, .1]
+    X[:, 0] *= 1e7
+    truth = int(np.sum(np.linalg.svd(X / np.sqrt(500), compute_uv=False) <= 1.0))   # raw-data SVD, Thm 4
+    assert truth == 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = linvae.fit(X)
+    warned = any(issubclass(w.category, linvae.IllConditionedWarning) for w in caught)
+    assert res.n_collapsed == truth or warned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linvae.IllConditionedWarning)
+        assert linvae.fit(X, rtol=1e-30).n_collapsed == truth                       # the remedy it names
+
+
+@pytest.mark.parametrize("spread", [1e3, 1e7, 1e12])
+@pytest.mark.parametrize("overall", [1e-140, 1.0, 1e137])
+def test_graded_columns_theta_relative_accuracy(spread, overall):
+    """Columns differing in scale by up to 1e12, values from 1e-140 to 1e149: every θ to 1e-10 relative."""
+    rms = overall * np.array([spread, 2.0, 1.0, 0.6, 0.3, 0.1])
+    X = _orthogonal_columns(rms)
+    exact = np.sort(rms)[::-1]
+    eta = overall * np.sqrt(0.6 * 1.0)                   # threshold between θ = 1 and 0.6 (in units of overall)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = linvae.fit(X, eta_dec=eta)
+    warned = any(issubclass(w.category, linvae.IllConditionedWarning) for w in caught)
+    assert res.n_collapsed == 3 or warned                # right, or warned about
+    kept = linvae.fit(X, eta_dec=eta, rtol=1e-30)
+    np.testing.assert_allclose(kept.data_theta, exact, rtol=1e-10)
+    assert kept.n_collapsed == 3
+    table = linvae.predict_collapse(X, eta_dec=[eta], rtol=1e-30)
+    assert int(table["n_collapsed"][0]) == 3
+
+
+@pytest.mark.parametrize("scale", [1e-12, 1e-7, 1e7, 1e12])
+@pytest.mark.parametrize("column", [0, 3])
+def test_cvae_count_invariant_to_rescaling_x(scale, column):
+    """Thm 2's E is invariant to invertible rescaling of x: so must be θ and the collapse count."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 6)) * [3, 2, 1, .6, .3, .1]
+    Y = X[:, :3] @ np.ones((3, 4)) + rng.normal(size=(500, 4)) * [1.2, 1.0, 0.8, 0.5]
+    ref = linvae.fit(X, Y, beta=1.0, eta_dec=0.95)
+    Xs = X.copy()
+    Xs[:, column] *= scale
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", linvae.IllConditionedWarning)
+        got = linvae.fit(Xs, Y, beta=1.0, eta_dec=0.95)
+    E_ref = _lstsq_residual_moment(X, Y)
+    np.testing.assert_allclose(ref.data_theta, np.sort(np.linalg.eigvalsh(E_ref))[::-1], rtol=1e-9)
+    np.testing.assert_allclose(got.data_theta, ref.data_theta, rtol=1e-9)
+    assert got.n_collapsed == ref.n_collapsed
+    assert 0 < ref.n_collapsed < 4                                         # the threshold splits the spectrum
+    np.testing.assert_allclose(got.U2[:, column] * scale, ref.U2[:, column], rtol=1e-8)
+
+
+def _lstsq_residual_moment(X, Y):
+    coef = np.linalg.lstsq(X, Y, rcond=None)[0]
+    r = Y - X @ coef
+    return r.T @ r / len(X)
+
+
+OUT_OF_RANGE = {   # data class -> (make, message pattern)
+    "all_1e160": (lambda a: a * 1e160, r"too large"),
+    "one_entry_1e160": (lambda a: np.where(np.arange(a.size).reshape(a.shape) == 3, 1e160, a), r"too large"),
+    "all_1e-200": (lambda a: a * 1e-200, r"too small"),
+    "column_1e-160": (lambda a: a * np.r_[np.ones(a.shape[1] - 1), 1e-160], r"too small"),
+}
+
+
+@pytest.mark.parametrize("cls", list(OUT_OF_RANGE))
+@pytest.mark.parametrize("entry", ["fit_vae", "fit_cvae_X", "fit_cvae_Y", "predict", "moments", "fit_mhvae"])
+def test_over_and_underflow_raise_naming_the_data_scale(entry, cls):
+    make, pattern = OUT_OF_RANGE[cls]
+    data = YB if ARG.get(entry) == "Y" else BASE
+    with pytest.raises(ValueError, match=pattern) as info:
+        ENTRY[entry](make(data))
+    msg = str(info.value)
+    assert re.search(rf"\b{ARG.get(entry, 'X')}\b", msg) and re.search(r"\d+e[+-]\d+", msg), msg
+
+
+def test_moments_from_chunks_check_the_range_after_accumulation():
+    chunks = [BASE, BASE * 1e155, BASE]                    # each chunk finite, the sum of squares is not
+    with pytest.raises(ValueError, match=r"X is too large"):
+        linvae.Moments.from_chunks(chunks)
+
+
+@pytest.mark.parametrize("bad, exc", [(np.nan, ValueError), (-1.0, ValueError), (1.0, ValueError), (np.inf, ValueError),
+                                      ("1e-10", TypeError), ([1e-10], TypeError)])
+@pytest.mark.parametrize("entry", ["fit", "fit_cvae", "predict", "sweep", "spectrum", "fit_adam"])
+def test_rtol_is_validated(entry, bad, exc):
+    call = {"fit": lambda r: linvae.fit(BASE, rtol=r), "fit_cvae": lambda r: linvae.fit(BASE, YB, rtol=r),
+            "predict": lambda r: linvae.predict_collapse(BASE, rtol=r),
+            "sweep": lambda r: linvae.sweep(BASE, solver="closed_form", rtol=r),
+            "spectrum": lambda r: linvae.Moments.from_arrays(BASE).spectrum(r),
+            "fit_adam": lambda r: linvae.fit(BASE, solver="adam", max_iter=5, rtol=r)}[entry]
+    with pytest.raises(exc, match=r"rtol"):
+        call(bad)
+
+
+def test_masked_arrays_are_refused_unless_nothing_is_masked():
+    data = np.ma.masked_array(BASE.copy(), mask=np.zeros(BASE.shape, bool))
+    data[4, 1] = 1e6
+    data[4, 1] = np.ma.masked                           # a masked 1e6 must not be fitted as data
+    for call in (lambda: linvae.fit(data), lambda: linvae.fit(BASE, np.ma.masked_array(YB, mask=YB > 2.5)),
+                 lambda: linvae.predict_collapse(data), lambda: linvae.Moments.from_arrays(data)):
+        with pytest.raises(ValueError, match=r"\b[XY]\b.*masked"):
+            call()
+    clean = np.ma.masked_array(BASE, mask=np.zeros(BASE.shape, bool))
+    _assert_same(linvae.fit(clean), linvae.fit(BASE))
+
+
+@pytest.mark.parametrize("kw, name", [({"eta_enc": 1e-300}, "eta_enc"), ({"eta_dec": 1e-300}, "eta_dec"),
+                                      ({"eta_enc": 1e300}, "eta_enc"), ({"eta_dec": 1e160}, "eta_dec"),
+                                      ({"eta_dec": 1e150, "eta_enc": 1e-150}, "eta_dec/eta_enc")])
+@pytest.mark.parametrize("entry", ["fit", "fit_cvae", "predict", "sweep"])
+def test_eta_whose_square_is_not_representable_is_refused(entry, kw, name):
+    call = {"fit": lambda: linvae.fit(BASE, **kw), "fit_cvae": lambda: linvae.fit(BASE, YB, **kw),
+            "predict": lambda: linvae.predict_collapse(BASE, **kw),
+            "sweep": lambda: linvae.sweep(BASE, solver="closed_form", **kw)}[entry]
+    with pytest.raises(ValueError, match=re.escape(name)):
+        call()
+
+
+def test_seed_and_backend_are_validated_for_every_solver():
+    with pytest.raises(TypeError, match=r"seed.*single.*sweep"):
+        linvae.fit(BASE, solver="adam", seed=[1, 2])          # trained 2 configurations and returned 1
+    for solver in ("closed_form", "adam"):
+        with pytest.raises(ValueError, match=r"seed.*2\*\*63"):
+            linvae.fit(BASE, solver=solver, seed=2**63)
+        with pytest.raises(ValueError, match=r"seed"):
+            linvae.fit(BASE, solver=solver, seed=-1)
+        with pytest.raises(TypeError, match=r"seed"):
+            linvae.fit(BASE, solver=solver, seed=1.5)
+        with pytest.raises(ValueError, match=r"backend"):
+            linvae.fit(BASE, solver=solver, backend="tpu")
+    with pytest.raises(ValueError, match=r"seed"):
+        linvae.sweep(BASE, solver="closed_form", seed=[0, 2**63])
+    big = 2**62 + 1                                             # above 2**53: must not be rounded through float
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        a = linvae.sweep(BASE, solver="adam", seed=[big], max_iter=3)[0]
+        b = linvae.fit(BASE, solver="adam", seed=big, max_iter=3)
+        c = linvae.fit(BASE, solver="adam", seed=big - 1, max_iter=3)
+    np.testing.assert_array_equal(a.W, b.W)
+    assert not np.array_equal(b.W, c.W)
+
+
+_graded = st.tuples(st.integers(2, 6), st.integers(0, 2**31 - 1), st.floats(-140, 137))
+
+
+@FUZZ
+@given(_graded, st.lists(st.floats(-6, 6), min_size=6, max_size=6))
+def test_fuzz_graded_data_spectra_are_accurate(params, log_scales):
+    """Random column scales spread up to 1e12 on data from 1e-140 to 1e143: θ to 1e-10, exact counts."""
+    d, seed, log_overall = params
+    rms = 10.0 ** (log_overall + np.array(log_scales[:d]))
+    X = _orthogonal_columns(rms, n=50, seed=seed)
+    exact = np.sort(rms)[::-1]
+    gaps = np.log(exact[:-1] / exact[1:])                              # a threshold inside the widest gap
+    i = int(np.argmax(gaps)) if d > 1 and gaps.max() > 0.1 else None
+    eta = exact[-1] / 2 if i is None else np.sqrt(exact[i] * exact[i + 1])
+    res = linvae.fit(X, eta_dec=eta, rtol=1e-30)
+    np.testing.assert_allclose(res.data_theta, exact, rtol=1e-10)
+    assert res.n_active == int(np.sum(exact > eta))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        default = linvae.fit(X, eta_dec=eta)
+    warned = any(issubclass(w.category, linvae.IllConditionedWarning) for w in caught)
+    assert default.n_active == int(np.sum(exact > eta)) or warned
+
+
+@FUZZ
+@given(st.integers(0, 2**31 - 1), st.lists(st.floats(-6, 6), min_size=4, max_size=4))
+def test_fuzz_cvae_invariant_to_column_rescaling_of_x(seed, log_scales):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(80, 4)) * rng.uniform(0.2, 3, size=4)
+    Y = X[:, :2] @ rng.normal(size=(2, 3)) + rng.normal(size=(80, 3)) * rng.uniform(0.2, 2, size=3)
+    ref = linvae.fit(X, Y, beta=1.0, eta_dec=0.7)
+    got = linvae.fit(X * 10.0 ** np.array(log_scales), Y, beta=1.0, eta_dec=0.7)
+    np.testing.assert_allclose(got.data_theta, ref.data_theta, rtol=1e-8, atol=1e-12 * ref.data_theta.max())
+    if np.all(np.abs(ref.data_theta - 0.49) > 1e-6):         # no θ on the threshold βη_dec²
+        assert got.n_collapsed == ref.n_collapsed
+
+
+def test_cvae_training_on_graded_x_reaches_the_closed_form():
+    """The trained CVAE whitens x on the same (equilibrated) range as the closed form."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(500, 6)) * [3, 2, 1, .6, .3, .1]
+    Y = X[:, :3] @ np.ones((3, 4)) + rng.normal(size=(500, 4)) * [1.2, 1.0, 0.8, 0.5]
+    X[:, 0] *= 1e7
+    ref = linvae.fit(X, Y, eta_dec=0.95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        trained = linvae.fit(X, Y, eta_dec=0.95, solver="adam", max_iter=20000)
+    assert trained.loss == pytest.approx(ref.loss, rel=1e-9)
+    assert trained.n_collapsed == ref.n_collapsed == 2

@@ -350,3 +350,27 @@ def test_moments_regressions():
         _config.RANK_RTOL = old
     with pytest.raises(TypeError, match="chunk_size"):
         Moments.from_arrays(X, chunk_size=2.7)
+
+
+@pytest.mark.parametrize("case", ["negative_eig", "negative_diag", "joint_not_psd", "n0", "n_negative", "n_float"])
+def test_from_matrices_rejects_non_moments(case):
+    """Issue 17: non-PSD matrices and n <= 0 were accepted."""
+    xx = np.array([[2.0, 0.5], [0.5, 1.0]])
+    args, kw, match = (xx,), {}, None
+    if case == "negative_eig":
+        args, match = (np.array([[1.0, 2.0], [2.0, 1.0]]),), "positive semi-definite"
+    elif case == "negative_diag":
+        args, match = (np.diag([1.0, -1e-3]),), "positive semi-definite"
+    elif case == "joint_not_psd":
+        args, match = (xx, np.array([[3.0], [0.0]]), np.eye(1)), "joint.*positive semi-definite"
+    else:
+        kw, match = {"n": {"n0": 0, "n_negative": -5, "n_float": 2.5}[case]}, r"\bn\b"
+    with pytest.raises((ValueError, TypeError), match=match):
+        Moments.from_matrices(*args, **kw)
+
+
+def test_from_matrices_accepts_graded_psd_matrices():
+    """Equilibrated PSD check: diag(1e14, 1) with a round-off-level off-diagonal is a valid moment."""
+    xx = np.array([[1e14, 1e6 * (1 - 1e-12)], [1e6 * (1 - 1e-12), 1.0 - 1e-12]])
+    m = Moments.from_matrices(xx, n=3)
+    assert m.n == 3

@@ -1,5 +1,6 @@
 """Gradient-descent training: analytic gradients, kernels vs the NumPy reference, convergence
 to the closed forms (SPEC P7), divergence and option errors."""
+import re
 import warnings
 
 import numpy as np
@@ -448,3 +449,55 @@ def test_float32_minibatch_training_matches_float64_within_stochastic_noise():
     assert r32.loss == pytest.approx(closed.loss, rel=5e-3)          # the float64 test's tolerance
     assert r32.loss == pytest.approx(r64.loss, rel=1e-5)              # same noise, same batches
     np.testing.assert_allclose(r32.kl_per_dim, r64.kl_per_dim, atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- divergence (issue 17, class 6)
+
+def _div_data():
+    return np.random.default_rng(0).normal(size=(500, 6)) * [3, 2, 1, .6, .3, .1]
+
+
+@pytest.mark.parametrize("kw, where", [
+    (dict(solver="minibatch", lr=100.0, epochs=3), r"in epoch 0"),        # was: loss 2.7e11, σ ≈ 1e-84, silent
+    (dict(solver="adam", lr=1e6, clip=1.0, max_iter=2000), r"at step \d+"),  # was: loss inf + ConvergenceWarning
+    (dict(solver="gd", lr=1e3, max_iter=500), r"at step \d+"),
+])
+def test_exploding_training_raises_diverged_naming_config_and_step(kw, where):
+    X = _div_data()
+    with pytest.raises(linvae.TrainingDivergedError, match=where) as info:
+        linvae.fit(X, beta=1.0, **kw)
+    err = info.value
+    assert err.config["beta"] == 1.0 and err.index == 0 and err.step >= 1
+    assert re.search(r"config 0 .*beta", str(err)) and "lr" in str(err)
+
+
+def test_divergence_in_a_sweep_names_the_diverging_configuration():
+    X = _div_data()
+    with pytest.raises(linvae.TrainingDivergedError) as info:
+        linvae.sweep(X, beta=[1.0, 2.0], eta_dec=[1.0, 1e-3], solver="minibatch", lr=30.0, epochs=5)
+    err = info.value
+    assert err.config["eta_dec"] in (1.0, 1e-3) and str(err.index) in str(err)
+
+
+def test_divergence_rule_is_relative_to_the_initial_loss():
+    from linvae import _config
+    from linvae.train import check_diverged
+
+    cfg = [{"beta": 1.0}, {"beta": 2.0}]
+    where = lambda b: (f"at step {b}", b)                                   # noqa: E731
+    limit = 10.0 + _config.DIVERGENCE_FACTOR * 10.0
+    check_diverged(np.array([limit, -5.0]), np.array([10.0, -5.0]), cfg, where)   # at the limit: fine
+    with pytest.raises(linvae.TrainingDivergedError, match=r"config 1 .*exploded"):
+        check_diverged(np.array([1.0, 1e4]), np.array([10.0, 0.5]), cfg, where)      # 1e4 > 0.5 + 1e3·1
+    with pytest.raises(linvae.TrainingDivergedError, match=r"config 0 .*not finite"):
+        check_diverged(np.array([np.inf, 1.0]), np.array([10.0, 1.0]), cfg, where)
+
+
+def test_healthy_minibatch_and_adam_runs_do_not_trip_the_divergence_rule():
+    X = _div_data()
+    mb = linvae.fit(X, solver="minibatch", epochs=20)
+    assert np.all(np.isfinite(mb.history["loss"])) and mb.history["loss"][-1] < mb.history["loss"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        ad = linvae.fit(X, solver="adam", lr=0.3, max_iter=3000)          # a large but stable step
+    assert ad.loss == pytest.approx(linvae.fit(X).loss, rel=1e-3)

@@ -30,6 +30,24 @@ def _read_idx(path, digest):
     return data.reshape(shape)
 
 
+def _unit_range(images, name):
+    """Images as float64 in [0, 1]: integer pixels (0..255) are divided by 255; float images already
+    in [0, 1] are kept as they are (dividing them again would shrink the data 255-fold)."""
+    a = np.asarray(images)
+    if a.dtype.kind not in "buif":
+        raise TypeError(f"{name} must hold numeric pixel values, got dtype {a.dtype}")
+    if a.size == 0:
+        return a.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or inf; pixel values must be finite")
+    if a.dtype.kind == "f" and lo >= 0.0 and hi <= 1.0:
+        return a.astype(np.float64)
+    if lo >= 0.0 and hi <= 255.0 and (a.dtype.kind in "bui" or np.all(a == np.round(a))):
+        return a.astype(np.float64) / 255.0
+    raise ValueError(f"{name} has pixel values in [{lo:g}, {hi:g}]; expected integers 0..255 or floats in [0, 1]")
+
+
 def _find(directory, name):
     for candidate in (name, name + ".gz"):
         path = os.path.join(directory, candidate)
@@ -93,7 +111,8 @@ def load_mnist(path, split="train"):
                     f"{sum(IDX_FILES.values(), ())}")
             images.append(_read_idx(found[0], digest))
             labels.append(_read_idx(found[1], digest))
-    X = np.concatenate([a.reshape(len(a), -1) for a in images]).astype(np.float64) / 255.0
+    X = np.concatenate([_unit_range(a.reshape(len(a), -1), f"x_{part}" if path.endswith(".npz") else "images")
+                        for a, part in zip(images, parts)])
     y = np.concatenate(labels).astype(np.int64)
     if X.shape[1] != 784 or len(X) != len(y):
         raise ValueError(f"unexpected MNIST shapes: images {X.shape}, labels {y.shape}")
