@@ -40,7 +40,7 @@ REGISTRY = {
     "app_recon": ("nonlinear", "recon", "CVAE reconstructions of the three masked quarters", "torch"),
     "table1": ("app_linear", "table1", "Table 1: the levers against collapse, each backed by a computed example",
                "linear"),
-    "table2": ("app_linear", "table2", "Table 2: linear VAE learnable vs fixed Σ — LL, KL, AU", "linear"),
+    "table2": ("app_linear", "table2", "Table 2: VAE learnable vs fixed Σ, linear and ReLU arms — LL, KL, AU", "torch"),
     "table4": ("nonlinear", "table4", "Table 4: synthetic x–y correlation — KL, AU", "torch"),
     "theory_vs_nonlinear": ("nonlinear", "theory_vs_nonlinear",
                             "Beyond the paper: does the linear theory predict the nonlinear collapsed count?", "torch"),
