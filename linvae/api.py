@@ -457,7 +457,42 @@ class SweepResult:
         if self.results[0].n_iter is not None:
             cols["n_iter"] = np.array([r.n_iter for r in self.results], dtype=np.int64)
         kl = np.array([to_host(r.kl_per_dim) for r in self.results])
-        return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl)
+        sigma = np.array([to_host(r.sigma) for r in self.results])
+        return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl, sigma=sigma)
+
+    def to_frame(self, form="long"):
+        """The sweep as a pandas DataFrame (see :meth:`CollapseTable.to_frame`).
+
+        Parameters
+        ----------
+        form : {"long", "wide"}, default "long"
+            ``"long"``: one row per configuration × latent dim (``config``, the hyperparameters
+            and summary columns, ``dim``, ``kl``, ``sigma``, ``collapsed``); ``"wide"``: one row
+            per configuration.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The table; ``df.attrs`` holds ``model`` and ``theorem``.
+        """
+        return self.table().to_frame(form)
+
+    def to_dict(self, json_safe=False):
+        """The summary table as a dict (see :meth:`CollapseTable.to_dict`), plus ``model``.
+
+        Parameters
+        ----------
+        json_safe : bool, default False
+            Give lists and Python scalars instead of arrays (``json.dumps`` accepts the result).
+
+        Returns
+        -------
+        dict
+            The table's columns, ``collapsed``, ``kl_per_dim``, ``sigma`` and ``model``.
+        """
+        out = self.table().to_dict(json_safe=json_safe)
+        out["model"] = self.model
+        return out
 
     def __str__(self):
         return str(self.table())
@@ -558,28 +593,105 @@ class CollapseTable:
         Per-dim collapse mask.
     kl_per_dim : ndarray, shape (n_configs, latent)
         Data-mean KL of each latent dim at the optimum, nats.
+    sigma : ndarray, shape (n_configs, latent), or None
+        Encoder standard deviation σ of each latent dim (σ₂ for the MHVAE).
     model, theorem : str
+        Model name and the theorem behind the prediction.
     """
 
-    def __init__(self, model, theorem, columns, collapsed, kl_per_dim):
+    def __init__(self, model, theorem, columns, collapsed, kl_per_dim, sigma=None):
         self.model = model
         self.theorem = theorem
         self.columns = columns
         self.collapsed = collapsed
         self.kl_per_dim = kl_per_dim
+        self.sigma = None if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=float),
+                                                                np.shape(collapsed)).copy()
 
     def __len__(self):
         return self.collapsed.shape[0]
 
     def __getitem__(self, name):
+        """A column by name (``table["n_collapsed"]``) or a row by position (``table[3]``, a dict)."""
+        if isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_)):
+            n = len(self)
+            if not -n <= name < n:
+                raise IndexError(f"row {name} is out of range for a table of {n} configurations")
+            row = {k: v[name].item() for k, v in self.columns.items()}
+            row["collapsed"] = self.collapsed[name].copy()
+            row["kl_per_dim"] = self.kl_per_dim[name].copy()
+            if self.sigma is not None:
+                row["sigma"] = self.sigma[name].copy()
+            return row
         return self.columns[name]
 
-    def to_dict(self):
-        """Columns plus ``collapsed`` and ``kl_per_dim`` as a plain dict of arrays."""
+    def to_dict(self, json_safe=False):
+        """Columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
+
+        Parameters
+        ----------
+        json_safe : bool, default False
+            Give lists and Python scalars instead of NumPy arrays, so that ``json.dumps``
+            accepts the result (non-finite floats become ``None``), plus ``model`` and ``theorem``.
+
+        Returns
+        -------
+        dict
+            Arrays (or lists with ``json_safe=True``) keyed by column name.
+        """
         out = {k: v.copy() for k, v in self.columns.items()}
         out["collapsed"] = self.collapsed.copy()
         out["kl_per_dim"] = self.kl_per_dim.copy()
+        if self.sigma is not None:
+            out["sigma"] = self.sigma.copy()
+        if json_safe:
+            from ._tables import jsonable
+
+            return jsonable({**out, "model": self.model, "theorem": self.theorem})
         return out
+
+    def to_frame(self, form="long"):
+        """The table as a pandas DataFrame (pandas is imported here; ``pip install "linvae[pandas]"``).
+
+        Parameters
+        ----------
+        form : {"long", "wide"}, default "long"
+            ``"long"`` (tidy): one row per configuration × latent dim, with ``config`` (the row
+            of this table), every column of the table, ``dim``, ``kl`` (nats), ``sigma`` (encoder
+            standard deviation; NaN when unknown) and ``collapsed``. ``"wide"``: one row per
+            configuration, with ``kl_i``, ``sigma_i``, ``collapsed_i`` for each dim i.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``df.attrs`` holds ``model`` and ``theorem``; :meth:`from_frame` inverts the long form.
+        """
+        from ._tables import long_frame, wide_frame
+        from ._validation import check_choice
+
+        check_choice(form, "form", {"long", "wide"})
+        make = long_frame if form == "long" else wide_frame
+        return make(self.model, self.theorem, self.columns, self.collapsed, self.kl_per_dim, self.sigma)
+
+    @classmethod
+    def from_frame(cls, df):
+        """Rebuild a table from the long DataFrame of :meth:`to_frame`.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Output of ``to_frame()`` (possibly read back from CSV; ``model``/``theorem`` come
+            from ``df.attrs`` when present).
+
+        Returns
+        -------
+        CollapseTable
+            The same columns, masks and KL values.
+        """
+        from ._tables import from_long_frame
+
+        model, theorem, columns, collapsed, kl, sigma = from_long_frame(df)
+        return cls(model, theorem, columns, collapsed, kl, sigma=sigma)
 
     def __str__(self):
         names = list(self.columns)
@@ -692,4 +804,4 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
             cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
     cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
     cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
-    return CollapseTable(model, theorem, cols, collapsed, kl)
+    return CollapseTable(model, theorem, cols, collapsed, kl, sigma=sig if model != "mhvae" else sig2)
