@@ -503,7 +503,7 @@ class SweepResult:
 
 def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
           latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
-          seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
+          seed=0, solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
           clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
           batch_size=128, center=False, rtol=None, out=None, chunk_size=None, overwrite=False,
           scheduler=None, dtype="float64"):
@@ -515,6 +515,9 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
 
     Parameters
     ----------
+    solver : {"closed_form", "gd", "adam", "minibatch"}, default "closed_form"
+        As for :func:`fit` (the same default: the exact minimizers); ``"gd"``/``"adam"`` train
+        the whole grid in one batched kernel call.
     out : str, optional
         Checkpoint directory. Each finished chunk of configurations is written there
         atomically (``chunk-NNNNN.pkl``, with a ``sweep.json`` manifest fingerprinting data and

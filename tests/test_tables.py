@@ -109,3 +109,14 @@ def test_to_dict_json_safe_and_row_indexing():
     # the default stays arrays
     assert isinstance(r.to_dict()["W"], np.ndarray)
 
+
+
+def test_sweep_default_solver_is_the_closed_form_like_fit():
+    import inspect
+
+    assert inspect.signature(linvae.sweep).parameters["solver"].default == \
+        inspect.signature(linvae.fit).parameters["solver"].default == "closed_form"
+    s = linvae.sweep(X, beta=[0.3, 3.0])
+    for r, b in zip(s, [0.3, 3.0]):
+        assert r.solver == "closed_form" and r.n_iter is None
+        np.testing.assert_allclose(r.W, linvae.fit(X, beta=b).W, rtol=0, atol=0)
