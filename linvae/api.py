@@ -542,8 +542,8 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     Notes
     -----
     With ``solver="closed_form"`` every point is the exact minimizer (Thm 1–5); with
-    ``"gd"``/``"adam"`` the batched kernels train all points together (SPEC P7: they must
-    reach the closed form).
+    ``"gd"``/``"adam"`` the batched kernels train all points together (they reach
+    the closed form).
 
     Examples
     --------
@@ -739,7 +739,7 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     Notes
     -----
     Thm 4 / Thm 1 (VAE), Thm 2 (CVAE), Thm 3 / Thm 5 (MHVAE): a dim is collapsed when its
-    posterior equals the prior ``N(0, η_enc²)`` for every input (KL ≡ 0, SPEC P1–P5).
+    posterior equals the prior ``N(0, η_enc²)`` for every input (KL ≡ 0).
 
     Examples
     --------

@@ -1,4 +1,4 @@
-"""Collapse diagnostics (SPEC §4): per-dim KL, (ε, δ)-collapse, active units, log-likelihood.
+"""Collapse diagnostics: per-dim KL, (ε, δ)-collapse, active units, log-likelihood.
 
 Every function takes plain arrays (NumPy, or anything ``numpy.asarray`` understands; torch
 tensors are detached and moved to the CPU) and returns NumPy, so the same metrics serve the
@@ -93,7 +93,7 @@ def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
 
     Notes
     -----
-    SPEC §1: ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
+    ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
     ``½[μ²/η² + expm1(ℓ) − ℓ]`` with ``ℓ = log σ² − log η²`` so that dims close to the prior
     (ℓ ≈ 0, the collapsed ones) keep full relative precision and σ from 1e-150 to 1e150 stay
     finite.
@@ -162,7 +162,7 @@ def epsilon_delta_collapse(kl, eps, delta=0.05):
 
     Notes
     -----
-    SPEC §4 (Lucas et al. 2019); the paper uses δ = 0.05 (Figs 2–3) and 0.01 (Fig 5).
+    Lucas et al. (2019); the paper uses δ = 0.05 (Figs 2–3) and 0.01 (Fig 5).
     """
     return collapse_curve(kl, [eps], delta, per_dim=True)[0]
 
@@ -225,7 +225,7 @@ def active_units_kl(kl, threshold=0.01):
     """The authors' scripts' "AU": fraction of (example, dim) pairs with ``KL_i(x) ≥ threshold``.
 
     This is not Burda et al.'s active-unit count (see :func:`active_units_variance`); it is a
-    fraction in [0, 1] (SPEC §7.5).
+    fraction in [0, 1].
     """
     kl = _check_kl(kl)
     return float(np.mean(kl >= float(threshold)))
@@ -324,7 +324,7 @@ def exact_log_likelihood(result, X, Y=None):
     Notes
     -----
     Linear VAE: ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``; CVAE: ``y|x ~ N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)``;
-    MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)`` (SPEC §4).
+    MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)``.
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
@@ -393,7 +393,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
 
     Notes
     -----
-    SPEC §4; for linear fits :func:`exact_log_likelihood` is the exact value.
+    For linear fits :func:`exact_log_likelihood` is the exact value.
     """
     from ._validation import check_int
 

@@ -1,6 +1,6 @@
 """Sufficient statistics of the linear models: second moments, whitening, θ spectra.
 
-The losses of every linear model in SPEC §2 depend on the data only through the second
+The losses of every linear model of the paper depend on the data only through the second
 moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes them once, in float64,
 from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
 rest of the package works on these small ``d × d`` matrices.
@@ -266,11 +266,11 @@ class Moments:
         Sample means (always recorded; subtracted only when ``centered``).
     centered : bool
         Whether the means were removed.  The paper's models have no bias, so the default is
-        **uncentred** second moments (SPEC §1); centre if your model should ignore the mean.
+        **uncentred** second moments; centre if your model should ignore the mean.
 
     Notes
     -----
-    SPEC §1: losses depend on the data only through second moments, so full-batch training
+    Losses depend on the data only through second moments, so full-batch training
     and all closed forms run on these ``d × d`` matrices.
     """
 
@@ -517,7 +517,7 @@ def vae_spectrum(moments, rtol=None):
 
     Notes
     -----
-    SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``.
+    θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``.
     """
     key = ("vae", _config.RANK_RTOL if rtol is None else float(rtol))
     if key not in moments._cache:
