@@ -401,6 +401,15 @@ class SweepResult:
 
     Index it (``res[i]``) for a configuration's full result; ``table()`` gives the summary.
 
+    Parameters
+    ----------
+    model : str
+        ``"vae"``, ``"cvae"`` or ``"mhvae"``.
+    columns : dict of str -> ndarray
+        The hyperparameters of each configuration.
+    results : list
+        VAEFit / CVAEFit / MHVAEFit per configuration.
+
     Attributes
     ----------
     columns : dict of str -> ndarray
@@ -448,7 +457,14 @@ class SweepResult:
         return iter(self.results)
 
     def table(self):
-        """A :class:`CollapseTable` with columns, n_collapsed, n_active, loss and n_iter."""
+        """Summarise the sweep as a :class:`CollapseTable`.
+
+        Returns
+        -------
+        CollapseTable
+            The hyperparameter columns, ``n_collapsed``, ``n_active``, ``loss`` (and ``n_iter``
+            for trained fits), with per-dim ``collapsed``, ``kl_per_dim`` and ``sigma``.
+        """
         cols = {k: np.asarray(v).copy() for k, v in self.columns.items()}
         collapsed = np.array([to_host(r.collapsed) for r in self.results])
         cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
@@ -515,6 +531,14 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
 
     Parameters
     ----------
+    X, Y, model, latent_dim, latent_dims, sigma, sigma1, sigma2, backend, lr, max_iter : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    tol, gtol, clip, lr_decay, init_scale, history_every, progress, epochs, batch_size : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    center, rtol, dtype : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    beta, beta1, beta2, eta_enc, eta_dec, seed : float or 1-D array_like
+        Grid values; the sweep fits every point of their outer product.
     solver : {"closed_form", "gd", "adam", "minibatch"}, default "closed_form"
         As for :func:`fit` (the same default: the exact minimizers); ``"gd"``/``"adam"`` train
         the whole grid in one batched kernel call.
@@ -538,6 +562,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     Returns
     -------
     SweepResult
+        One fit result per configuration (``res[i]``), ``res.table()`` and ``res.to_frame()``.
 
     Notes
     -----
@@ -588,6 +613,19 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
 class CollapseTable:
     """Collapse predictions over a hyperparameter grid (one row per configuration).
 
+    Parameters
+    ----------
+    model, theorem : str
+        Model name and the theorem behind the prediction.
+    columns : dict of str -> ndarray
+        Hyperparameter and summary columns, one value per configuration.
+    collapsed : ndarray of bool, shape (n_configs, latent)
+        Per-dim collapse mask.
+    kl_per_dim : ndarray, shape (n_configs, latent)
+        Data-mean KL per dim, nats.
+    sigma : array_like, shape (n_configs, latent), optional
+        Encoder standard deviations σ per dim.
+
     Attributes
     ----------
     columns : dict of str -> ndarray
@@ -629,7 +667,7 @@ class CollapseTable:
         return self.columns[name]
 
     def to_dict(self, json_safe=False):
-        """Columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
+        """Return the columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
 
         Parameters
         ----------
@@ -732,9 +770,18 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     (and ``sigma1`` for the MHVAE) may be 1-D arrays, and the table holds one row per point of
     their outer product. The eigendecomposition of the data is computed once for the grid.
 
+    Parameters
+    ----------
+    X, Y, model, latent_dim, latent_dims, sigma, sigma2, center, rtol : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    beta, beta1, beta2, eta_enc, eta_dec, sigma1 : float or 1-D array_like
+        Hyperparameter values; the table holds one row per point of their outer product.
+
     Returns
     -------
     CollapseTable
+        One row per configuration: the hyperparameters, ``n_collapsed``, ``n_active``, and the
+        per-dim ``collapsed``, ``kl_per_dim`` and ``sigma`` (``to_frame()`` for pandas).
 
     Notes
     -----

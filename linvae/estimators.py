@@ -693,7 +693,7 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
         return self._store(res)
 
     def transform(self, X: ArrayLike) -> np.ndarray:
-        """Means of ``q(z₁|x)``.
+        """Encode X: the means of ``q(z₁|x)``.
 
         Parameters
         ----------

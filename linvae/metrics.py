@@ -173,15 +173,18 @@ def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
     Parameters
     ----------
     kl : array_like (n_samples, latent_dim)
+        Per-example, per-dim KL (e.g. from :func:`kl_per_dim`).
     eps_grid : array_like (n_eps,)
         ε values > 0 (a log-spaced grid in the paper).
     delta : float
+        δ in [0, 1).
     per_dim : bool
         Return the (n_eps, latent_dim) boolean masks instead of counts.
 
     Returns
     -------
     ndarray of int (n_eps,) or bool (n_eps, latent_dim)
+        Number of (ε, δ)-collapsed dims per ε, or the per-dim masks.
     """
     kl = _check_kl(kl)
     eps_grid = np.atleast_1d(_np(eps_grid, "eps_grid"))
@@ -206,12 +209,14 @@ def active_units_variance(mu, threshold=0.01, return_variances=False):
     mu : array_like (n_samples, latent_dim)
         Encoder means ``E_q[z | x]`` of a data set.
     threshold : float
+        A dim is active when its variance exceeds this (Burda et al.: 0.01).
     return_variances : bool
         Also return the per-dim variances.
 
     Returns
     -------
     int, or (int, ndarray)
+        The number of active units (and the per-dim variances).
     """
     mu = _check_finite(_check_2d(_np(mu, "mu"), "mu"), "mu")
     if mu.shape[0] < 2:
@@ -226,6 +231,18 @@ def active_units_kl(kl, threshold=0.01):
 
     This is not Burda et al.'s active-unit count (see :func:`active_units_variance`); it is a
     fraction in [0, 1].
+
+    Parameters
+    ----------
+    kl : array_like (n_samples, latent_dim)
+        Per-example, per-dim KL.
+    threshold : float
+        KL threshold, nats.
+
+    Returns
+    -------
+    float
+        Fraction of (example, dim) pairs whose KL is at least ``threshold``.
     """
     kl = _check_kl(kl)
     return float(np.mean(kl >= float(threshold)))
@@ -281,9 +298,19 @@ def kl_per_example(result, X, Y=None):
     VAE: ``KL(q(z|x) ‖ p(z))``; CVAE: ``KL(q(z|x, y) ‖ p(z))``; MHVAE: the top latent,
     ``E_{q(z₁|x)} KL(q(z₂|z₁) ‖ p(z₂))``.
 
+    Parameters
+    ----------
+    result : VAEFit, CVAEFit or MHVAEFit
+        A linear fit.
+    X : array_like (n_samples, n_features)
+        Data (the condition for the CVAE).
+    Y : array_like (n_samples, n_targets), optional
+        Target of the CVAE.
+
     Returns
     -------
     ndarray (n_samples, latent_dim)
+        KL of each example and latent dim, nats.
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
@@ -320,6 +347,20 @@ def exact_log_likelihood(result, X, Y=None):
 
     ``log p(x)`` for the VAE and MHVAE, ``log p(y|x)`` for the CVAE. The oracle for
     :func:`log_likelihood_is`.
+
+    Parameters
+    ----------
+    result : VAEFit, CVAEFit or MHVAEFit
+        A linear fit.
+    X : array_like (n_samples, n_features)
+        Data (the condition for the CVAE).
+    Y : array_like (n_samples, n_targets), optional
+        Target of the CVAE.
+
+    Returns
+    -------
+    ndarray (n_samples,)
+        Log-likelihood of each example, nats.
 
     Notes
     -----
@@ -374,6 +415,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
     model : VAEFit, CVAEFit, MHVAEFit, or a model with a ``log_weights`` adapter
         Linear fits are handled here; for other models pass ``log_weights``.
     X, Y : array_like
+        Data (the condition and target for conditional models; ``Y`` None otherwise).
     n_samples : int
         S (the paper: 1,000–10,000).
     batch_size : int, optional

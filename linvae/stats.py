@@ -267,6 +267,8 @@ class Moments:
     centered : bool
         Whether the means were removed.  The paper's models have no bias, so the default is
         **uncentred** second moments; centre if your model should ignore the mean.
+    _cache : dict
+        Private cache of eigendecompositions (leave it out).
 
     Notes
     -----
@@ -369,11 +371,35 @@ class Moments:
         return self.yy is not None
 
     def spectrum(self, rtol=None):
-        """θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors."""
+        """Compute θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors.
+
+        Parameters
+        ----------
+        rtol : float, optional
+            Relative rank tolerance (default ``linvae._config.RANK_RTOL``).
+
+        Returns
+        -------
+        theta : ndarray of shape (r,)
+            The spectrum θ, descending.
+        P : ndarray of shape (dx, r)
+            Eigenvectors (see :func:`vae_spectrum`).
+        """
         return vae_spectrum(self, rtol)
 
     def residual(self, rtol=None):
-        """The CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺`` (see :func:`cvae_residual`)."""
+        """Compute the CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺``.
+
+        Parameters
+        ----------
+        rtol : float, optional
+            Relative rank tolerance (default ``linvae._config.RANK_RTOL``).
+
+        Returns
+        -------
+        tuple
+            ``(E, U2, theta, ...)`` as returned by :func:`cvae_residual`.
+        """
         return cvae_residual(self, rtol)
 
 
