@@ -1,6 +1,7 @@
 """Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`."""
 import dataclasses
 import os
+from typing import Union
 
 import numpy as np
 
@@ -18,6 +19,9 @@ from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import pad, to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
+
+#: the type of a fit result (for annotations)
+FitResult = Union[theory.VAEFit, theory.CVAEFit, theory.MHVAEFit]
 
 MODELS = {"auto", "vae", "cvae", "mhvae"}
 SOLVERS = {"closed_form", "gd", "adam", "minibatch"}
@@ -79,7 +83,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
-        epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
+        epochs=100, batch_size=128, center=False, rtol=None, dtype="float64") -> FitResult:
     """Fit a linear VAE, CVAE or two-latent MHVAE.
 
     Parameters
@@ -456,7 +460,7 @@ class SweepResult:
     def __iter__(self):
         return iter(self.results)
 
-    def table(self):
+    def table(self) -> "CollapseTable":
         """Summarise the sweep as a :class:`CollapseTable`.
 
         Returns
@@ -476,7 +480,7 @@ class SweepResult:
         sigma = np.array([to_host(r.sigma) for r in self.results])
         return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl, sigma=sigma)
 
-    def to_frame(self, form="long"):
+    def to_frame(self, form: str = "long") -> "pandas.DataFrame":  # noqa: F821
         """The sweep as a pandas DataFrame (see :meth:`CollapseTable.to_frame`).
 
         Parameters
@@ -493,7 +497,7 @@ class SweepResult:
         """
         return self.table().to_frame(form)
 
-    def to_dict(self, json_safe=False):
+    def to_dict(self, json_safe: bool = False) -> dict:
         """The summary table as a dict (see :meth:`CollapseTable.to_dict`), plus ``model``.
 
         Parameters
@@ -522,7 +526,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
           seed=0, solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
           clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
           batch_size=128, center=False, rtol=None, out=None, chunk_size=None, overwrite=False,
-          scheduler=None, dtype="float64"):
+          scheduler=None, dtype="float64") -> "SweepResult":
     """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
@@ -666,7 +670,7 @@ class CollapseTable:
             return row
         return self.columns[name]
 
-    def to_dict(self, json_safe=False):
+    def to_dict(self, json_safe: bool = False) -> dict:
         """Return the columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
 
         Parameters
@@ -691,7 +695,7 @@ class CollapseTable:
             return jsonable({**out, "model": self.model, "theorem": self.theorem})
         return out
 
-    def to_frame(self, form="long"):
+    def to_frame(self, form: str = "long") -> "pandas.DataFrame":  # noqa: F821
         """The table as a pandas DataFrame (pandas is imported here; ``pip install "linvae[pandas]"``).
 
         Parameters
@@ -715,7 +719,7 @@ class CollapseTable:
         return make(self.model, self.theorem, self.columns, self.collapsed, self.kl_per_dim, self.sigma)
 
     @classmethod
-    def from_frame(cls, df):
+    def from_frame(cls, df: "pandas.DataFrame") -> "CollapseTable":  # noqa: F821
         """Rebuild a table from the long DataFrame of :meth:`to_frame`.
 
         Parameters
@@ -763,7 +767,7 @@ def _grid(**params):
 
 def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
                      eta_dec=1.0, latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5,
-                     sigma2="learnable", center=False, rtol=None):
+                     sigma2="learnable", center=False, rtol=None) -> "CollapseTable":
     """Predict which latent dims collapse, for a grid of hyperparameters, before any training.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``

@@ -11,8 +11,11 @@ Lucas, Tucker, Grosse & Norouzi (2019), *Don't Blame the ELBO! A Linear VAE Pers
 Posterior Collapse* — (ε, δ)-collapse.  Burda, Grosse & Salakhutdinov (2016), *Importance
 Weighted Autoencoders* — active units and importance-sampled log-likelihood.
 """
+from __future__ import annotations
+
 import logging
 import math
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -72,7 +75,8 @@ def _check_finite(a, name):
     return a
 
 
-def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
+def kl_per_dim(mu: Any, logvar: Optional[Any] = None, *, std: Optional[Any] = None,
+               prior_std: Union[float, Any] = 1.0) -> np.ndarray:
     """KL of ``N(μ, σ²)`` to the prior ``N(0, η²)`` for every example and latent dim (nats).
 
     Parameters
@@ -143,7 +147,7 @@ def _check_delta(delta):
     return delta
 
 
-def epsilon_delta_collapse(kl, eps, delta=0.05):
+def epsilon_delta_collapse(kl: Any, eps: float, delta: float = 0.05) -> np.ndarray:
     """Which latent dims are (ε, δ)-collapsed.
 
     Parameters
@@ -167,7 +171,8 @@ def epsilon_delta_collapse(kl, eps, delta=0.05):
     return collapse_curve(kl, [eps], delta, per_dim=True)[0]
 
 
-def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
+def collapse_curve(kl: Any, eps_grid: Union[Sequence[float], Any], delta: float = 0.05,
+                   per_dim: bool = False) -> np.ndarray:
     """Number of (ε, δ)-collapsed dims for every ε of a grid (the paper's collapse plots).
 
     Parameters
@@ -199,7 +204,8 @@ def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
     return masks if per_dim else masks.sum(axis=1)
 
 
-def active_units_variance(mu, threshold=0.01, return_variances=False):
+def active_units_variance(mu: Any, threshold: float = 0.01,
+                          return_variances: bool = False) -> Union[int, Tuple[int, np.ndarray]]:
     """Active units of Burda et al. (2016): dims whose encoder mean varies across the data.
 
     ``A_i = Cov_x(E_q[z_i]) > threshold``, counted in units.
@@ -226,7 +232,7 @@ def active_units_variance(mu, threshold=0.01, return_variances=False):
     return (count, var) if return_variances else count
 
 
-def active_units_kl(kl, threshold=0.01):
+def active_units_kl(kl: Any, threshold: float = 0.01) -> float:
     """The authors' scripts' "AU": fraction of (example, dim) pairs with ``KL_i(x) ≥ threshold``.
 
     This is not Burda et al.'s active-unit count (see :func:`active_units_variance`); it is a
@@ -292,7 +298,7 @@ def _check_xy(result, X, Y):
     return X, None
 
 
-def kl_per_example(result, X, Y=None):
+def kl_per_example(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """Closed-form per-example, per-dim KL of a linear fit (no sampling).
 
     VAE: ``KL(q(z|x) ‖ p(z))``; CVAE: ``KL(q(z|x, y) ‖ p(z))``; MHVAE: the top latent,
@@ -342,7 +348,7 @@ def _marginal_cov(result):
     return U1 @ cov1 @ U1.T + ed2 * np.eye(U1.shape[0])
 
 
-def exact_log_likelihood(result, X, Y=None):
+def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """Exact per-example marginal log-likelihood of a linear Gaussian fit (nats).
 
     ``log p(x)`` for the VAE and MHVAE, ``log p(y|x)`` for the CVAE. The oracle for
@@ -402,7 +408,7 @@ def _linear_log_weights(result, X, Y, rng, n_samples):
 
 
 def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed=0, progress=False,
-                      log_weights=None):
+                      log_weights=None) -> np.ndarray:
     """Importance-sampled marginal log-likelihood per example, the encoder as proposal.
 
     ``log p(x) ≈ logmeanexp_s [log p(x|z_s) + log p(z_s) − log q(z_s|x)]``, ``z_s ~ q(z|x)``

@@ -239,7 +239,7 @@ class CollapseMonitor:
         return None
 
     # ------------------------------------------------------------------ views
-    def to_frame(self, form: str = "long"):
+    def to_frame(self, form: str = "long") -> "pandas.DataFrame":  # noqa: F821
         """The records as a pandas DataFrame.
 
         Parameters
@@ -273,7 +273,7 @@ class CollapseMonitor:
                 rows.append(row)
         return pd.DataFrame(rows)
 
-    def plot(self, ax=None):
+    def plot(self, ax=None) -> "matplotlib.figure.Figure":  # noqa: F821
         """Per-dim KL (log scale) and the collapse counts against the training step.
 
         Parameters
@@ -316,7 +316,7 @@ class _null:
         return False
 
 
-def lightning_callback(monitor: CollapseMonitor):
+def lightning_callback(monitor: CollapseMonitor) -> Any:
     """A PyTorch Lightning callback that calls ``monitor.step(global_step)`` after each batch.
 
     Parameters

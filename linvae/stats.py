@@ -370,7 +370,7 @@ class Moments:
     def has_y(self):
         return self.yy is not None
 
-    def spectrum(self, rtol=None):
+    def spectrum(self, rtol=None) -> tuple:
         """Compute θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors.
 
         Parameters
@@ -387,7 +387,7 @@ class Moments:
         """
         return vae_spectrum(self, rtol)
 
-    def residual(self, rtol=None):
+    def residual(self, rtol=None) -> tuple:
         """Compute the CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺``.
 
         Parameters

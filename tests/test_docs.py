@@ -99,3 +99,20 @@ def test_sphinx_site_builds_without_warnings(tmp_path):
     nb = (out / "notebooks" / "reproduce_a_figure.html").read_text()
     assert "<img" in nb                                        # stored outputs rendered, no kernel run
     assert (out / "theory.html").exists()
+
+
+def test_public_api_is_typed():
+    pytest.importorskip("sklearn")
+    import linvae
+
+    assert os.path.exists(os.path.join(os.path.dirname(linvae.__file__), "py.typed"))
+    untyped = []
+    for name in _public_names():
+        obj = _obj(name)
+        if inspect.isclass(obj) or name.endswith("NotFittedError"):
+            continue
+        sig = inspect.signature(obj)
+        if sig.return_annotation is inspect.Signature.empty:
+            untyped.append(name)
+    # every public function and linvae-defined method carries a return annotation
+    assert not untyped, sorted(untyped)
