@@ -46,6 +46,10 @@ _LAZY = {"LinearVAE": "estimators", "LinearCVAE": "estimators", "LinearMHVAE": "
 
 def __getattr__(name):
     """Load the scikit-learn estimators on first use (scikit-learn is an optional dependency)."""
+    if name in ("estimators", "monitor"):     # submodules with optional dependencies
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
         import importlib
 
@@ -56,4 +60,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | {"estimators", "monitor"})

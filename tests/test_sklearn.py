@@ -135,3 +135,11 @@ def test_missing_sklearn_names_the_install_line(monkeypatch):
     monkeypatch.delitem(sys.modules, "linvae.estimators", raising=False)
     with pytest.raises(deps.MissingDependencyError, match=r'pip install "linvae\[sklearn\]"'):
         importlib.import_module("linvae.estimators")
+
+
+def test_lazy_names_resolve_to_the_estimators_module():
+    assert linvae.LinearVAE is linvae.estimators.LinearVAE
+    assert {"LinearVAE", "LinearCVAE", "LinearMHVAE", "estimators", "monitor"} <= set(dir(linvae))
+    assert linvae.monitor.CollapseMonitor.__module__ == "linvae.monitor"
+    with pytest.raises(AttributeError, match="nothere"):
+        linvae.nothere
