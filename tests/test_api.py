@@ -371,7 +371,7 @@ def test_vae_score_equals_monte_carlo_elbo():
         log_q = _log_normal(z, x @ W.T, s**2)
         log_p = _log_normal(z, 0.0, ee**2)
         vals.append(logp_x - beta * (log_q - log_p))
-    _mc_check(vals, est.elbo(X), est.score(X))
+    _mc_check(vals, est.elbo(X), est.elbo_score(X))
 
 
 def test_vae_fixed_sigma_score_equals_monte_carlo_elbo():
@@ -385,7 +385,7 @@ def test_vae_fixed_sigma_score_equals_monte_carlo_elbo():
         z = x @ est.W_.T + sig * rng.standard_normal((S_MC, 3))
         vals.append(_log_normal(x, z @ est.U_.T, ed**2)
                     - beta * (_log_normal(z, x @ est.W_.T, sig**2) - _log_normal(z, 0.0, ee**2)))
-    _mc_check(vals, est.elbo(X), est.score(X))
+    _mc_check(vals, est.elbo(X), est.elbo_score(X))
 
 
 def test_cvae_score_equals_monte_carlo_elbo():
@@ -400,7 +400,7 @@ def test_cvae_score_equals_monte_carlo_elbo():
         z = mu + s * rng.standard_normal((S_MC, 3))
         logp_y = _log_normal(y, z @ U1.T + U2 @ x, ed**2)
         vals.append(logp_y - beta * (_log_normal(z, mu, s**2) - _log_normal(z, 0.0, ee**2)))
-    _mc_check(vals, est.elbo(X, Y), est.score(X, Y))
+    _mc_check(vals, est.elbo(X, Y), est.elbo_score(X, Y))
 
 
 @pytest.mark.parametrize("sigma2", ["learnable", 0.9])
@@ -420,7 +420,7 @@ def test_mhvae_score_equals_monte_carlo_elbo(sigma2):
         t1 = _log_normal(z1, mu1, v1) - _log_normal(z1, z2 @ U2.T, ed**2)
         t2 = _log_normal(z2, z1 @ W2.T, v2) - _log_normal(z2, 0.0, ee**2)
         vals.append(rec - b1 * t1 - b2 * t2)
-    _mc_check(vals, est.elbo(X), est.score(X))
+    _mc_check(vals, est.elbo(X), est.elbo_score(X))
 
 
 @pytest.mark.parametrize("sigma2", ["learnable", 0.9])
@@ -431,7 +431,7 @@ def test_mhvae_score_is_maximal_at_closed_form(sigma2):
     est = LinearMHVAE(latent_dims=(4, 3), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
                       sigma2=sigma2).fit(X)
     res = est.result_
-    best = est.score(X)
+    best = est.elbo_score(X)
     A = X.T @ X / X.shape[0]
 
     def loss(r):
@@ -446,7 +446,7 @@ def test_mhvae_score_is_maximal_at_closed_form(sigma2):
             pert = dataclasses.replace(res, **{name: new})
             other = LinearMHVAE(**est.get_params()).fit(X)
             other.result_ = pert
-            s = other.score(X)
+            s = other.elbo_score(X)
             assert s <= best + 1e-12, (name, eps, s - best)
             # the score difference is the (independently computed) loss difference / (2 η_dec²)
             expected = -(loss(pert) - L0) / (2 * ed**2)
@@ -459,14 +459,14 @@ def test_vae_and_cvae_score_differences_match_loss():
     beta, ee, ed = 0.8, 1.2, 0.6
     est = LinearVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
     r = est.result_
-    best = est.score(X)
+    best = est.elbo_score(X)
     L0 = naive.vae_loss_loop(X, r.W, r.U, r.sigma, beta, ee, ed)
     for name in ("W", "U", "sigma"):
         G = rng.normal(size=getattr(r, name).shape)
         new = getattr(r, name) * np.exp(0.05 * G) if name == "sigma" else getattr(r, name) + 0.05 * G
         p = dataclasses.replace(r, **{name: new})
         est.result_ = p
-        s = est.score(X)
+        s = est.elbo_score(X)
         L = naive.vae_loss_loop(X, p.W, p.U, p.sigma, beta, ee, ed)
         assert s < best
         assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)
@@ -474,14 +474,14 @@ def test_vae_and_cvae_score_differences_match_loss():
     Xc, Yc = _cvae_data(18, n=100)
     c = LinearCVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(Xc, Yc)
     r = c.result_
-    best = c.score(Xc, Yc)
+    best = c.elbo_score(Xc, Yc)
     L0 = naive.cvae_loss_loop(Xc, Yc, r.W1, r.W2, r.U1, r.U2, r.sigma, beta, ee, ed)
     for name in ("W1", "W2", "U1", "U2", "sigma"):
         G = rng.normal(size=getattr(r, name).shape)
         new = getattr(r, name) * np.exp(0.05 * G) if name == "sigma" else getattr(r, name) + 0.05 * G
         p = dataclasses.replace(r, **{name: new})
         c.result_ = p
-        s = c.score(Xc, Yc)
+        s = c.elbo_score(Xc, Yc)
         L = naive.cvae_loss_loop(Xc, Yc, p.W1, p.W2, p.U1, p.U2, p.sigma, beta, ee, ed)
         assert s < best
         assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)

@@ -184,3 +184,45 @@ def test_entry_point_subprocess(npz):
     version = subprocess.run([sys.executable, "-m", "linvae", "--version"], capture_output=True, text=True,
                              env=env, timeout=120)
     assert version.returncode == 0 and linvae.__version__ in version.stdout
+
+
+# ----------------------------------------------------------------------------- issue #18
+
+def test_predict_formats_and_array_files(tmp_path, capsys):
+    import json
+
+    import linvae
+
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(200, 4)) * [2.0, 1.0, 0.5, 0.25]
+    betas = ["0.2", "1", "5"]
+    ref = linvae.predict_collapse(X, beta=[0.2, 1.0, 5.0])
+    np.save(tmp_path / "x.npy", X)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    for path in (tmp_path / "x.npy", tmp_path / "x.csv"):
+        assert main(["predict", "--data", str(path), "--beta", *betas, "--format", "json"]) == 0
+        got = json.loads(capsys.readouterr().out)
+        assert got["n_collapsed"] == ref["n_collapsed"].tolist()
+        np.testing.assert_allclose(np.array(got["kl_per_dim"], dtype=float), ref.kl_per_dim, rtol=1e-12)
+    assert main(["predict", "--data", str(tmp_path / "x.npy"), "--beta", *betas, "--format", "csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    head = lines[0].split(",")
+    assert head[:3] == ["beta", "eta_enc", "eta_dec"] and "kl_3" in head and "collapsed_0" in head
+    assert len(lines) == 4
+    for r, line in enumerate(lines[1:]):
+        row = dict(zip(head, line.split(",")))
+        assert int(row["n_collapsed"]) == ref["n_collapsed"][r]
+        assert float(row["kl_1"]) == ref.kl_per_dim[r, 1]
+    with pytest.raises(SystemExit) as info:
+        main(["predict", "--data", str(tmp_path / "x.npy"), "--model", "cvae"])
+    assert "npz" in _exit_message(info, capsys)
+
+
+def test_help_shows_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["predict", "--help"])
+    out = capsys.readouterr().out
+    assert "(default: mnist)" in out and "(default: table)" in out
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--help"])
+    assert "(default: results)" in capsys.readouterr().out

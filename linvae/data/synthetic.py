@@ -1,4 +1,4 @@
-"""Synthetic correlated (x, y) pairs of SPEC §5 (the paper's correlation table)."""
+"""Synthetic correlated (x, y) pairs (the paper's correlation table)."""
 import hashlib
 
 import numpy as np

@@ -1,6 +1,6 @@
 """VAE, CVAE and two-latent MHVAE in PyTorch with the paper's hyperparameter names.
 
-All models share the conventions of the linear theory (SPEC §1): prior ``N(0, η_enc² I)``,
+All models share the conventions of the linear theory: prior ``N(0, η_enc² I)``,
 Gaussian decoders with standard deviation ``η_dec``, encoder standard deviations σ that are
 ``"learnable"`` (predicted per example by the encoder), ``"global"`` (learned, independent of
 the input — the linear theory's Σ) or fixed to a number.  ``forward`` returns
@@ -9,7 +9,7 @@ the input — the linear theory's Σ) or fixed to a number.  ``forward`` returns
 ``−log p(x|z)`` for one sample z), ``kl`` (per example, summed), ``kl_per_dim`` (per example and
 dim, never summed), ``mu``, ``std`` (of the latent that collapses) and ``elbo`` (per example,
 β = 1).  ``kl_scale=0.5`` reproduces the authors' scripts, which halve the KL but not the
-reconstruction term (SPEC §7.4); the default 1 is the true β-ELBO.
+reconstruction term; the default 1 is the true β-ELBO.
 """
 import math
 

@@ -91,8 +91,24 @@ class FitResultMixin:
         """Number of latent dims that are not collapsed."""
         return int(np.size(self.collapsed) - self.n_collapsed)
 
-    def to_dict(self):
-        """All fields as a plain ``dict`` (arrays are copied to NumPy arrays)."""
+    def to_dict(self, json_safe=False):
+        """All fields as a plain ``dict`` (arrays are copied to NumPy arrays).
+
+        Parameters
+        ----------
+        json_safe : bool, default False
+            Give lists and Python scalars instead of arrays, so that ``json.dumps`` accepts the
+            result (non-finite floats become ``None``).
+
+        Returns
+        -------
+        dict
+            Field name → value.
+        """
+        if json_safe:
+            from .._tables import jsonable
+
+            return jsonable(self.to_dict())
         return {
             f.name: (np.array(to_host(getattr(self, f.name)))
                      if type(getattr(self, f.name)).__name__ == "ndarray" else getattr(self, f.name))
