@@ -66,10 +66,13 @@ def _is_ll(test, n, S, seed):
 
 def _cvae_grid_configs(betas, etas):
     """β sweep at η_enc = η_dec = 1 and η_dec sweep at β = 1 (their shared point trained once)."""
-    configs = {f"β={b:g}": dict(beta=b) for b in betas}
-    for e in etas:
-        configs.setdefault(f"η_dec={e:g}" if e != 1 else "β=1", dict(eta_dec=e))
-    return configs, [f"β={b:g}" for b in betas], [f"η_dec={e:g}" if e != 1 else "β=1" for e in etas]
+    shared = "β=1, η_dec=1"
+    beta_names = [shared if b == 1 else f"β={b:g}" for b in betas]
+    eta_names = [shared if e == 1 else f"η_dec={e:g}" for e in etas]
+    configs = {n: dict(beta=b) for n, b in zip(beta_names, betas)}
+    for n, e in zip(eta_names, etas):
+        configs.setdefault(n, dict(eta_dec=e))
+    return configs, beta_names, eta_names
 
 
 def fig2b(*, quick=False, seed=0, backend="auto", data=None):
@@ -119,13 +122,13 @@ def _mhvae_configs(grid, center_eta=0.5):
     configs = {}
     names = {"β₂": [], "β₁": [], "η_dec": []}
     for b in grid:
-        configs.setdefault(f"β₂={b:g}" if b != 1 else "β₁=β₂=1", dict(beta2=b))
-        names["β₂"].append(f"β₂={b:g}" if b != 1 else "β₁=β₂=1")
+        configs.setdefault(f"β₂={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5", dict(beta2=b))
+        names["β₂"].append(f"β₂={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5")
     for b in grid:
-        configs.setdefault(f"β₁={b:g}" if b != 1 else "β₁=β₂=1", dict(beta1=b))
-        names["β₁"].append(f"β₁={b:g}" if b != 1 else "β₁=β₂=1")
+        configs.setdefault(f"β₁={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5", dict(beta1=b))
+        names["β₁"].append(f"β₁={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5")
     for e in [0.25, 0.5, 1.0, 2.0]:
-        key = f"η_dec={e:g}" if e != center_eta else "β₁=β₂=1"
+        key = f"η_dec={e:g}" if e != center_eta else "β₁=β₂=1, η_dec=0.5"
         configs.setdefault(key, dict(eta_dec=e))
         names["η_dec"].append(key)
     return configs, names
