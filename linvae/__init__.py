@@ -39,4 +39,16 @@ __all__ = [
     "MHVAEFit",
     "MissingDependencyError",
     "metrics",
+    "data",
 ]
+
+#: Submodules loaded on first attribute access (``linvae.data``), so ``import linvae`` stays light.
+_LAZY_SUBMODULES = {"data"}
+
+
+def __getattr__(name):
+    if name in _LAZY_SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

