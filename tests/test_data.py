@@ -159,6 +159,7 @@ def test_subset_cache_is_written_once_and_then_used(tmp_path, monkeypatch, refer
     np.testing.assert_array_equal(again_labels, reference[1])
     np.testing.assert_array_equal(images, reference[0])
     assert again_meta == meta
+    assert meta["checksum"] == mnist._checksum(reference[0], reference[1])     # the arrays' own checksum
     sub, sub_labels, _ = load_mnist_subset(digits=[3])
     np.testing.assert_array_equal(sub, reference[0][reference[1] == 3])
 
@@ -177,12 +178,12 @@ def test_corrupt_subset_cache_falls_back_to_parsing_and_is_repaired(tmp_path, mo
         path.write_bytes(raw[: len(raw) // 2])
     else:
         with np.load(path) as f:
-            pixels, labels, digest = f["pixels"].copy(), f["labels"], str(f["checksum"])
+            fields = {name: f[name].copy() for name in f.files}
         if damage == "wrong_checksum":
-            pixels[0, 300] ^= 1                                   # one flipped bit in one pixel
+            fields["pixels"][0, 300] ^= 1                         # one flipped bit in one pixel
         else:
-            pixels = pixels[:-1]
-        np.savez(path, pixels=pixels, labels=labels, checksum=np.array(digest))
+            fields["pixels"] = fields["pixels"][:-1]
+        np.savez(path, **fields)
     images, labels, _ = load_mnist_subset()
     np.testing.assert_array_equal(images, reference[0])
     np.testing.assert_array_equal(labels, reference[1])
