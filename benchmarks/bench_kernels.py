@@ -19,23 +19,54 @@ def _state(B, P):
             [np.zeros(B, np.int64), np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)])
 
 
-class Compile:
-    """Cold compilation of the serial moment kernel in a fresh interpreter (on-disk cache removed)."""
+def _compile_time_module():
+    import importlib.util
 
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "compile_time.py")
+    spec = importlib.util.spec_from_file_location("_linvae_compile_time", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+class Compile:
+    """Cold first use: a fresh interpreter with an empty ``NUMBA_CACHE_DIR`` (it compiles what that
+    call needs, nothing else), per model kind; see ``benchmarks/scripts/compile_time.py``."""
+
+    params = (["vae_gd", "vae_adam", "cvae_adam", "mhvae_adam", "minibatch"],)
+    param_names = ["case"]
     timeout = 300
     number = 1
     repeat = 1
+    warmup_time = 0
 
-    def setup(self):
-        cache = os.path.join(os.path.dirname(cpu.__file__), "__pycache__")
-        for name in os.listdir(cache) if os.path.isdir(cache) else []:
-            if name.endswith((".nbi", ".nbc")):
-                os.remove(os.path.join(cache, name))
+    def setup(self, case):
+        import tempfile
 
-    def time_compile_moment_kernels(self):
-        code = ("import numpy as np, linvae, warnings; warnings.simplefilter('ignore');"
-                "linvae.fit(np.random.default_rng(0).normal(size=(20, 4)), solver='gd', max_iter=1)")
-        subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+        self.tmp = tempfile.mkdtemp(prefix="linvae-asv-compile-")
+        self.env = dict(os.environ, NUMBA_CACHE_DIR=os.path.join(self.tmp, "numba"),
+                        LINVAE_CACHE_DIR=os.path.join(self.tmp, "data"))
+        mod = _compile_time_module()
+        self.code = mod.SNIPPET.format(code=mod.CASES[case][1])
+
+    def teardown(self, case):
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _run(self):
+        subprocess.run([sys.executable, "-c", self.code], check=True, capture_output=True, env=self.env)
+
+    def time_first_use(self, case):
+        self._run()
+
+
+class CompileWarm(Compile):
+    """The same call in a later process: the on-disk cache written by a first run is loaded."""
+
+    def setup(self, case):
+        Compile.setup(self, case)
+        self._run()                                    # cold run, fills the cache
 
 
 class Step:

@@ -12,6 +12,9 @@
 4. The closed-form fit on N × 784 data (60,000 rows at full size) vs computing ``X.T @ X`` alone.
 5. One epoch of the data-space minibatch kernel (linear CVAE, MNIST quadrants, d_z = 64) vs the
    same model trained by the torch backend.
+6. First use: cold (empty ``NUMBA_CACHE_DIR``, fresh interpreter) and warm compile/cache-load cost
+   per model kind, and loading the embedded MNIST subset (first call / cached), optionally side
+   by side with an older commit (``--before REF``, checked out into a temporary git worktree).
 
 Results are printed and written (with the command line, machine and versions) to the output file,
 followed by the table of the benchmark issue's targets; anything after the line
@@ -284,11 +287,49 @@ def section_optimum(lines, quick, smoke, meas):
               f"| the same × {nbeta} β × 100 epochs (extrapolated) | {t_cepoch * nbeta * 100:.0f} | stochastic |", ""]
 
 
+def section_first_use(lines, smoke, before, main_job):
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scripts", "compile_time.py")
+    spec = importlib.util.spec_from_file_location("_linvae_compile_time", path)
+    ct = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ct)
+    cases = ["data"] if smoke else list(ct.CASES)
+    repos = [("this checkout", ct.ROOT)]
+    wt = None
+    if before:
+        wt = ct._worktree(before)
+        repos.insert(0, (before, wt))
+    try:
+        rows = [(ct.CASES[c][0], [ct.measure(repo, ct.CASES[c][1]) for _, repo in repos]) for c in cases]
+        if main_job:
+            rows.append(("`linvae reproduce fig2a --quick` (wall, cold caches)",
+                         [(ct.measure_main_job(repo), float("nan")) for _, repo in repos]))
+    finally:
+        if wt is not None:
+            import shutil
+            import subprocess
+
+            subprocess.run(["git", "-C", str(ct.ROOT), "worktree", "remove", "--force", str(wt)], capture_output=True)
+            shutil.rmtree(wt.parent, ignore_errors=True)
+    head = " | ".join(f"{label}: cold s | {label}: warm s" for label, _ in repos)
+    lines += ["## 6. First use: compile and data loading", "",
+              "Fresh interpreter per measurement; cold = empty `NUMBA_CACHE_DIR` and `LINVAE_CACHE_DIR`, "
+              "warm = a second process with the same directories. Times exclude `import linvae`.", "",
+              f"| first use | {head} |", "|---|" + "---:|---:|" * len(repos)]
+    for desc, vals in rows:
+        cells = " | ".join(f"{c:.2f} | " + ("–" if w != w else f"{w:.3f}") for c, w in vals)
+        lines.append(f"| {desc} | {cells} |")
+    lines.append("")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
     size.add_argument("--quick", action="store_true", help="smaller sizes (about a minute)")
     size.add_argument("--smoke", action="store_true", help="smallest sizes (seconds; used by the test suite)")
+    parser.add_argument("--before", metavar="REF", help="section 6 also measures this git ref (e.g. 5034eab)")
+    parser.add_argument("--main-job", action="store_true", help="section 6 also times `reproduce fig2a --quick`")
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "RESULTS.md"))
     args = parser.parse_args(argv)
     import numba
@@ -312,6 +353,7 @@ def main(argv=None):
     section_bound(lines, max(5, steps // 10), meas)
     section_closed_form(lines, 2000 if args.smoke else (20000 if args.quick else 60000), meas)
     section_minibatch(lines, args.smoke, meas)
+    section_first_use(lines, args.smoke, args.before, args.main_job)
     section_targets(lines, meas)
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)

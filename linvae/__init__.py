@@ -38,21 +38,23 @@ __all__ = [
     "MHVAEFit",
     "MissingDependencyError",
     "metrics",
+    "data",
 ]
 
 
 _LAZY = {"LinearVAE": "estimators", "LinearCVAE": "estimators", "LinearMHVAE": "estimators"}
+#: submodules loaded on first attribute access, so ``import linvae`` stays light (``data``) or works
+#: without their optional dependencies (``estimators`` needs scikit-learn, ``monitor`` torch)
+_LAZY_SUBMODULES = {"data", "estimators", "monitor"}
 
 
 def __getattr__(name):
-    """Load the scikit-learn estimators on first use (scikit-learn is an optional dependency)."""
-    if name in ("estimators", "monitor"):     # submodules with optional dependencies
-        import importlib
+    """Load the optional submodules and the scikit-learn estimators on first use."""
+    import importlib
 
+    if name in _LAZY_SUBMODULES:
         return importlib.import_module(f".{name}", __name__)
     if name in _LAZY:
-        import importlib
-
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
@@ -60,4 +62,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | {"estimators", "monitor"})
+    return sorted(set(globals()) | set(_LAZY) | _LAZY_SUBMODULES)

@@ -23,6 +23,9 @@ PARALLEL_MAX_WORK : float
     smaller than this many multiply-adds per step; larger problems run configurations one after
     the other and let the multithreaded BLAS inside each product use the cores (nesting both
     oversubscribes the cores and can be many times slower).
+PARALLEL_MIN_TOTAL_WORK : float
+    ... and only when all configurations together need at least this many multiply-adds per
+    step: below it the serial loop finishes before the parallel variant would have compiled.
 COLLAPSE_KL_TOL : float
     A trained latent dim counts as collapsed when its data-mean KL is below this (nats).
 DIVERGENCE_FACTOR : float
@@ -33,6 +36,7 @@ RANK_RTOL = 1e-10
 FASTMATH = False
 PARALLEL = True
 PARALLEL_MAX_WORK = 2e5
+PARALLEL_MIN_TOTAL_WORK = 1e6
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6
 DIVERGENCE_FACTOR = 1e3

@@ -432,7 +432,7 @@ def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol
         if options.solver == "minibatch":
             return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
                                    options, options.epochs, options.batch_size)
-        problem = _NormalizedVAEProblem(moments, model, dims, rtol)
+        problem = _NormalizedVAEProblem(moments, model, dims, rtol, options.solver, ee)
         hyper = problem.scale_hyper(hyper)
     else:
         d1, d2 = dims

@@ -187,6 +187,23 @@ def _power_of_two(mean_square):
     return float(2.0 ** np.round(np.log2(rms)))
 
 
+def _gd_scale(phi, eta_enc):
+    """Power-of-two target scale ``t`` for plain GD: ``θ₁/t ≈ η_enc²``.
+
+    In whitened coordinates, at the optimum of an active mode i (Thm 4), the loss curvature is
+    about ``2η_enc²`` along the decoder column and ``2θ_i²/η_enc²`` along the encoder row, and
+    rescaling the target by 1/t (η_dec with it) divides the latter by t² and leaves the former
+    alone; the slowest directions (rotations between latent dims, whose curvature scales like
+    1/t²) converge fastest when the two largest curvatures are balanced. ``θ₁`` is the largest
+    singular value of the whitened target ``Z`` (``φ = θ²``) and ``η_enc²`` the geometric mean
+    over the configurations. ``t`` is a power of two, so the rescaling is exact.
+    """
+    if not phi.size or not phi[0] > 0:
+        return 1.0
+    log_e2 = float(np.mean(np.log2(np.asarray(eta_enc, dtype=float) ** 2)))
+    return float(2.0 ** np.round(0.5 * np.log2(phi[0]) - log_e2))
+
+
 class _NormalizedVAEProblem:
     """A VAE/CVAE problem trained on data rescaled to unit size, results mapped back exactly.
 
@@ -200,19 +217,30 @@ class _NormalizedVAEProblem:
     trains as given (s = t = 1): plain GD is not equivariant (the decoder block scales with the
     data, the whitened encoder block does not), and on MNIST-scale data (RMS ≈ 0.3) rescaling
     to 1 slows GD by orders of magnitude. The loss history is that of the rescaled problem.
+
+    Plain GD (``solver="gd"`` with the configurations' ``eta_enc``) instead always picks the
+    target scale from the whitened spectrum and η_enc (:func:`_gd_scale`), inside the window
+    too, so its convergence speed no longer depends on the data's units.
     """
 
-    def __init__(self, moments, model, latent, rtol=None):
+    def __init__(self, moments, model, latent, rtol=None, solver="adam", eta_enc=None):
         m = moments
         self.sx = _power_of_two(np.trace(m.xx) / m.dx)
         self.t = self.sx if model == "vae" else _power_of_two(np.trace(m.yy) / m.dy)
+        probe = None
+        if solver == "gd" and eta_enc is not None:
+            probe = _VAEProblem(moments, model, latent, rtol)
+            self.t = _gd_scale(probe.phi, eta_enc)
+            if model == "vae":
+                self.sx = self.t
         sx, t = self.sx, self.t
         scaled = Moments(n=m.n, xx=m.xx / sx**2, xy=None if m.xy is None else m.xy / (sx * t),
                          yy=None if m.yy is None else m.yy / t**2,
                          mean_x=None if m.mean_x is None else m.mean_x / sx,
                          mean_y=None if m.mean_y is None else m.mean_y / t, centered=m.centered)
-        self.inner = _VAEProblem(scaled, model, latent, rtol)
-        self.original = _VAEProblem(moments, model, latent, rtol) if (sx, t) != (1.0, 1.0) else self.inner
+        unit = (sx, t) == (1.0, 1.0)
+        self.inner = probe if unit and probe is not None else _VAEProblem(scaled, model, latent, rtol)
+        self.original = self.inner if unit else probe or _VAEProblem(moments, model, latent, rtol)
 
     def __getattr__(self, name):
         # the kernels see the rescaled problem (Z, dims, init, kl_per_dim, ...)

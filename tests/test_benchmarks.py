@@ -23,7 +23,7 @@ def test_compare_smoke_writes_results(tmp_path):
     assert compare.main(["--smoke", "--out", str(out)]) == 0
     text = out.read_text()
     for heading in ("## 1. One Adam step", "## 2. Reaching the optimum", "## 3. Hardware bound",
-                    "## 4. Closed form", "## 5. One minibatch epoch", "## Targets"):
+                    "## 4. Closed form", "## 5. One minibatch epoch", "## 6. First use", "## Targets"):
         assert heading in text
     assert "old table" not in text and text.endswith("## Hand-written section\nkept\n")   # rest kept
     targets = text[text.index("## Targets"):text.index("<!-- end")]
@@ -52,3 +52,28 @@ def test_asv_suites_import_and_set_up():
     m = met.LogLikelihoodIS()
     m.setup(100)
     assert m.track_is_error_nats(100) < 1.0
+
+
+def test_first_use_suites_use_private_cache_dirs(tmp_path, monkeypatch):
+    """The cold-compile and data-loading suites never touch the package's or the user's caches."""
+    sys.path.insert(0, ROOT)
+    try:
+        ker = importlib.import_module("benchmarks.bench_kernels")
+        dat = importlib.import_module("benchmarks.bench_data")
+    finally:
+        sys.path.pop(0)
+    monkeypatch.setenv("LINVAE_CACHE_DIR", str(tmp_path / "user"))
+    comp = ker.Compile()
+    comp.setup("vae_gd")
+    assert "solver='gd'" in comp.code and os.listdir(comp.tmp) == []
+    assert comp.env["NUMBA_CACHE_DIR"].startswith(comp.tmp)
+    comp.teardown("vae_gd")
+    assert not os.path.exists(comp.tmp)
+    bench = dat.LoadMNISTSubsetCached()
+    bench.setup()
+    private = bench.tmp
+    assert os.listdir(private) == ["mnist5k.npz"]
+    bench.time_cached_load()
+    bench.teardown()
+    assert os.environ["LINVAE_CACHE_DIR"] == str(tmp_path / "user") and not os.path.exists(private)
+    assert not (tmp_path / "user").exists()

