@@ -14,7 +14,7 @@ import os
 import tempfile
 import shutil
 
-from .._store import DirectoryLock
+from .._store import DirectoryLock, atomic_write_bytes
 from ._common import NOT_RUN, commit_directory, save_output, timer, versions
 
 logger = logging.getLogger(__name__)
@@ -219,8 +219,8 @@ def write_report(out="results"):
     lines += ["", "| experiment / claim | theory predicts | measured | explanation | verdict |",
               "|---|---|---|---|---|", *rows, ""]
     path = os.path.join(out, "REPORT.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("\n".join(lines))
-    os.replace(tmp, path)
+    if not os.path.isdir(out):
+        raise FileNotFoundError(f"results directory {out!r} does not exist; run `linvae reproduce` into it first")
+    # a private temporary name per call (mkstemp), so concurrent calls never collide
+    atomic_write_bytes(path, "\n".join(lines).encode())
     return path

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._deps import import_optional
+from .._store import DirectoryLock, atomic_write_bytes
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
 from ..metrics import active_units_kl
@@ -117,7 +118,19 @@ class Trainer:
         return path
 
     def fit(self, X, Y=None):
-        """Train on ``X`` (and ``Y`` for the CVAE); returns the history dict."""
+        """Train on ``X`` (and ``Y`` for the CVAE); returns the history dict.
+
+        Raises
+        ------
+        OutputLockedError
+            When another thread or process trains into the same ``run_dir``.
+        """
+        if self.run_dir is None:
+            return self._fit(X, Y)
+        with DirectoryLock(self.run_dir, purpose=f"linvae Trainer of {type(self.model).__name__}"):
+            return self._fit(X, Y)
+
+    def _fit(self, X, Y):
         data = self._tensors([X] if Y is None else [X, Y])
         n = len(data[0])
         if any(len(d) != n for d in data):
@@ -157,10 +170,8 @@ class Trainer:
                     _atomic_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
                                   "history": self.history, "epoch": epoch + 1, "seed": self.seed,
                                   "scheduler": None if sched is None else sched.state_dict()}, ckpt_path)
-                    tmp = os.path.join(self.run_dir, ".history.json.tmp")
-                    with open(tmp, "w") as f:
-                        json.dump(self.history, f)
-                    os.replace(tmp, os.path.join(self.run_dir, "history.json"))
+                    # a private temporary name per write (two Trainers never share one)
+                    atomic_write_bytes(os.path.join(self.run_dir, "history.json"), json.dumps(self.history).encode())
         finally:
             if bar is not None:
                 bar.close()
