@@ -51,6 +51,29 @@ def current_umask():
     return mask
 
 
+#: name prefix and marker file of the temporary directories linvae creates; only directories
+#: carrying both are ever cleaned up (a user's ``.tmp-build/`` is never touched)
+OWN_PREFIX = ".linvae-tmp-"
+OWN_MARKER = ".linvae-owned"
+
+
+def own_temp_dir(parent, label=""):
+    """A new temporary directory in ``parent`` marked as linvae's (prefix + marker file), mode
+    ``0o777 & ~umask`` (``mkdtemp`` makes 0700)."""
+    path = tempfile.mkdtemp(prefix=f"{OWN_PREFIX}{label}", dir=parent)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o777 & ~current_umask())
+    with open(os.path.join(path, OWN_MARKER), "w") as f:
+        f.write("created by linvae; removed with its directory\n")
+    return path
+
+
+def is_own_temp_dir(path):
+    """Whether ``path`` is a temporary directory made by :func:`own_temp_dir`."""
+    return (os.path.basename(path).startswith(OWN_PREFIX) and os.path.isdir(path)
+            and not os.path.islink(path) and os.path.isfile(os.path.join(path, OWN_MARKER)))
+
+
 def atomic_write_json(path, obj):
     """:func:`atomic_write_bytes` of ``obj`` as indented JSON."""
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())

@@ -318,7 +318,7 @@ def test_concurrent_write_report_calls_all_succeed(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         paths = list(pool.map(lambda _: experiments.write_report(str(tmp_path)), range(200)))
     assert set(paths) == {os.path.join(str(tmp_path), "REPORT.md")}
-    assert (tmp_path / "REPORT.md").read_text().startswith("# linvae reproduction report")
+    assert (tmp_path / "REPORT.md").read_text().splitlines()[1] == "# linvae reproduction report"
     assert sorted(os.listdir(tmp_path)) == ["REPORT.md"]       # no temporaries left behind
     with pytest.raises(FileNotFoundError, match="does not exist"):
         experiments.write_report(str(tmp_path / "missing"))
@@ -362,3 +362,33 @@ def test_two_trainers_in_one_run_directory_do_not_race_on_history(tmp_path):
     assert len(errors) < 4
     assert json.loads((tmp_path / "history.json").read_text())["epoch"] == [1, 2, 3]
     del torch
+
+
+@pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
+def test_reproduce_never_touches_what_linvae_did_not_write(tmp_path):
+    out = tmp_path / "o"
+    (out / ".tmp-build").mkdir(parents=True)
+    (out / ".tmp-build" / "keep.txt").write_text("mine")
+    (out / ".old-notes").mkdir()
+    (out / ".linvae-tmp-fake").mkdir()                  # our prefix but no marker file: not ours
+    experiments.run_all(str(out), quick="tiny", ids=["table1"])
+    assert (out / ".tmp-build" / "keep.txt").read_text() == "mine"
+    assert (out / ".old-notes").is_dir() and (out / ".linvae-tmp-fake").is_dir()
+    assert not [n for n in os.listdir(out) if n.startswith(".linvae-tmp-") and n != ".linvae-tmp-fake"]
+    assert not os.path.exists(out / "table1" / ".linvae-owned")
+    # a REPORT.md the user wrote is kept; linvae's own is replaced
+    (out / "REPORT.md").write_text("my own notes\n")
+    with pytest.raises(FileExistsError, match="not written by linvae"):
+        experiments.write_report(str(out))
+    assert (out / "REPORT.md").read_text() == "my own notes\n"
+    os.unlink(out / "REPORT.md")
+    experiments.write_report(str(out))
+    experiments.write_report(str(out))                   # its own report: replaced without asking
+    # result directories follow the umask (mkdtemp alone makes them 0700)
+    assert (os.stat(out / "table1").st_mode & 0o777) == 0o777 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
