@@ -69,8 +69,11 @@ class Trainer:
     device : {"auto", "cpu", "cuda"}
     run_dir : str, optional
         Where ``checkpoint.pt`` (every epoch, written atomically) and ``history.json`` go.
-    resume : bool
-        Continue from the checkpoint in ``run_dir``.
+    resume : bool or "force"
+        Continue from the checkpoint in ``run_dir``. ``True`` refuses (ValueError naming what
+        changed) when lr, batch size, clip, schedule, seed or the model class differ from the
+        checkpoint's; ``"force"`` continues with the new values. The checkpoint is loaded with
+        ``torch.load(weights_only=True)``, so a crafted file cannot run code.
     overwrite : bool
         Allow starting a new run in a ``run_dir`` that already holds one.
     progress : bool
@@ -92,7 +95,9 @@ class Trainer:
         self.seed = check_int(seed, "seed", minimum=0)
         self.device = _device(device)
         self.run_dir = None if run_dir is None else os.fspath(run_dir)
-        self.resume = bool(resume)
+        if resume not in (True, False, "force"):
+            raise ValueError(f"resume must be True, False or 'force', got {resume!r}")
+        self.resume = resume
         self.overwrite = bool(overwrite)
         self.progress = bool(progress)
         self.eval_data = eval_data
@@ -145,10 +150,15 @@ class Trainer:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
         start = 0
         if self.resume and ckpt_path is not None and os.path.exists(ckpt_path):
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=False)
+            # weights_only=True: a checkpoint is data; loading a crafted one never runs code
+            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            self._check_settings(state.get("settings"), ckpt_path)
             self.model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-            if sched is not None:
+            if (state.get("settings") or {}).get("lr") != self.lr:    # resume="force" with a new lr: it wins
+                for group in opt.param_groups:
+                    group["lr"] = group["initial_lr"] = self.lr
+            if sched is not None and state.get("scheduler") is not None:
                 sched.load_state_dict(state["scheduler"])
             self.history = state["history"]
             start = state["epoch"]
@@ -169,6 +179,7 @@ class Trainer:
                 if ckpt_path is not None:
                     _atomic_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
                                   "history": self.history, "epoch": epoch + 1, "seed": self.seed,
+                                  "settings": self._settings(),
                                   "scheduler": None if sched is None else sched.state_dict()}, ckpt_path)
                     # a private temporary name per write (two Trainers never share one)
                     atomic_write_bytes(os.path.join(self.run_dir, "history.json"), json.dumps(self.history).encode())
@@ -176,6 +187,25 @@ class Trainer:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _settings(self):
+        return {"lr": self.lr, "batch_size": self.batch_size, "clip": self.clip, "schedule": self.schedule,
+                "seed": self.seed, "model": type(self.model).__name__}
+
+    def _check_settings(self, saved, path):
+        """Refuse to resume with other hyperparameters unless ``resume="force"``."""
+        now = self._settings()
+        if saved is None:
+            changed = ["the checkpoint records no settings (written by an older linvae)"]
+        else:
+            changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in now.items() if saved.get(k) != v]
+        if not changed:
+            return
+        if self.resume == "force":
+            logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
+            return
+        raise ValueError(f"cannot resume {path} with other settings ({'; '.join(changed)}); pass "
+                         "resume='force' to continue with the new ones, or use another run_dir")
 
     def _epoch(self, epoch, data, n, opt):
         self.model.train()
