@@ -13,6 +13,7 @@ import os
 import pickle
 import socket
 import tempfile
+import threading
 import time
 
 from ._warn import warn as _warn
@@ -28,8 +29,10 @@ LOCK_NAME = ".linvae.lock"
 def atomic_write_bytes(path, data):
     """Write ``data`` to ``path`` atomically (temporary file in the same directory + ``os.replace``)."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=".linvae-tmp-", dir=directory)
     try:
+        with contextlib.suppress(OSError, AttributeError):
+            os.fchmod(fd, 0o666 & ~current_umask())      # mkstemp makes 0600; follow the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -39,6 +42,36 @@ def atomic_write_bytes(path, data):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def current_umask():
+    """The process umask (read without changing it for longer than two system calls)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: name prefix and marker file of the temporary directories linvae creates; only directories
+#: carrying both are ever cleaned up (a user's ``.tmp-build/`` is never touched)
+OWN_PREFIX = ".linvae-tmp-"
+OWN_MARKER = ".linvae-owned"
+
+
+def own_temp_dir(parent, label=""):
+    """A new temporary directory in ``parent`` marked as linvae's (prefix + marker file), mode
+    ``0o777 & ~umask`` (``mkdtemp`` makes 0700)."""
+    path = tempfile.mkdtemp(prefix=f"{OWN_PREFIX}{label}", dir=parent)
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o777 & ~current_umask())
+    with open(os.path.join(path, OWN_MARKER), "w") as f:
+        f.write("created by linvae; removed with its directory\n")
+    return path
+
+
+def is_own_temp_dir(path):
+    """Whether ``path`` is a temporary directory made by :func:`own_temp_dir`."""
+    return (os.path.basename(path).startswith(OWN_PREFIX) and os.path.isdir(path)
+            and not os.path.islink(path) and os.path.isfile(os.path.join(path, OWN_MARKER)))
 
 
 def atomic_write_json(path, obj):
@@ -61,8 +94,24 @@ def _pid_alive(pid):
     return True
 
 
+def _host_lock_path(directory):
+    """Where the host-wide ``filelock`` guarding ``directory`` lives (outside it, so the directory
+    holds nothing of the lock once it is released)."""
+    import getpass
+    import hashlib
+
+    try:
+        user = str(os.getuid())
+    except AttributeError:                     # pragma: no cover - Windows
+        user = getpass.getuser()
+    root = os.path.join(tempfile.gettempdir(), f"linvae-locks-{user}")
+    os.makedirs(root, mode=0o700, exist_ok=True)
+    key = hashlib.sha256(os.path.realpath(directory).encode()).hexdigest()[:32]
+    return os.path.join(root, key + ".lock")
+
+
 class DirectoryLock:
-    """Exclusive lock on an output directory (a ``.linvae.lock`` file created with ``O_EXCL``).
+    """Exclusive lock on an output directory, held across threads and processes.
 
     Parameters
     ----------
@@ -74,84 +123,139 @@ class DirectoryLock:
     Raises
     ------
     OutputLockedError
-        On entry, when another live process holds the lock.
+        On entry, when another thread or live process holds the lock.
 
     Notes
     -----
-    A lock whose process no longer exists on this host (killed with SIGKILL, machine crash) is
-    stale: it is replaced with a :class:`UserWarning`. Locks from another host are never
-    broken automatically; delete the file by hand once that run is known to be gone.
+    Two layers: a :class:`filelock.FileLock` (``flock``) on a per-directory file in the temporary
+    directory excludes every other thread and process of this host (the kernel drops it when a
+    process dies), and ``.linvae.lock`` in the directory, created with ``O_EXCL``, names the
+    holder (pid, host, purpose) and excludes other hosts sharing the directory. The lock is
+    re-entrant within one thread only (``run_all`` -> ``run_experiment``); another thread of the
+    same process is refused like another process. A ``.linvae.lock`` whose process is gone (this
+    host), or that is empty or unreadable while nobody holds the host lock, is stale: it is
+    replaced with a :class:`UserWarning`. Locks from another host are never broken automatically;
+    delete the file by hand once that run is known to be gone.
     """
 
-    #: lock files this process holds -> nesting depth (a run that locks a directory may call
-    #: code that locks it again, e.g. ``run_all`` -> ``run_experiment``)
-    _owned = {}
+    #: per thread: lock files held -> nesting depth
+    _owned = threading.local()
 
     def __init__(self, directory, purpose="linvae run"):
-        self.directory = directory
-        self.path = os.path.abspath(os.path.join(directory, LOCK_NAME))
+        self.directory = os.fspath(directory)
+        self.path = os.path.abspath(os.path.join(self.directory, LOCK_NAME))
         self.purpose = purpose
         self._held = False
+        self._host_lock = None
+
+    @classmethod
+    def _depths(cls):
+        if not hasattr(cls._owned, "depth"):
+            cls._owned.depth = {}
+        return cls._owned.depth
 
     def _info(self):
         return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                "purpose": self.purpose}
+                "purpose": self.purpose, "thread": threading.get_ident()}
+
+    def _refuse(self, holder):
+        raise OutputLockedError(
+            f"{self.directory} is in use by another run ({_describe(holder)}); wait for it to finish "
+            f"or write to another directory. If that run is gone, delete {self.path}",
+            path=self.path, holder=holder) from None
 
     def acquire(self):
-        if self._owned.get(self.path):
-            self._owned[self.path] += 1
+        depths = self._depths()
+        if depths.get(self.path):
+            depths[self.path] += 1
             self._held = True
             return self
+        import filelock
+
         os.makedirs(self.directory, exist_ok=True)
-        for _ in range(3):
-            try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
+        host_lock = filelock.FileLock(_host_lock_path(self.directory), timeout=0)
+        try:
+            host_lock.acquire()
+        except filelock.Timeout:
+            holder = self._read()
+            for _ in range(20):              # the holder is writing its record right now
+                if holder is not None:
+                    break
+                time.sleep(0.05)
                 holder = self._read()
-                if holder is None:           # being written right now, or unreadable: look again
-                    time.sleep(0.05)
-                    holder = self._read()
-                if self._stale(holder):
-                    _warn(f"removing stale lock {self.path} left by {holder} (that process is gone)")
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(self.path)
-                    continue
-                raise OutputLockedError(
-                    f"{self.directory} is in use by another run ({_describe(holder)}); wait for it to finish "
-                    f"or write to another directory. If that run is gone, delete {self.path}",
-                    path=self.path, holder=holder) from None
-            with os.fdopen(fd, "w") as f:
-                json.dump(self._info(), f)
-            self._held = True
-            self._owned[self.path] = 1
-            return self
+            self._refuse(holder)
+        try:
+            self._take()
+        except BaseException:
+            host_lock.release()
+            raise
+        self._host_lock = host_lock
+        self._held = True
+        depths[self.path] = 1
+        return self
+
+    def _take(self):
+        """Create ``.linvae.lock`` (we hold the host lock: no other thread or process here competes)."""
+        for _ in range(3):
+            info = json.dumps(self._info()).encode()
+            fd, tmp = tempfile.mkstemp(prefix=".linvae-tmp-lock-", dir=self.directory)
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(info)
+                try:
+                    os.link(tmp, self.path)          # appears complete, fails if it exists
+                    return
+                except FileExistsError:
+                    pass
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+            holder = self._read()
+            if holder is None:
+                _warn(f"removing empty or unreadable lock file {self.path} (no run on this host holds it)")
+            elif holder.get("host") != socket.gethostname():
+                self._refuse(holder)
+            elif self._stale(holder):
+                _warn(f"removing stale lock {self.path} left by {holder} (that process is gone)")
+            else:
+                self._refuse(holder)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
         raise OutputLockedError(f"could not take the lock {self.path}", path=self.path, holder=None)
 
     def _read(self):
         try:
             with open(self.path) as f:
-                return json.load(f)
+                holder = json.load(f)
         except (OSError, ValueError):
             return None
+        return holder if isinstance(holder, dict) else None
 
     @staticmethod
     def _stale(holder):
         if not holder or holder.get("host") != socket.gethostname():
             return False
         pid = holder.get("pid")
-        return isinstance(pid, int) and pid != os.getpid() and not _pid_alive(pid)
+        # our own pid: a record this process left behind (we hold the host lock, so no thread of
+        # ours holds it now)
+        return isinstance(pid, int) and (pid == os.getpid() or not _pid_alive(pid))
 
     def release(self):
-        if self._held and self._owned.get(self.path, 0) > 1:
-            self._owned[self.path] -= 1
+        depths = self._depths()
+        if self._held and depths.get(self.path, 0) > 1:
+            depths[self.path] -= 1
             self._held = False
             return
         if self._held:
-            self._owned.pop(self.path, None)
+            depths.pop(self.path, None)
             holder = self._read()
-            if holder is None or holder.get("pid") == os.getpid():
+            if holder is None or (holder.get("pid") == os.getpid()
+                                  and holder.get("host") == socket.gethostname()):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path)
+            if self._host_lock is not None:
+                self._host_lock.release()
+                self._host_lock = None
             self._held = False
 
     def __enter__(self):

@@ -1,9 +1,12 @@
 """The ``linvae`` command line."""
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
+import zipfile
 
 import numpy as np
 
@@ -75,17 +78,20 @@ def _load(data, model):
             return x, y, f"{meta['source']}: x = bottom-left quarter (196 px), y = other quarters (588 px)"
         return images, None, meta["source"]
     if not data.endswith(".npz"):
-        raise SystemExit(f"error: --data must be 'mnist' or a path to an .npz file, got {data!r}")
+        raise ValueError(f"--data must be 'mnist' or a path to an .npz file, got {data!r}")
     try:
         with np.load(data) as f:
-            if "X" not in f:
-                raise SystemExit(f"error: {data} must contain an array named 'X' (and 'Y' for the CVAE); found {list(f)}")
-            X = f["X"]
-            Y = f["Y"] if "Y" in f else None
+            arrays = {k: f[k] for k in f if k in ("X", "Y")}
+            names = list(f)
     except FileNotFoundError:
-        raise SystemExit(f"error: --data file {data!r} does not exist") from None
+        raise ValueError(f"--data file {data!r} does not exist") from None
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as exc:    # truncated or not an npz
+        raise ValueError(f"--data file {data!r} is not a readable .npz: {_one_line(exc)}") from None
+    if "X" not in arrays:
+        raise ValueError(f"{data} must contain an array named 'X' (and 'Y' for the CVAE); found {names}")
+    X, Y = arrays["X"], arrays.get("Y")
     if model == "cvae" and Y is None:
-        raise SystemExit(f"error: --model cvae needs an array 'Y' in {data}")
+        raise ValueError(f"--model cvae needs an array 'Y' in {data}")
     if model != "cvae":
         Y = None
     return X, Y, data
@@ -152,10 +158,19 @@ def _cmd_reproduce(args):
             sys.stdout.write(f"{exp_id:16s} {title}\n")
         return 0
     if args.target == "report":
+        if not os.path.isdir(args.out):
+            raise ValueError(f"--out {args.out!r} does not exist; run `linvae reproduce all --out {args.out}` first")
         path = experiments.write_report(args.out)
         sys.stdout.write(f"report: {path}\n")
         return 0
     data = args.data
+    if data is not None:
+        from .data import load_mnist
+
+        try:                                                   # fail now, not after the first experiment
+            load_mnist(data, split="train")
+        except Exception as exc:                               # noqa: BLE001 - any unreadable file
+            raise ValueError(f"--data {data!r} is not usable: {_one_line(exc)}") from None
     if args.target == "all":
         ids = [e for e, v in experiments.REGISTRY.items() if args.only is None or v[3] == args.only]
         ran = experiments.run_all(args.out, quick=args.quick, seed=args.seed, backend=args.backend, data=data,
@@ -173,14 +188,13 @@ def _cmd_reproduce(args):
             directory = experiments.run_experiment(args.target, args.out, quick=args.quick, seed=args.seed,
                                                    backend=args.backend, data=data, overwrite=args.overwrite)
         except FileExistsError as exc:
-            raise SystemExit(f"linvae reproduce: {exc}") from None
+            raise SystemExit(f"linvae reproduce: error: {_one_line(exc)}") from None
         stages.advance("writing the report")
         report = experiments.write_report(args.out)
         stages.advance("done")
     finally:
         stages.close()
     import json
-    import os
 
     with open(os.path.join(directory, "meta.json")) as f:
         meta = json.load(f)
@@ -266,16 +280,44 @@ def main(argv=None):
     from .exceptions import OutputLockedError
 
     previous = _terminate_as_interrupt()
+    out = getattr(args, "out", None)
+    created = out is not None and not os.path.exists(out)
     try:
         return args.func(args)
-    except (ValueError, TypeError, MissingDependencyError, FileExistsError, OutputLockedError) as exc:
-        parser.exit(2, f"linvae {args.command}: error: {exc}\n")
+    except (ValueError, TypeError, KeyError) as exc:            # the command line asked for something invalid
+        _remove_if_empty(out if created else None)
+        parser.exit(2, f"linvae {args.command}: error: {_one_line(exc)}\n")
+    except (MissingDependencyError, OutputLockedError, OSError, RuntimeError, ArithmeticError) as exc:
+        _remove_if_empty(out if created else None)                # the run itself failed: exit status 1
+        raise SystemExit(f"linvae {args.command}: error: {_one_line(exc)}") from None
+    except Exception as exc:                                    # noqa: BLE001 - never a traceback
+        _remove_if_empty(out if created else None)
+        logger.debug("traceback", exc_info=True)
+        raise SystemExit(f"linvae {args.command}: error: {type(exc).__name__}: {_one_line(exc)} "
+                         "(run with -v for details)") from None
     except KeyboardInterrupt:
+        _remove_if_empty(out if created else None)
         parser.exit(130, f"linvae {args.command}: interrupted; finished results were kept, run the same "
                          "command again to resume\n")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def _one_line(exc):
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+    text = " ".join(str(text).split()) or type(exc).__name__
+    if isinstance(exc, OSError) and not isinstance(exc, FileExistsError) and exc.filename and \
+            str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return text
+
+
+def _remove_if_empty(directory):
+    """Remove an output directory this command created when a failed run left it empty."""
+    if directory is not None:
+        with contextlib.suppress(OSError):
+            os.rmdir(directory)
 
 
 def _terminate_as_interrupt():

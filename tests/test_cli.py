@@ -226,3 +226,57 @@ def test_help_shows_defaults(capsys):
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
     assert "(default: results)" in capsys.readouterr().out
+
+
+def _cli(argv, capsys):
+    """(exit status, stderr text) of ``main(argv)``, as the interpreter would report them."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    if isinstance(code, str):             # SystemExit("message"): printed to stderr, status 1
+        return 1, err + code
+    return code, err
+
+
+def test_cli_errors_are_one_line_with_a_fixed_prefix_and_status(tmp_path, capsys):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_bytes(b"not a zip file at all")
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    nokey = tmp_path / "nokey.npz"
+    np.savez(nokey, images=np.zeros((2, 784)))
+    cases = [
+        (["reproduce", "table1", "--quick", "--data", str(tmp_path / "nodir"), "--out", str(tmp_path / "o1")],
+         2, "nodir"),
+        (["reproduce", "table1", "--quick", "--data", str(garbage), "--out", str(tmp_path / "o2")], 2, "garbage"),
+        (["reproduce", "table1", "--quick", "--data", str(empty), "--out", str(tmp_path / "o3")], 2, "x_train"),
+        (["reproduce", "table1", "--quick", "--data", str(nokey), "--out", str(tmp_path / "o4")], 2, "x_train"),
+        (["reproduce", "report", "--out", str(tmp_path / "missing")], 2, "missing"),
+        (["predict", "--data", str(garbage)], 2, "garbage"),
+        (["predict", "--data", str(tmp_path / "none.npz")], 2, "not exist"),
+    ]
+    for argv, status, needle in cases:
+        code, err = _cli(argv, capsys)
+        lines = err.strip().splitlines()
+        assert code == status, (argv, code, err)
+        assert len(lines) == 1 and lines[0].startswith(f"linvae {argv[0]}: error: "), (argv, err)
+        assert needle in lines[0] and "Traceback" not in err
+    # a failed run leaves no empty output directory it created
+    assert not [n for n in os.listdir(tmp_path) if n.startswith("o")]
+
+
+def test_cli_unwritable_out_is_a_runtime_error(tmp_path, capsys):
+    if os.geteuid() == 0:
+        pytest.skip("root writes everywhere")
+    locked = tmp_path / "ro"
+    locked.mkdir()
+    os.chmod(locked, 0o500)
+    try:
+        code, err = _cli(["reproduce", "table1", "--quick", "--out", str(locked / "o")], capsys)
+    finally:
+        os.chmod(locked, 0o700)
+    lines = err.strip().splitlines()
+    assert code == 1 and len(lines) == 1 and lines[0].startswith("linvae reproduce: error: "), err
+    assert "Permission denied" in lines[0]

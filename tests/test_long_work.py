@@ -253,3 +253,142 @@ def test_doctor_self_check_runs_the_kernels():
 
     rows = dict(diagnose(check_kernels=True))
     assert rows["kernel self-check"].startswith("ok"), rows["kernel self-check"]
+
+
+def test_lock_holds_between_threads_of_one_process(tmp_path):
+    import threading
+
+    got = []
+    with DirectoryLock(tmp_path, "main thread"):
+        def other():
+            try:
+                DirectoryLock(tmp_path, "second thread").acquire()
+                got.append("acquired")
+            except OutputLockedError as exc:
+                got.append(exc)
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert len(got) == 1 and isinstance(got[0], OutputLockedError), got
+    assert got[0].holder["pid"] == os.getpid()
+    assert not os.path.exists(tmp_path / LOCK_NAME)
+    with DirectoryLock(tmp_path, "after release"):             # free again once released
+        assert os.path.exists(tmp_path / LOCK_NAME)
+
+
+@pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
+def test_two_threads_sweeping_into_one_directory_do_not_mix(tmp_path, reference):
+    import threading
+
+    out = tmp_path / "sweep"
+    outcomes = []
+
+    def run(betas):
+        try:
+            outcomes.append(len(linvae.sweep(X, **{**SWEEP, "beta": betas}, out=out, chunk_size=1)))
+        except OutputLockedError:
+            outcomes.append("locked")
+
+    threads = [threading.Thread(target=run, args=(b,)) for b in (BETAS, BETAS[:3])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, outcomes)) in (["3", "locked"], ["8", "locked"]), outcomes
+    loaded = linvae.SweepResult.load(out)                      # one consistent sweep, not a mix
+    n = len(loaded)
+    if n == len(BETAS):
+        _same(loaded, reference)
+    else:
+        np.testing.assert_array_equal(loaded.columns["beta"], BETAS[:3])
+
+
+def test_an_empty_lock_file_does_not_lock_forever(tmp_path):
+    (tmp_path / LOCK_NAME).write_text("")
+    with pytest.warns(UserWarning, match="empty or unreadable lock"):
+        with DirectoryLock(tmp_path, "x"):
+            assert json.loads((tmp_path / LOCK_NAME).read_text())["pid"] == os.getpid()
+    assert not os.path.exists(tmp_path / LOCK_NAME)
+
+
+def test_concurrent_write_report_calls_all_succeed(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: experiments.write_report(str(tmp_path)), range(200)))
+    assert set(paths) == {os.path.join(str(tmp_path), "REPORT.md")}
+    assert (tmp_path / "REPORT.md").read_text().splitlines()[1] == "# linvae reproduction report"
+    assert sorted(os.listdir(tmp_path)) == ["REPORT.md"]       # no temporaries left behind
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        experiments.write_report(str(tmp_path / "missing"))
+
+
+def test_new_files_follow_the_umask(tmp_path):
+    from linvae._store import atomic_write_bytes
+
+    old = os.umask(0o027)
+    try:
+        atomic_write_bytes(tmp_path / "f", b"x")
+    finally:
+        os.umask(old)
+    assert (os.stat(tmp_path / "f").st_mode & 0o777) == 0o640
+
+
+def test_two_trainers_in_one_run_directory_do_not_race_on_history(tmp_path):
+    torch = pytest.importorskip("torch")
+    import threading
+
+    from linvae import nn as lnn
+
+    errors = []
+
+    def train(seed):
+        try:
+            model = lnn.VAE(6, 2, hidden=4)
+            lnn.Trainer(model, epochs=3, batch_size=16, seed=seed, run_dir=tmp_path, overwrite=True,
+                        device="cpu").fit(np.random.default_rng(seed).random((64, 6)))
+        except OutputLockedError:
+            errors.append("locked")
+        except Exception as exc:                                # noqa: BLE001 - the race we test for
+            errors.append(exc)
+
+    threads = [threading.Thread(target=train, args=(s,)) for s in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(e == "locked" for e in errors), errors
+    assert len(errors) < 4
+    assert json.loads((tmp_path / "history.json").read_text())["epoch"] == [1, 2, 3]
+    del torch
+
+
+@pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
+def test_reproduce_never_touches_what_linvae_did_not_write(tmp_path):
+    out = tmp_path / "o"
+    (out / ".tmp-build").mkdir(parents=True)
+    (out / ".tmp-build" / "keep.txt").write_text("mine")
+    (out / ".old-notes").mkdir()
+    (out / ".linvae-tmp-fake").mkdir()                  # our prefix but no marker file: not ours
+    experiments.run_all(str(out), quick="tiny", ids=["table1"])
+    assert (out / ".tmp-build" / "keep.txt").read_text() == "mine"
+    assert (out / ".old-notes").is_dir() and (out / ".linvae-tmp-fake").is_dir()
+    assert not [n for n in os.listdir(out) if n.startswith(".linvae-tmp-") and n != ".linvae-tmp-fake"]
+    assert not os.path.exists(out / "table1" / ".linvae-owned")
+    # a REPORT.md the user wrote is kept; linvae's own is replaced
+    (out / "REPORT.md").write_text("my own notes\n")
+    with pytest.raises(FileExistsError, match="not written by linvae"):
+        experiments.write_report(str(out))
+    assert (out / "REPORT.md").read_text() == "my own notes\n"
+    os.unlink(out / "REPORT.md")
+    experiments.write_report(str(out))
+    experiments.write_report(str(out))                   # its own report: replaced without asking
+    # result directories follow the umask (mkdtemp alone makes them 0700)
+    assert (os.stat(out / "table1").st_mode & 0o777) == 0o777 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask

@@ -195,3 +195,35 @@ def test_missing_torch_names_the_install_line():
                           env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(linvae.__file__))})
     assert proc.returncode != 0
     assert 'pip install "linvae[torch]"' in proc.stderr
+
+
+def test_resume_refuses_changed_settings_unless_forced(tmp_path):
+    X = np.random.default_rng(5).random((100, 6))
+    model = lnn.VAE(6, 2, hidden=4)
+    lnn.Trainer(model, lr=1e-3, epochs=2, batch_size=32, seed=1, run_dir=tmp_path, device="cpu").fit(X)
+    for change in (dict(lr=1e-2), dict(seed=2), dict(batch_size=16), dict(schedule="cosine")):
+        kw = {**dict(lr=1e-3, epochs=3, batch_size=32, seed=1), **change}
+        with pytest.raises(ValueError, match=f"other settings.*{next(iter(change))}"):
+            lnn.Trainer(lnn.VAE(6, 2, hidden=4), run_dir=tmp_path, resume=True, device="cpu", **kw).fit(X)
+    trainer = lnn.Trainer(lnn.VAE(6, 2, hidden=4), lr=1e-2, epochs=3, batch_size=32, seed=1, run_dir=tmp_path,
+                          resume="force", device="cpu", schedule="cosine")
+    trainer.fit(X)
+    assert trainer.history["epoch"] == [1, 2, 3]
+
+
+def test_a_crafted_checkpoint_does_not_run_code(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "run").mkdir()
+    with open(tmp_path / "run" / "checkpoint.pt", "wb") as f:
+        pickle.dump({"model": Evil()}, f)
+    trainer = lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, run_dir=tmp_path / "run", resume=True, device="cpu")
+    with pytest.raises(Exception):
+        trainer.fit(np.random.default_rng(0).random((20, 6)))
+    assert not marker.exists()

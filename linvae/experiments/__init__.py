@@ -14,7 +14,7 @@ import os
 import tempfile
 import shutil
 
-from .._store import DirectoryLock
+from .._store import DirectoryLock, atomic_write_bytes, is_own_temp_dir, own_temp_dir
 from ._common import commit_directory, save_output, timer, versions
 
 logger = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
     exp_id = experiment.id
     elapsed = timer()
     output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
+    tmp = own_temp_dir(out, f"{exp_id}-")
     meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "seed": seed, "backend": backend,
             "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
             "wall_time_s": round(elapsed(), 3), "versions": versions()}
@@ -132,9 +132,13 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
 
 
 def _remove_partial(out):
-    """Delete temporary directories a killed run left behind (we hold the lock: nobody writes)."""
+    """Delete temporary directories a killed run left behind (we hold the lock: nobody writes).
+
+    Only linvae's own (``.linvae-tmp-`` name and marker file) are removed; anything else, such as
+    a user's ``.tmp-build/``, is left alone.
+    """
     for name in os.listdir(out):
-        if name.startswith((".tmp-", ".old-")) and os.path.isdir(os.path.join(out, name)):
+        if is_own_temp_dir(os.path.join(out, name)):
             logger.info("removing %s left by an interrupted run", name)
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
 
@@ -178,7 +182,7 @@ def _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, ba
     from ..distributed import SweepChunkError, map_tasks
 
     def finish(exp_id, files):
-        tmp = tempfile.mkdtemp(prefix=f".tmp-{exp_id}-", dir=out)
+        tmp = own_temp_dir(out, f"{exp_id}-")
         for name, blob in files.items():
             with open(os.path.join(tmp, name), "wb") as f:
                 f.write(blob)
@@ -195,14 +199,30 @@ def _run_on_dask(todo, out, quick, seed, backend, data, overwrite, scheduler, ba
                               f"{failures[first]!r}); the others finished", failures)
 
 
+#: first line of every REPORT.md linvae writes; a REPORT.md without it is the user's and is kept
+REPORT_MARKER = "<!-- written by linvae (`linvae reproduce report`); replaced on every run -->"
+
+
+def _is_own_report(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            first = f.readline().rstrip("\n")
+    except OSError:
+        return False
+    return first in (REPORT_MARKER, "# linvae reproduction report")   # the latter: reports of linvae <= 0.x
+
+
 def write_report(out="results"):
     """Write ``<out>/REPORT.md``: every claim, the theory's prediction, the measurement, a verdict."""
     from ._report import build_report
 
-    text = build_report(out, REGISTRY, PART_OF)
     path = os.path.join(out, "REPORT.md")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    if not os.path.isdir(out):
+        raise FileNotFoundError(f"results directory {out!r} does not exist; run `linvae reproduce` into it first")
+    if os.path.exists(path) and not _is_own_report(path):
+        raise FileExistsError(f"{path} was not written by linvae (its first line is not {REPORT_MARKER!r}); "
+                              "move it away, or write the results to another --out directory")
+    text = REPORT_MARKER + "\n" + build_report(out, REGISTRY, PART_OF)
+    # a private temporary name per call (mkstemp), so concurrent calls never collide
+    atomic_write_bytes(path, text.encode())
     return path

@@ -1,16 +1,17 @@
 """Shared machinery of the reproduction: output directories, metadata, CSV, claims."""
+import contextlib
 import csv
 import json
 import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from .._store import OWN_MARKER
 from .._version import __version__
 
 __all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict", "size"]
@@ -138,12 +139,16 @@ def commit_directory(tmp, final, overwrite):
         if not overwrite:
             shutil.rmtree(tmp, ignore_errors=True)
             raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
-        trash = tempfile.mkdtemp(prefix=".old-", dir=os.path.dirname(final))
+        from .._store import own_temp_dir
+
+        trash = own_temp_dir(os.path.dirname(final), "old-")
         os.replace(final, os.path.join(trash, "old"))
         os.replace(tmp, final)
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(tmp, final)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(final, OWN_MARKER))
 
 
 def timer():

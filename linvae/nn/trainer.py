@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from .._deps import import_optional
+from .._store import DirectoryLock, atomic_write_bytes
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
 from ..metrics import active_units_kl
@@ -81,8 +82,11 @@ class Trainer:
     device : {"auto", "cpu", "cuda"}
     run_dir : str, optional
         Where ``checkpoint.pt`` (every epoch, written atomically) and ``history.json`` go.
-    resume : bool
-        Continue from the checkpoint in ``run_dir``.
+    resume : bool or "force"
+        Continue from the checkpoint in ``run_dir``. ``True`` refuses (ValueError naming what
+        changed) when lr, batch size, clip, schedule, seed or the model class differ from the
+        checkpoint's; ``"force"`` continues with the new values. The checkpoint is loaded with
+        ``torch.load(weights_only=True)``, so a crafted file cannot run code.
     overwrite : bool
         Allow starting a new run in a ``run_dir`` that already holds one.
     progress : bool
@@ -104,7 +108,9 @@ class Trainer:
         self.seed = check_int(seed, "seed", minimum=0)
         self.device = _device(device)
         self.run_dir = None if run_dir is None else os.fspath(run_dir)
-        self.resume = bool(resume)
+        if resume not in (True, False, "force"):
+            raise ValueError(f"resume must be True, False or 'force', got {resume!r}")
+        self.resume = resume
         self.overwrite = bool(overwrite)
         self.progress = bool(progress)
         self.eval_data = eval_data
@@ -130,7 +136,19 @@ class Trainer:
         return path
 
     def fit(self, X, Y=None):
-        """Train on ``X`` (and ``Y`` for the CVAE); returns the history dict."""
+        """Train on ``X`` (and ``Y`` for the CVAE); returns the history dict.
+
+        Raises
+        ------
+        OutputLockedError
+            When another thread or process trains into the same ``run_dir``.
+        """
+        if self.run_dir is None:
+            return self._fit(X, Y)
+        with DirectoryLock(self.run_dir, purpose=f"linvae Trainer of {type(self.model).__name__}"):
+            return self._fit(X, Y)
+
+    def _fit(self, X, Y):
         data = self._tensors([X] if Y is None else [X, Y])
         n = len(data[0])
         if any(len(d) != n for d in data):
@@ -142,10 +160,15 @@ class Trainer:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
         start = 0
         if self.resume and ckpt_path is not None and os.path.exists(ckpt_path):
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=False)
+            # weights_only=True: a checkpoint is data; loading a crafted one never runs code
+            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            self._check_settings(state.get("settings"), ckpt_path)
             self.model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
-            if sched is not None:
+            if (state.get("settings") or {}).get("lr") != self.lr:    # resume="force" with a new lr: it wins
+                for group in opt.param_groups:
+                    group["lr"] = group["initial_lr"] = self.lr
+            if sched is not None and state.get("scheduler") is not None:
                 sched.load_state_dict(state["scheduler"])
             self.history = state["history"]
             start = state["epoch"]
@@ -166,15 +189,33 @@ class Trainer:
                 if ckpt_path is not None:
                     _atomic_save({"model": self.model.state_dict(), "optimizer": opt.state_dict(),
                                   "history": self.history, "epoch": epoch + 1, "seed": self.seed,
+                                  "settings": self._settings(),
                                   "scheduler": None if sched is None else sched.state_dict()}, ckpt_path)
-                    tmp = os.path.join(self.run_dir, ".history.json.tmp")
-                    with open(tmp, "w") as f:
-                        json.dump(self.history, f)
-                    os.replace(tmp, os.path.join(self.run_dir, "history.json"))
+                    # a private temporary name per write (two Trainers never share one)
+                    atomic_write_bytes(os.path.join(self.run_dir, "history.json"), json.dumps(self.history).encode())
         finally:
             if bar is not None:
                 bar.close()
         return self.history
+
+    def _settings(self):
+        return {"lr": self.lr, "batch_size": self.batch_size, "clip": self.clip, "schedule": self.schedule,
+                "seed": self.seed, "model": type(self.model).__name__}
+
+    def _check_settings(self, saved, path):
+        """Refuse to resume with other hyperparameters unless ``resume="force"``."""
+        now = self._settings()
+        if saved is None:
+            changed = ["the checkpoint records no settings (written by an older linvae)"]
+        else:
+            changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in now.items() if saved.get(k) != v]
+        if not changed:
+            return
+        if self.resume == "force":
+            logger.warning("resuming %s with changed settings: %s", path, "; ".join(changed))
+            return
+        raise ValueError(f"cannot resume {path} with other settings ({'; '.join(changed)}); pass "
+                         "resume='force' to continue with the new ones, or use another run_dir")
 
     def _epoch(self, epoch, data, n, opt):
         self.model.train()
