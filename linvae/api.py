@@ -181,12 +181,12 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     ------
     ValueError
         Bad arguments (the message names the argument); data whose second moments over- or
-        underflow float64 (largest |value| above about 1e153, or a non-zero column below
+        underflow float64 (largest absolute value above about 1e153, or a non-zero column below
         1.5e-154; the message gives the scale and a power-of-two rescaling); η_enc, η_dec or
         η_dec/η_enc whose square is not a normal float64.
     TrainingDivergedError
         ``"gd"``, ``"adam"``, ``"minibatch"``: a loss or gradient became non-finite, or the loss
-        exploded above ``L₀ + _config.DIVERGENCE_FACTOR·max(|L₀|, 1)`` (factor 1e3, ``L₀`` the
+        exploded above ``L₀ + _config.DIVERGENCE_FACTOR·max(abs(L₀), 1)`` (factor 1e3, ``L₀`` the
         loss at the initialization; checked every ``history_every`` steps, or every epoch), or
         the trained parameters are not finite in float64. The message names the configuration
         and the step (or epoch).

@@ -232,6 +232,9 @@ def table2(*, quick=False, seed=0, backend="auto", data=None):
                    "poor proposal in 784 dimensions and IS underestimates: "
                    + ", ".join(f"{m}: {g:.2f} nats" for m, g in zip(rows["model"][1:], gaps[1:]))),
     ]
+    if quick:
+        for c in claims:
+            c.note = (c.note + " " if c.note else "") + f"Quick run: IS with S = {S} on {n_eval} test images."
     relu_rows, relu_claim, relu_meta = _table2_relu(train, test, quick, seed, backend, S, n_eval)
     claims.append(relu_claim)
     with style() as plt:
@@ -244,8 +247,11 @@ def table2(*, quick=False, seed=0, backend="auto", data=None):
         tab.auto_set_font_size(False)
         tab.set_fontsize(8)
         ax.set_title("Table 2: linear VAE (MNIST test split, d₁ = 5, β = 4)")
+    budget_keys = ("epochs", "steps", "paper_steps", "step_ratio", "batch_size", "seeds", "architecture")
     return Output(fig, {"table2": rows, "table2_relu": relu_rows}, claims,
-                  {"data_checksum": meta["checksum"], "S": S, "n_eval": n_eval, "relu_arm": relu_meta})
+                  {"data_checksum": meta["checksum"], "S": S, "n_eval": n_eval, "relu_arm": relu_meta,
+                   "n_train": relu_meta["n_train"], "n_test": relu_meta["n_test"],
+                   **{k: relu_meta[k] for k in budget_keys}})
 
 
 def _table2_relu(train, test, quick, seed, backend, S, n_eval):
@@ -288,5 +294,5 @@ def _table2_relu(train, test, quick, seed, backend, S, n_eval):
                   "linear Thm 4 vs Thm 1", "AU per seed: learnable " + str([round(a, 3) for a in au["learnable σ (global)"]])
                   + ", fixed " + str([round(a, 3) for a in au["fixed Σ = I"]]), v, note=note)
     meta = {"architecture": models[next(iter(models))].architecture, "seeds": seeds, "settings": settings,
-            "S": S_relu, "n_eval": n_relu, **plan}
+            "S": S_relu, "n_eval": n_relu, "n_train": len(train), "n_test": len(test), **plan}
     return rows, claim, meta
