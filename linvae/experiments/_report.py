@@ -49,12 +49,17 @@ def build_report(out, registry, part_of=None):
     counts = {c: {CONFIRMED: 0, NOT_CONFIRMED: 0, BASIS_DEPENDENT: 0, NOT_RUN: 0, MEASURED: 0} for c in CATEGORIES}
     sections = []
     not_run = []
+    reasons = {}
+    reasons_path = os.path.join(out, "not_run.json")       # optional: why an experiment has no results here
+    if os.path.exists(reasons_path):
+        with open(reasons_path) as f:
+            reasons = json.load(f)
     for exp_id, entry in registry.items():
         title = entry[2]
         meta = metas.get(exp_id)
         if meta is None:
-            not_run.append(f"- `{exp_id}` ({title}): not run — no results in this directory (run "
-                           f"`linvae reproduce {exp_id}`).")
+            why = reasons.get(exp_id, f"no results in this directory (run `linvae reproduce {exp_id}`)")
+            not_run.append(f"- `{exp_id}` ({title}): not run — {why}.")
             continue
         mode = "quick" if meta.get("quick") else "full"
         fig = f"[figure]({exp_id}/figure.png)" if os.path.exists(os.path.join(out, exp_id, "figure.png")) else ""
