@@ -62,7 +62,7 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     where = []
     if len(miss):
         longer = sweep(x, y, beta=betas[miss], latent_dim=64, solver="adam", backend=backend, seed=seed,
-                       max_iter=10 * size(quick, 4000, 1500, 30))
+                       max_iter=size(quick, 10, 2) * size(quick, 4000, 1500, 30))
         tr_eps[miss] = 64 - _counts(longer, (x, y))
         for i in miss:
             j = int(np.argmin(np.abs(theta - betas[i])))        # the mode nearest the threshold βη_dec² (η_dec = 1)
@@ -70,8 +70,8 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
                          f"{'below' if theta[j] < betas[i] else 'above'} βη_dec² by {abs(theta[j] / betas[i] - 1):.1%}")
     fig = _active_figure(betas, exact, th_eps, tr_eps, "β", 64, "Thm 2", "Linear CVAE on MNIST quadrants")
     if len(miss):
-        note = (f"{len(miss)} β values disagreed after the first pass ({'; '.join(where)}); rerun with 10× the "
-                f"Adam steps: {int(np.sum(tr_eps[miss] == th_eps[miss]))} of {len(miss)} then agree. Modes within "
+        note = (f"{len(miss)} β values disagreed after the first pass ({'; '.join(where)}); rerun with "
+                f"{size(quick, 10, 2)}× the Adam steps: {int(np.sum(tr_eps[miss] == th_eps[miss]))} of {len(miss)} then agree. Modes within "
                 "a few percent of the threshold sit on a flat loss and converge sublinearly.")
     else:
         note = ""

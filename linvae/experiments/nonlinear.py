@@ -209,7 +209,8 @@ def fig3a(*, quick=False, seed=0, backend="auto", data=None):
         theory_curves[digit] = metrics.collapse_curve(lin.kl_per_example(xte, yte), EPS, DELTA)
         for arm, (arch, hidden, family) in FIG3A_ARMS.items():
             settings = AUTHORS[family]
-            plans[arm] = plan = budget(quick, len(train), settings["batch_size"], paper_steps=4_700, quick_steps=300)
+            plans[arm] = plan = budget(quick, len(train), settings["batch_size"], paper_steps=4_700,
+                                       quick_steps=60 if arch == "cnn" else 150)
             make = lambda **c: TwoBranchCVAE(arch=arch, hidden=hidden, eta_enc=0.5, eta_dec=0.5,  # noqa: E731
                                              kl_scale=settings["kl_scale"], **c)
             models = train_grid(make, {arm: {}}, seeds, (xtr, ytr), plan, settings, backend=backend)
@@ -254,7 +255,7 @@ def fig3a(*, quick=False, seed=0, backend="auto", data=None):
 
 # --------------------------------------------------------------------------------------- Fig 3b / 4
 
-def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick, title):
+def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick, title, quick_steps=150):
     """Tanh MHVAE over a (β₁, β₂) grid: reconstructions and z₂ collapse per cell."""
     from ..nn import TanhMHVAE
 
@@ -264,7 +265,7 @@ def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick
     images, _, meta = load_data(data)
     train, test = split(images, quick, seed)
     values = size(quick, values_full, values_quick, values_quick[:2])
-    plan = budget(quick, len(train), settings["batch_size"], quick_steps=150)
+    plan = budget(quick, len(train), settings["batch_size"], quick_steps=quick_steps)
     seeds = seeds_for(quick, seed)
     configs = {f"β₁={b1:g}, β₂={b2:g}": dict(beta1=b1, beta2=b2) for b1 in values for b2 in values}
     make = lambda **c: TanhMHVAE(arch=arch, kl_scale=ks, **c)  # noqa: E731
@@ -343,7 +344,7 @@ def fig3b(*, quick=False, seed=0, backend="auto", data=None):
 def cnn_mhvae(*, quick=False, seed=0, backend="auto", data=None):
     """CNN MHVAE reconstructions and z₂ collapse over (β₁, β₂) ∈ {1, 2, 4, 8, 16}² (appendix)."""
     return _grid_experiment(quick, seed, backend, data, "cnn", [1, 2, 4, 8, 16], [1, 4, 16],
-                            "CNN MHVAE over (β₁, β₂)")
+                            "CNN MHVAE over (β₁, β₂)", quick_steps=40)
 
 
 # --------------------------------------------------------------------------------------- Fig 5
@@ -353,9 +354,9 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
     from ..nn import VAE, Trainer
 
     images, _, meta = load_data(data)
-    train, test = split(images, quick, seed, quick_sizes=(256, 128), tiny_sizes=(16, 16))
-    batch = 64
-    plan = budget(quick, len(train), batch, paper_steps=20 * 63, quick_steps=8, tiny_steps=1)
+    train, test = split(images, quick, seed, quick_sizes=(32, 64), tiny_sizes=(16, 16))
+    batch = size(quick, 64, 16)
+    plan = budget(quick, len(train), batch, paper_steps=20 * 63, quick_steps=2, tiny_steps=1)
     seeds = seeds_for(quick, seed)
     small = 1e-3
     results, model = {}, None
