@@ -64,15 +64,19 @@ def _is_ll(test, n, S, seed):
 
 # --------------------------------------------------------------------------------------- Fig 2b / Table 3
 
-def _cvae_grid_configs(betas, etas):
-    """β sweep at η_enc = η_dec = 1 and η_dec sweep at β = 1 (their shared point trained once)."""
-    shared = "β=1, η_dec=1"
-    beta_names = [shared if b == 1 else f"β={b:g}" for b in betas]
-    eta_names = [shared if e == 1 else f"η_dec={e:g}" for e in etas]
-    configs = {n: dict(beta=b) for n, b in zip(beta_names, betas)}
-    for n, e in zip(eta_names, etas):
-        configs.setdefault(n, dict(eta_dec=e))
-    return configs, beta_names, eta_names
+def _one_at_a_time(shared, sweeps):
+    """Configurations of one-parameter sweeps around a shared point (trained once).
+
+    ``sweeps`` maps a panel label to ``(parameter, values, value at the shared point, symbol)``;
+    returns ``(configs, names)`` with ``configs`` name → keyword arguments and ``names`` panel
+    label → the configuration names of that sweep, in order.
+    """
+    configs, names = {}, {}
+    for label, (param, values, center, symbol) in sweeps.items():
+        names[label] = [shared if v == center else f"{symbol}={v:g}" for v in values]
+        for name, v in zip(names[label], values):
+            configs.setdefault(name, {param: v})
+    return configs, names
 
 
 def fig2b(*, quick=False, seed=0, backend="auto", data=None):
@@ -87,7 +91,9 @@ def fig2b(*, quick=False, seed=0, backend="auto", data=None):
     plan = budget(quick, len(train), settings["batch_size"], quick_steps=400)
     seeds = seeds_for(quick, seed)
     betas, etas = [0.1, 0.5, 1.0, 2.0], [0.25, 0.5, 1.0, 2.0]
-    configs, beta_names, eta_names = _cvae_grid_configs(betas, etas)
+    configs, names = _one_at_a_time("β=1, η_dec=1", {"β": ("beta", betas, 1, "β"),
+                                                      "η_dec": ("eta_dec", etas, 1, "η_dec")})
+    beta_names, eta_names = names["β"], names["η_dec"]
     make = lambda **c: TwoBranchCVAE(arch="relu", hidden=16, kl_scale=settings["kl_scale"], **c)  # noqa: E731
     models = train_grid(make, configs, seeds, (xtr, ytr), plan, settings, backend=backend)
     S, n = size(quick, (1000, len(xte)), (20, 100), (3, 10))
@@ -118,22 +124,6 @@ def fig2b(*, quick=False, seed=0, backend="auto", data=None):
 
 # --------------------------------------------------------------------------------------- Fig 2c / Table 5
 
-def _mhvae_configs(grid, center_eta=0.5):
-    configs = {}
-    names = {"β₂": [], "β₁": [], "η_dec": []}
-    for b in grid:
-        configs.setdefault(f"β₂={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5", dict(beta2=b))
-        names["β₂"].append(f"β₂={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5")
-    for b in grid:
-        configs.setdefault(f"β₁={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5", dict(beta1=b))
-        names["β₁"].append(f"β₁={b:g}" if b != 1 else "β₁=β₂=1, η_dec=0.5")
-    for e in [0.25, 0.5, 1.0, 2.0]:
-        key = f"η_dec={e:g}" if e != center_eta else "β₁=β₂=1, η_dec=0.5"
-        configs.setdefault(key, dict(eta_dec=e))
-        names["η_dec"].append(key)
-    return configs, names
-
-
 def fig2c(*, quick=False, seed=0, backend="auto", data=None):
     """The authors' tanh MHVAE (784–256–16, σ₁ = 0.5, η = 0.5): z₂ collapse over β₁, β₂, η_dec (and Table 5)."""
     from ..nn import TanhMHVAE
@@ -144,7 +134,8 @@ def fig2c(*, quick=False, seed=0, backend="auto", data=None):
     plan = budget(quick, len(train), settings["batch_size"], quick_steps=150)
     seeds = seeds_for(quick, seed)
     grid = [0.1, 0.5, 1.0, 2.0]
-    configs, names = _mhvae_configs(grid)
+    configs, names = _one_at_a_time("β₁=β₂=1, η_dec=0.5", {"β₂": ("beta2", grid, 1, "β₂"), "β₁": ("beta1", grid, 1, "β₁"),
+                                                            "η_dec": ("eta_dec", [0.25, 0.5, 1.0, 2.0], 0.5, "η_dec")})
     ks = settings["kl_scale"]
     make = lambda **c: TanhMHVAE(kl_scale=ks, **c)  # noqa: E731
     models = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend)
