@@ -48,6 +48,35 @@ def test_vae_shapes_and_gradients(arch, sigma):
     _grads_finite(model, out)
 
 
+def test_resnet18_layouts_flops_and_shapes():
+    """The default ResNet-18 has the standard (torchvision) layout: 7×7/2 stem, 3×3/2 max-pool and
+    stages at 7, 4, 2, 1 px, so tens of MFLOP per 28×28 image; the CIFAR layout keeps full resolution."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 784)
+    flops = {}
+    for arch in ("resnet18", "resnet18_cifar"):
+        model = lnn.VAE(784, 3, arch=arch).eval()
+        with torch.no_grad(), FlopCounterMode(display=False) as enc:
+            h = model.encoder(x)
+        with torch.no_grad(), FlopCounterMode(display=False) as dec:
+            out = model.decoder(torch.zeros(2, 3))
+        assert out.shape == (2, 784)
+        assert h.shape[0] == 2
+        flops[arch] = (enc.get_total_flops() / 2, dec.get_total_flops() / 2)
+    # independent count of the standard layout's stages: 3×3 convs at 7/4/2/1 px (2·k²·cin·cout·px² each)
+    conv = lambda px, cin, cout, k=3: 2 * k * k * cin * cout * px * px  # noqa: E731
+    stages = (4 * conv(7, 64, 64) + conv(4, 64, 128) + 3 * conv(4, 128, 128) + conv(2, 128, 256)
+              + 3 * conv(2, 256, 256) + conv(1, 256, 512) + 3 * conv(1, 512, 512))
+    stem = conv(14, 1, 64, k=7)
+    assert stages + stem <= flops["resnet18"][0] <= 1.1 * (stages + stem) + 2e6
+    assert flops["resnet18"][0] < 1e8 and flops["resnet18"][1] < 1e8
+    assert flops["resnet18_cifar"][0] > 10 * flops["resnet18"][0]
+    with pytest.raises(ValueError, match="28×28"):
+        lnn.VAE(100, 3, arch="resnet18")
+
+
 @pytest.mark.parametrize("arch", ["mlp", "cnn", "linear"])
 def test_cvae_shapes_and_gradients(arch):
     torch.manual_seed(1)

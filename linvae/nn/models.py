@@ -24,7 +24,7 @@ from .networks import CNNEncoder, build_decoder, build_encoder, mlp
 __all__ = ["VAE", "CVAE", "MHVAE", "LinearTorchVAE"]
 
 _LOG_2PI = math.log(2 * math.pi)
-ARCHS = ("mlp", "cnn", "resnet18", "linear")
+ARCHS = ("mlp", "cnn", "resnet18", "resnet18_cifar", "linear")
 PER_EXAMPLE = ("learnable", "signed", "signed_tanh")
 _SIGNED_FLOOR = 1e-12
 
@@ -162,7 +162,7 @@ class VAE(_Base):
     ----------
     input_dim : int
     latent_dim : int
-    arch : {"mlp", "cnn", "resnet18", "linear"}
+    arch : {"mlp", "cnn", "resnet18", "resnet18_cifar", "linear"}
         ``"linear"`` has no bias and no hidden layer (the linear model of the theory).
     hidden : int
         Hidden width of the MLP (the paper uses 784–256–16 style networks).

@@ -2,7 +2,8 @@
 import torch
 from torch import nn
 
-__all__ = ["mlp", "CNNEncoder", "CNNDecoder", "ResNet18Encoder", "ResNet18Decoder", "build_encoder",
+__all__ = ["mlp", "CNNEncoder", "CNNDecoder", "ResNet18Encoder", "ResNet18Decoder",
+           "ResNet18CifarEncoder", "ResNet18CifarDecoder", "build_encoder",
            "build_decoder"]
 
 
@@ -61,9 +62,9 @@ class BasicBlock(nn.Module):
         if stride != 1 or cin != cout:
             self.short = nn.Sequential(nn.Conv2d(cin, cout, 1, conv_stride, bias=False), nn.BatchNorm2d(cout))
 
-    def forward(self, x):
+    def forward(self, x, size=None):
         if self.up is not None:
-            x = self.up(x)
+            x = nn.functional.interpolate(x, size=size, mode="nearest") if size else self.up(x)
         out = torch.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return torch.relu(out + (x if self.short is None else self.short(x)))
@@ -72,18 +73,37 @@ class BasicBlock(nn.Module):
 _LAYOUT = [(64, 1), (128, 2), (256, 2), (512, 2)]   # ResNet-18: [2, 2, 2, 2] blocks per stage
 
 
+def _stages(cin):
+    """The four ResNet-18 stages ([2, 2, 2, 2] BasicBlocks) starting from ``cin`` channels."""
+    blocks = []
+    for cout, stride in _LAYOUT:
+        blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+        cin = cout
+    return nn.Sequential(*blocks)
+
+
+def _up_stages():
+    """The four stages mirrored: 512 → 256 → 128 → 64 channels, each stage but the last up-sampling ×2."""
+    blocks, cin = [], 512
+    for cout, stride in reversed(_LAYOUT[:-1]):
+        blocks += [BasicBlock(cin, cin, 1), BasicBlock(cin, cout, stride, upsample=True)]
+        cin = cout
+    return blocks
+
+
 class ResNet18Encoder(nn.Module):
-    """ResNet-18 (BasicBlock, [2, 2, 2, 2]) adapted to 28×28: 3×3 stem, no max-pool;
-    28 → 28 → 14 → 7 → 4, global average pool, linear head."""
+    """ResNet-18 with the standard (ImageNet, torchvision) layout on 28×28 inputs.
+
+    7×7 stride-2 stem and 3×3 stride-2 max-pool (28 → 14 → 7), then the four [2, 2, 2, 2]
+    BasicBlock stages at 7, 4, 2 and 1 px with 64, 128, 256 and 512 channels, global average pool
+    and a linear head: about 70 MFLOP per image forward.
+    """
 
     def __init__(self, out_dim, channels=1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
-        blocks, cin = [], 64
-        for cout, stride in _LAYOUT:
-            blocks += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-            cin = cout
-        self.blocks = nn.Sequential(*blocks)
+        self.stem = nn.Sequential(nn.Conv2d(channels, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                                  nn.MaxPool2d(3, 2, 1))
+        self.blocks = _stages(64)
         self.head = nn.Linear(512, out_dim)
 
     def forward(self, x):
@@ -92,17 +112,53 @@ class ResNet18Encoder(nn.Module):
 
 
 class ResNet18Decoder(nn.Module):
-    """The encoder mirrored: linear → 512×4×4, up-sampling BasicBlocks 4 → 7 → 14 → 28, 3×3 output conv."""
+    """:class:`ResNet18Encoder` mirrored: linear → 512×1×1, four BasicBlock stages up-sampling
+    1 → 2 → 4 → 7 px (512 → 256 → 128 → 64 channels), then two stride-2 transposed convolutions
+    (the stem's two down-samplings mirrored) 7 → 14 → 28 px: about 80 MFLOP per image forward."""
+
+    def __init__(self, in_dim, channels=1):
+        super().__init__()
+        self.fc = nn.Linear(in_dim, 512)
+        blocks, cin = [BasicBlock(512, 512, 1)], 512
+        for cout in (256, 128, 64):
+            blocks += [BasicBlock(cin, cout, 2, upsample=True), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.blocks = nn.Sequential(*blocks)
+        self.out = nn.Sequential(nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.BatchNorm2d(32), nn.ReLU(),
+                                 nn.ConvTranspose2d(32, channels, 4, 2, 1))
+
+    def forward(self, z):
+        h = self.fc(z).reshape(len(z), 512, 1, 1)
+        for block in self.blocks:
+            # the up-sampling blocks undo the encoder's 7 → 4 → 2 → 1: 1 → 2 → 4 → 7
+            h = block(h, size=7 if block.up is not None and h.shape[-1] == 4 else None)
+        return self.out(h).reshape(len(z), -1)
+
+
+class ResNet18CifarEncoder(nn.Module):
+    """ResNet-18 with the CIFAR layout (the previous default, ``arch="resnet18_cifar"``): 3×3
+    stride-1 stem, no max-pool, stages at 28, 14, 7 and 4 px — about 0.9 GFLOP per image forward."""
+
+    def __init__(self, out_dim, channels=1):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(channels, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU())
+        self.blocks = _stages(64)
+        self.head = nn.Linear(512, out_dim)
+
+    def forward(self, x):
+        h = self.blocks(self.stem(x.reshape(len(x), -1, 28, 28)))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(h, 1), 1))
+
+
+class ResNet18CifarDecoder(nn.Module):
+    """:class:`ResNet18CifarEncoder` mirrored: linear → 512×4×4, up-sampling BasicBlocks
+    4 → 7 → 14 → 28, 3×3 output conv (its up-sampling stages run 512/256/128 channels at 7/14/28 px:
+    about 3 GFLOP per image forward)."""
 
     def __init__(self, in_dim, channels=1):
         super().__init__()
         self.fc = nn.Linear(in_dim, 512 * 4 * 4)
-        blocks, cin = [], 512
-        for cout, stride in reversed(_LAYOUT[:-1]):
-            blocks += [BasicBlock(cin, cin, 1), BasicBlock(cin, cout, stride, upsample=True)]
-            cin = cout
-        blocks += [BasicBlock(64, 64, 1), BasicBlock(64, 64, 1)]
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*_up_stages(), BasicBlock(64, 64, 1), BasicBlock(64, 64, 1))
         self.out = nn.Conv2d(64, channels, 3, 1, 1)
 
     def forward(self, z):
@@ -111,15 +167,19 @@ class ResNet18Decoder(nn.Module):
         return self.out(self.blocks(h)).reshape(len(z), -1)
 
 
+_IMAGE_NETS = {"cnn": (CNNEncoder, CNNDecoder), "resnet18": (ResNet18Encoder, ResNet18Decoder),
+               "resnet18_cifar": (ResNet18CifarEncoder, ResNet18CifarDecoder)}
+
+
 def build_encoder(arch, in_dim, out_dim, hidden=256, depth=1):
-    """Encoder ``in_dim → out_dim`` of the given architecture ("mlp", "cnn", "resnet18", "linear")."""
+    """Encoder ``in_dim → out_dim`` of the given architecture ("mlp", "cnn", "resnet18", "resnet18_cifar", "linear")."""
     if arch == "mlp":
         return mlp(in_dim, hidden, out_dim, depth)
     if arch == "linear":
         return nn.Linear(in_dim, out_dim, bias=False)
     if in_dim != 784:
         raise ValueError(f"arch={arch!r} needs 28×28 images (784 inputs), got {in_dim}")
-    return CNNEncoder(out_dim) if arch == "cnn" else ResNet18Encoder(out_dim)
+    return _IMAGE_NETS[arch][0](out_dim)
 
 
 def build_decoder(arch, in_dim, out_dim, hidden=256, depth=1):
@@ -130,4 +190,4 @@ def build_decoder(arch, in_dim, out_dim, hidden=256, depth=1):
         return nn.Linear(in_dim, out_dim, bias=False)
     if out_dim != 784:
         raise ValueError(f"arch={arch!r} decodes 28×28 images (784 outputs), got {out_dim}")
-    return CNNDecoder(in_dim) if arch == "cnn" else ResNet18Decoder(in_dim)
+    return _IMAGE_NETS[arch][1](in_dim)
