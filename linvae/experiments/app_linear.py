@@ -51,7 +51,7 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     betas = np.linspace(0.1, 5.0, size(quick, 50, 6, 3))
     closed = sweep(x, y, beta=betas, latent_dim=64, solver="closed_form")
     trained = sweep(x, y, beta=betas, latent_dim=64, solver="adam", backend=backend, seed=seed,
-                    max_iter=size(quick, 4000, 1500, 30))
+                    max_iter=size(quick, 4000, 1000, 30))
     exact = closed.table()["n_active"]
     th_eps = 64 - _counts(closed, (x, y))
     tr_eps = 64 - _counts(trained, (x, y))
@@ -62,7 +62,7 @@ def cvae_beta(*, quick=False, seed=0, backend="auto", data=None):
     where = []
     if len(miss):
         longer = sweep(x, y, beta=betas[miss], latent_dim=64, solver="adam", backend=backend, seed=seed,
-                       max_iter=size(quick, 10, 2) * size(quick, 4000, 1500, 30))
+                       max_iter=size(quick, 10, 2) * size(quick, 4000, 1000, 30))
         tr_eps[miss] = 64 - _counts(longer, (x, y))
         for i in miss:
             j = int(np.argmin(np.abs(theta - betas[i])))        # the mode nearest the threshold βη_dec² (η_dec = 1)
@@ -91,7 +91,7 @@ def mhvae_beta2(*, quick=False, seed=0, backend="auto", data=None):
     kw = dict(model="mhvae", latent_dims=(10, 10), sigma1=0.5, eta_enc=0.5, eta_dec=0.5, beta1=1.0)
     closed = sweep(images, beta2=beta2, solver="closed_form", **kw)
     trained = sweep(images, beta2=beta2, solver="adam", backend=backend, seed=seed,
-                    max_iter=size(quick, 8000, 2000, 30), **kw)
+                    max_iter=size(quick, 8000, 1200, 30), **kw)
     exact = closed.table()["n_active"]
     th_eps = 10 - _counts(closed, (images,))
     tr_eps = 10 - _counts(trained, (images,))

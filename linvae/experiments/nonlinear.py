@@ -201,7 +201,7 @@ def fig3a(*, quick=False, seed=0, backend="auto", data=None):
         for arm, (arch, hidden, family) in FIG3A_ARMS.items():
             settings = AUTHORS[family]
             plans[arm] = plan = budget(quick, len(train), settings["batch_size"], paper_steps=4_700,
-                                       quick_steps=60 if arch == "cnn" else 150)
+                                       quick_steps=40 if arch == "cnn" else 100)
             make = lambda **c: TwoBranchCVAE(arch=arch, hidden=hidden, eta_enc=0.5, eta_dec=0.5,  # noqa: E731
                                              kl_scale=settings["kl_scale"], **c)
             models = train_grid(make, {arm: {}}, seeds, (xtr, ytr), plan, settings, backend=backend)
@@ -335,7 +335,7 @@ def fig3b(*, quick=False, seed=0, backend="auto", data=None):
 def cnn_mhvae(*, quick=False, seed=0, backend="auto", data=None):
     """CNN MHVAE reconstructions and z₂ collapse over (β₁, β₂) ∈ {1, 2, 4, 8, 16}² (appendix)."""
     return _grid_experiment(quick, seed, backend, data, "cnn", [1, 2, 4, 8, 16], [1, 4, 16],
-                            "CNN MHVAE over (β₁, β₂)", quick_steps=40)
+                            "CNN MHVAE over (β₁, β₂)", quick_steps=20)
 
 
 # --------------------------------------------------------------------------------------- Fig 5
