@@ -35,7 +35,7 @@ def _same(a, b):
     """Bit-identical fit results (every field but the training history)."""
     assert len(a) == len(b)
     for ra, rb in zip(a, b):
-        da_, db_ = ra.to_dict(), rb.to_dict()
+        da_, db_ = ra.to_dict(json_safe=False), rb.to_dict(json_safe=False)
         for key in da_:
             if key != "history":
                 np.testing.assert_array_equal(da_[key], db_[key], err_msg=key)

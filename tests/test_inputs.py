@@ -92,7 +92,7 @@ def _assert_same(a, b):
     elif isinstance(a, linvae.Moments):
         np.testing.assert_allclose(a.xx, b.xx, rtol=1e-12)
     elif hasattr(a, "to_dict"):
-        da, db = a.to_dict(), b.to_dict()
+        da, db = a.to_dict(json_safe=False), b.to_dict(json_safe=False)
         for k, v in da.items():
             if isinstance(v, np.ndarray) and v.dtype.kind in "fb":
                 assert not np.any(np.isnan(v)), k
@@ -123,7 +123,7 @@ def test_degenerate_but_legitimate_data_is_handled(case):
          "zero_data": np.zeros((10, 3)), "N<d": RNG.normal(size=(3, 8)), "latent>rank": BASE[:, :2] @ np.ones((2, 5))}[case]
     kw = {"latent_dim": 6} if case == "latent>rank" else {}
     res = linvae.fit(X, beta=1.0, **kw)
-    for k, v in res.to_dict().items():
+    for k, v in res.to_dict(json_safe=False).items():
         if isinstance(v, np.ndarray) and v.dtype.kind == "f":
             assert np.all(np.isfinite(v)), k
     rank = np.linalg.matrix_rank(X)

@@ -106,8 +106,14 @@ def test_to_dict_json_safe_and_row_indexing():
     rd = json.loads(json.dumps(r.to_dict(json_safe=True)))
     np.testing.assert_allclose(np.array(rd["W"]), r.W, rtol=1e-15)
     assert rd["n_iter"] is None and rd["theorem"] == r.theorem
-    # the default stays arrays
-    assert isinstance(r.to_dict()["W"], np.ndarray)
+    # the default is JSON-safe for every result type; json_safe=False gives NumPy arrays
+    for obj in (r, s, s.table()):
+        json.dumps(obj.to_dict())
+    assert isinstance(r.to_dict(json_safe=False)["W"], np.ndarray)
+    assert isinstance(s.table().to_dict(json_safe=False)["collapsed"], np.ndarray)
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({k: v for k, v in s.table().to_dict().items() if k in s.table().columns})
+    np.testing.assert_array_equal(frame["n_collapsed"].to_numpy(), s.table()["n_collapsed"])
 
 
 

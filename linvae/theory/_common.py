@@ -91,14 +91,14 @@ class FitResultMixin:
         """Number of latent dims that are not collapsed."""
         return int(np.size(self.collapsed) - self.n_collapsed)
 
-    def to_dict(self, json_safe=False):
+    def to_dict(self, json_safe=True):
         """All fields as a plain ``dict`` (arrays are copied to NumPy arrays).
 
         Parameters
         ----------
-        json_safe : bool, default False
-            Give lists and Python scalars instead of arrays, so that ``json.dumps`` accepts the
-            result (non-finite floats become ``None``).
+        json_safe : bool, default True
+            Lists and Python scalars, so that ``json.dumps`` accepts the result (non-finite floats
+            become ``None``); ``False`` gives NumPy arrays instead.
 
         Returns
         -------
@@ -108,7 +108,7 @@ class FitResultMixin:
         if json_safe:
             from .._tables import jsonable
 
-            return jsonable(self.to_dict())
+            return jsonable(self.to_dict(json_safe=False))
         return {
             f.name: (np.array(to_host(getattr(self, f.name)))
                      if type(getattr(self, f.name)).__name__ == "ndarray" else getattr(self, f.name))
