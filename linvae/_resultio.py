@@ -51,11 +51,11 @@ def _encode(value, key, arrays, what):
 
         arrays[key] = _array(to_host(value), what)
         return {"kind": "array"}
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) and "/" not in k for k in value):
-            raise TypeError(f"cannot checkpoint {what}: dict keys must be strings without '/'")
-        return {"kind": "dict", "items": {k: _encode(v, f"{key}/{k}", arrays, f"{what}[{k!r}]")
-                                          for k, v in value.items()}}
+    if isinstance(value, dict):                 # array names by position: any string key is safe
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"cannot checkpoint {what}: dict keys must be strings")
+        return {"kind": "dict", "items": [[k, _encode(v, f"{key}/{i}", arrays, f"{what}[{k!r}]")]
+                                          for i, (k, v) in enumerate(value.items())]}
     if isinstance(value, (list, tuple)):
         return {"kind": "list" if isinstance(value, list) else "tuple",
                 "items": [_encode(v, f"{key}/{i}", arrays, f"{what}[{i}]") for i, v in enumerate(value)]}
@@ -78,7 +78,7 @@ def _decode(desc, key, arrays):
     if kind == "array":
         return np.array(arrays[key])
     if kind == "dict":
-        return {k: _decode(v, f"{key}/{k}", arrays) for k, v in desc["items"].items()}
+        return {k: _decode(v, f"{key}/{i}", arrays) for i, (k, v) in enumerate(desc["items"])}
     if kind in ("list", "tuple"):
         items = [_decode(v, f"{key}/{i}", arrays) for i, v in enumerate(desc["items"])]
         return items if kind == "list" else tuple(items)

@@ -39,6 +39,10 @@ def _equal(a, b, where="result"):
         assert list(a) == list(b), where
         for k in a:
             _equal(a[k], b[k], f"{where}[{k!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            _equal(x, y, f"{where}[{i}]")
     elif isinstance(a, (float, np.floating)) and np.isnan(a):
         assert np.isnan(b), where
     else:
@@ -386,3 +390,32 @@ def test_fuzz_damaged_chunks_never_give_wrong_results(tmp_path_factory, pristine
         else:                                           # harmless damage (zip padding, trailing bytes)
             _same(loaded, reference)
         _same(linvae.sweep(X, **SW, out=out, chunk_size=10), reference)
+
+
+_RESULT = {}
+
+
+def _base_result(model):
+    if model not in _RESULT:
+        Y = X[:, :2] + 0.5 * np.random.default_rng(6).normal(size=(200, 2))
+        _RESULT[model] = {"vae": lambda: linvae.fit(X, beta=0.7), "cvae": lambda: linvae.fit(X, Y, beta=0.7),
+                          "mhvae": lambda: linvae.fit(X, model="mhvae", latent_dims=(3, 2))}[model]()
+    return _RESULT[model]
+
+
+_dtypes = st.sampled_from([np.float64, np.float32, np.int64, np.int32, np.bool_, np.complex128])
+_arr = st.tuples(_dtypes, st.lists(st.integers(0, 4), max_size=3), st.integers(0, 2**31 - 1)).map(
+    lambda t: (np.random.default_rng(t[2]).normal(size=t[1]) * 1e3).astype(t[0]))
+_leaf = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.text(max_size=8),
+                  st.floats(allow_nan=True, allow_infinity=True), _arr,
+                  st.floats(width=32).map(np.float32), st.integers(-9, 9).map(np.int64))
+_value = st.recursive(_leaf, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)), max_leaves=8)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(["vae", "cvae", "mhvae"]), st.floats(allow_nan=True, allow_infinity=True),
+       st.dictionaries(st.text(max_size=6), _value, max_size=4))
+def test_fuzz_any_plain_result_round_trips(model, loss, history):
+    r = dataclasses.replace(_base_result(model), loss=loss, history=history, n_iter=len(history))
+    _equal(_round_trip(r), r)

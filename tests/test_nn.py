@@ -326,6 +326,9 @@ def test_load_model_refuses_unknown_classes_and_crafted_files(tmp_path):
     (tmp_path / "b").mkdir()
     with open(tmp_path / "b" / "checkpoint.pt", "wb") as f:
         pickle.dump({"settings": Evil()}, f)
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a loadable linvae checkpoint.*weights_only"):
         lnn.Trainer.load_model(tmp_path / "b")
     assert not marker.exists()
+    torch.save({"model": {}}, tmp_path / "b" / "checkpoint.pt")            # loadable, but not ours
+    with pytest.raises(ValueError, match="not a linvae Trainer checkpoint"):
+        lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, run_dir=tmp_path / "b", resume=True, device="cpu").fit(X)

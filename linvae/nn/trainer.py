@@ -59,6 +59,28 @@ def epoch_seeds(seed, epoch):
     return seed * 1_000_003 + epoch, seed * 1_000_033 + epoch
 
 
+def _load_state(path, device):
+    """The checkpoint dict at ``path``, read with ``weights_only=True`` (a crafted file runs no code).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is not a readable linvae Trainer checkpoint.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a loadable linvae checkpoint (read with weights_only=True, which "
+                         f"refuses anything but tensors and plain data): {first}") from exc
+    if not isinstance(state, dict) or not {"model", "optimizer", "history", "epoch"} <= set(state):
+        raise ValueError(f"{path} is not a linvae Trainer checkpoint (it lacks model, optimizer, history "
+                         "or epoch)")
+    return state
+
+
 def data_fingerprint(validated, original=None):
     """``{"shape", "dtype", "sha256"}`` of a training array (the hash of its float64 bytes)."""
     dtype = getattr(original, "dtype", None) if original is not None else None
@@ -226,8 +248,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
         start = 0
         if self.resume and ckpt_path is not None and os.path.exists(ckpt_path):
-            # weights_only=True: a checkpoint is data; loading a crafted one never runs code
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            state = _load_state(ckpt_path, self.device)
             self._check_settings(state.get("settings"), ckpt_path)
             self.model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -351,8 +372,8 @@ class Trainer:
         if os.path.isdir(path):
             path = os.path.join(path, CHECKPOINT)
         dev = _device(device)
-        state = torch.load(path, map_location=dev, weights_only=True)
-        config = (state.get("settings") or {}).get("model_config") if isinstance(state, dict) else None
+        state = _load_state(path, dev)
+        config = (state.get("settings") or {}).get("model_config")
         if not config or config.get("arguments") is None:
             raise ValueError(f"{path} records no model configuration (written by an older linvae, or the "
                              "model's constructor arguments are not plain data); build the model yourself and "
