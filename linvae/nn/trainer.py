@@ -235,8 +235,9 @@ class Trainer:
         from .._validation import check_data
 
         arrays = [check_data(a, name, copy=False) for a, name in zip([X] if Y is None else [X, Y], ("X", "Y"))]
-        self._data_fingerprint = {name: data_fingerprint(a, original)
-                                  for a, name, original in zip(arrays, ("X", "Y"), (X, Y))}
+        if self.run_dir is not None:              # hashed only for checkpoints (resume compares it)
+            self._data_fingerprint = {name: data_fingerprint(a, original)
+                                      for a, name, original in zip(arrays, ("X", "Y"), (X, Y))}
         data = [torch.as_tensor(a, dtype=torch.get_default_dtype()).to(self.device) for a in arrays]
         n = len(data[0])
         if any(len(d) != n for d in data):
