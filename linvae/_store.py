@@ -10,7 +10,6 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import socket
 import tempfile
 import threading
@@ -19,7 +18,7 @@ import time
 from ._warn import warn as _warn
 from .exceptions import OutputLockedError
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_pickle", "DirectoryLock", "LOCK_NAME"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "DirectoryLock", "LOCK_NAME"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +78,21 @@ def atomic_write_json(path, obj):
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
-def atomic_pickle(path, obj):
-    """:func:`atomic_write_bytes` of ``pickle.dumps(obj)``."""
-    atomic_write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))
+def atomic_write_npz(path, arrays):
+    """:func:`atomic_write_bytes` of ``numpy.savez`` of ``arrays`` (a dict of plain arrays).
+
+    Object arrays are refused: the file must load with ``numpy.load(allow_pickle=False)``.
+    """
+    import io
+
+    import numpy as np
+
+    for name, a in arrays.items():
+        if np.asarray(a).dtype.hasobject:
+            raise TypeError(f"{path}: array {name!r} has dtype object, which only pickle can store")
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _pid_alive(pid):

@@ -48,3 +48,21 @@ class SweepMismatchError(ValueError):
 
 class IllConditionedWarning(UserWarning):
     """Second-moment directions were dropped as numerically zero although float64 resolves them."""
+
+
+class CorruptCheckpointError(SweepMismatchError):
+    """A checkpoint file (a sweep's ``sweep.json`` manifest) cannot be read or is not linvae's.
+
+    Attributes
+    ----------
+    path : str
+        The file.
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class CheckpointWarning(UserWarning):
+    """A checkpoint chunk was unreadable, garbled, truncated or belongs elsewhere; it is recomputed."""

@@ -55,7 +55,7 @@ def test_checkpointed_sweep_equals_in_memory_and_reloads(tmp_path, reference):
     res = linvae.sweep(X, **SWEEP, out=out, chunk_size=3)
     _same(res, reference)
     names = sorted(os.listdir(out))
-    assert names == ["chunk-00000.pkl", "chunk-00001.pkl", "chunk-00002.pkl", "sweep.json", "table.csv"]
+    assert names == ["chunk-00000.npz", "chunk-00001.npz", "chunk-00002.npz", "sweep.json", "table.csv"]
     _same(linvae.SweepResult.load(out), reference)
     rows = (out / "table.csv").read_text().splitlines()
     assert len(rows) == 1 + len(BETAS) and rows[0].startswith("beta,eta_enc,eta_dec,seed")
@@ -65,8 +65,8 @@ def test_checkpointed_sweep_equals_in_memory_and_reloads(tmp_path, reference):
 def test_resume_recomputes_only_missing_chunks(tmp_path, monkeypatch, reference):
     out = tmp_path / "sweep"
     linvae.sweep(X, **SWEEP, out=out, chunk_size=2)
-    os.unlink(out / "chunk-00001.pkl")
-    os.unlink(out / "chunk-00003.pkl")
+    os.unlink(out / "chunk-00001.npz")
+    os.unlink(out / "chunk-00003.npz")
     with pytest.raises(ValueError, match="incomplete: 2 of 4"):
         linvae.SweepResult.load(out)
     calls = _counting(monkeypatch)
@@ -81,13 +81,13 @@ def test_resume_recomputes_only_missing_chunks(tmp_path, monkeypatch, reference)
 def test_a_different_sweep_in_the_same_directory_is_refused(tmp_path):
     out = tmp_path / "sweep"
     linvae.sweep(X, **SWEEP, out=out, chunk_size=4)
-    before = (out / "chunk-00000.pkl").read_bytes()
+    before = (out / "chunk-00000.npz").read_bytes()
     for change in (dict(beta=BETAS[:5]), dict(eta_dec=0.5), dict(max_iter=100)):
         with pytest.raises(SweepMismatchError, match="different sweep"):
             linvae.sweep(X, **{**SWEEP, **change}, out=out, chunk_size=4)
     with pytest.raises(SweepMismatchError):
         linvae.sweep(X * 1.01, **SWEEP, out=out, chunk_size=4)         # other data
-    assert (out / "chunk-00000.pkl").read_bytes() == before              # nothing was touched
+    assert (out / "chunk-00000.npz").read_bytes() == before              # nothing was touched
     res = linvae.sweep(X, **{**SWEEP, "beta": BETAS[:5]}, out=out, chunk_size=4, overwrite=True)
     assert len(linvae.SweepResult.load(out)) == len(res) == 5
 

@@ -1,6 +1,7 @@
 """Torch backend: shapes and gradients of every architecture, the linear bridge to the closed
 form, importance sampling, checkpoint/resume, divergence and missing-dependency errors."""
 import os
+import re
 import subprocess
 import sys
 
@@ -256,3 +257,107 @@ def test_a_crafted_checkpoint_does_not_run_code(tmp_path):
     with pytest.raises(Exception):
         trainer.fit(np.random.default_rng(0).random((20, 6)))
     assert not marker.exists()
+
+
+def test_resume_refuses_changed_beta_model_or_data_naming_old_and_new(tmp_path):
+    # issue #17 class 3: "a different seed, β, batch size or dataset is accepted"
+    X = np.random.default_rng(5).random((100, 6))
+    lnn.Trainer(lnn.VAE(6, 2, hidden=4), lr=1e-3, epochs=2, batch_size=32, seed=1, run_dir=tmp_path,
+                device="cpu").fit(X)
+    cases = [
+        (dict(model=lnn.VAE(6, 2, hidden=4, beta=2.0)), [r"beta 1\.0 -> 2\.0"]),
+        (dict(model=lnn.VAE(6, 2, hidden=5)), [r"model_config\.arguments\.hidden 4 -> 5"]),
+        (dict(lr=3e-3), [r"lr 0\.001 -> 0\.003"]),
+        (dict(seed=4), [r"seed 1 -> 4"]),
+    ]
+    for change, patterns in cases:
+        kw = {**dict(lr=1e-3, epochs=3, batch_size=32, seed=1), **change}
+        model = kw.pop("model", lnn.VAE(6, 2, hidden=4))
+        with pytest.raises(ValueError, match="other settings") as info:
+            lnn.Trainer(model, run_dir=tmp_path, resume=True, device="cpu", **kw).fit(X)
+        for p in patterns:
+            assert re.search(p, str(info.value)), (p, str(info.value))
+    model = lnn.VAE(6, 2, hidden=4)
+    model.beta = 0.5                                        # changed after construction: still seen
+    with pytest.raises(ValueError, match=r"hyperparameters\.beta 1\.0 -> 0\.5"):
+        lnn.Trainer(model, lr=1e-3, epochs=3, batch_size=32, seed=1, run_dir=tmp_path, resume=True,
+                    device="cpu").fit(X)
+    for other, what in ((X[:90], r"data\.X shape \(100, 6\) float64 sha256 \w+ -> shape \(90, 6\)"),
+                        (X + 1e-9, r"data\.X shape \(100, 6\) float64 sha256 (\w+) -> shape \(100, 6\) float64 "
+                                   r"sha256 (?!\1)\w+"),
+                        (X.astype(np.float32), r"data\.X .* float64 .* -> .* float32")):
+        with pytest.raises(ValueError, match=what):
+            lnn.Trainer(lnn.VAE(6, 2, hidden=4), lr=1e-3, epochs=3, batch_size=32, seed=1, run_dir=tmp_path,
+                        resume=True, device="cpu").fit(other)
+    # the unchanged run resumes; forced, every change is accepted (and logged)
+    trainer = lnn.Trainer(lnn.VAE(6, 2, hidden=4, beta=2.0), lr=3e-3, epochs=3, batch_size=32, seed=4,
+                          run_dir=tmp_path, resume="force", device="cpu")
+    trainer.fit(X[:90])
+    assert trainer.history["epoch"] == [1, 2, 3]
+    trainer = lnn.Trainer(lnn.VAE(6, 2, hidden=4, beta=2.0), lr=3e-3, epochs=4, batch_size=32, seed=4,
+                          run_dir=tmp_path, resume=True, device="cpu")
+    trainer.fit(X[:90])                                     # the forced settings are now the recorded ones
+    assert trainer.history["epoch"] == [1, 2, 3, 4]
+
+
+def test_resume_of_a_cvae_checks_y_too(tmp_path):
+    rng = np.random.default_rng(8)
+    X, Y = rng.random((60, 3)), rng.random((60, 4))
+    lnn.Trainer(lnn.CVAE(3, 4, 2, hidden=4), epochs=1, batch_size=16, run_dir=tmp_path, device="cpu").fit(X, Y)
+    with pytest.raises(ValueError, match=r"data\.Y .* -> "):
+        lnn.Trainer(lnn.CVAE(3, 4, 2, hidden=4), epochs=2, batch_size=16, run_dir=tmp_path, resume=True,
+                    device="cpu").fit(X, Y[::-1])
+
+
+@pytest.mark.parametrize("make", [lambda: lnn.VAE(6, 2, hidden=4, beta=0.3, sigma="global"),
+                                  lambda: lnn.LinearTorchVAE(6, 2, eta_dec=0.7),
+                                  lambda: lnn.CVAE(2, 4, 2, hidden=3, kl_scale=0.5),
+                                  lambda: lnn.MHVAE(6, (3, 2), hidden=5, hidden2=4, beta2=0.4)])
+def test_a_checkpoint_rebuilds_its_model(tmp_path, make):
+    rng = np.random.default_rng(9)
+    model = make()
+    cvae = isinstance(model, lnn.CVAE)
+    X = rng.random((48, 2 if cvae else 6))
+    Y = rng.random((48, 4)) if cvae else None
+    model.kl_scale = 0.75                                   # a hyperparameter set after construction
+    lnn.Trainer(model, epochs=2, batch_size=16, run_dir=tmp_path, device="cpu").fit(X, Y)
+    rebuilt = lnn.Trainer.load_model(tmp_path)
+    assert type(rebuilt) is type(model) and rebuilt is not model
+    assert rebuilt.init_arguments == model.init_arguments and rebuilt.kl_scale == 0.75
+    assert list(rebuilt.state_dict()) == list(model.state_dict())
+    for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
+        assert torch.equal(a, b)
+    model.eval()
+    rebuilt.eval()
+    args = [torch.as_tensor(a, dtype=torch.get_default_dtype()) for a in ((X, Y) if cvae else (X,))]
+    torch.manual_seed(0)
+    want = model(*args)["loss"]
+    torch.manual_seed(0)
+    assert torch.equal(rebuilt(*args)["loss"], want)        # same model, same forward pass
+
+
+def test_load_model_refuses_unknown_classes_and_crafted_files(tmp_path):
+    import pickle
+
+    X = np.random.default_rng(5).random((40, 6))
+    lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, run_dir=tmp_path / "a", device="cpu").fit(X)
+    state = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    state["settings"]["model_config"]["class"] = "Popen"
+    torch.save(state, tmp_path / "a" / "checkpoint.pt")
+    with pytest.raises(ValueError, match="'Popen', which is not one of linvae's"):
+        lnn.Trainer.load_model(tmp_path / "a")
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    (tmp_path / "b").mkdir()
+    with open(tmp_path / "b" / "checkpoint.pt", "wb") as f:
+        pickle.dump({"settings": Evil()}, f)
+    with pytest.raises(ValueError, match=r"checkpoint\.pt is not a loadable linvae checkpoint.*weights_only"):
+        lnn.Trainer.load_model(tmp_path / "b")
+    assert not marker.exists()
+    torch.save({"model": {}}, tmp_path / "b" / "checkpoint.pt")            # loadable, but not ours
+    with pytest.raises(ValueError, match="not a linvae Trainer checkpoint"):
+        lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, run_dir=tmp_path / "b", resume=True, device="cpu").fit(X)

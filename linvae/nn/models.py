@@ -110,12 +110,59 @@ def _log_normal(x, mean, std):
     return -0.5 * ((((x - mean) / std) ** 2) + 2 * torch.log(std) + _LOG_2PI).sum(-1)
 
 
+def _records_arguments(cls, init):
+    """``init`` wrapped so that the constructor arguments land in ``self.init_arguments``.
+
+    The outermost constructor of an instance finishes last, so its arguments win (a subclass
+    calling ``super().__init__`` with other values records its own). Arguments that are not
+    plain JSON data leave ``init_arguments`` None (the model then cannot be rebuilt from a
+    checkpoint).
+    """
+    import functools
+    import inspect
+    import json
+
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def recording(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        try:
+            bound = signature.bind(self, *args, **kwargs)
+            bound.apply_defaults()
+            arguments = {}
+            for name, value in list(bound.arguments.items())[1:]:
+                kind = signature.parameters[name].kind
+                if kind is inspect.Parameter.VAR_POSITIONAL:
+                    raise TypeError("*args")
+                if kind is inspect.Parameter.VAR_KEYWORD:
+                    arguments.update(value)
+                else:
+                    arguments[name] = value
+            arguments = json.loads(json.dumps(arguments, allow_nan=False))
+        except (TypeError, ValueError):
+            arguments = None
+        self.__dict__["init_arguments"] = arguments
+
+    recording._records_arguments = True
+    return recording
+
+
 class _Base(nn.Module):
     #: scalar hyperparameters that :class:`~linvae.nn.BatchedTrainer` may set per configuration
     #: (as 0-d tensors) while it trains several configurations as one batched model
     HYPERPARAMETERS = ("beta", "eta_enc", "eta_dec", "kl_scale")
     #: a short description recorded in experiment metadata
     architecture = ""
+    #: the constructor's arguments (JSON data; None when not plain data), stored in checkpoints
+    #: so that :meth:`linvae.nn.Trainer.load_model` can rebuild the model
+    init_arguments = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None and not getattr(init, "_records_arguments", False):
+            cls.__init__ = _records_arguments(cls, init)
 
     def noise_shapes(self, n):
         """Shapes of the reparameterization noise one forward pass on ``n`` examples draws, in order."""

@@ -1,4 +1,5 @@
 """Training loop for the torch models: Adam, clipping, seeded, checkpointed, resumable."""
+import hashlib
 import json
 import logging
 import math
@@ -16,7 +17,7 @@ from ..metrics import active_units_kl
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["Trainer"]
+__all__ = ["Trainer", "data_fingerprint", "model_config"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -58,6 +59,85 @@ def epoch_seeds(seed, epoch):
     return seed * 1_000_003 + epoch, seed * 1_000_033 + epoch
 
 
+def _load_state(path, device):
+    """The checkpoint dict at ``path``, read with ``weights_only=True`` (a crafted file runs no code).
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is not a readable linvae Trainer checkpoint.
+    """
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a loadable linvae checkpoint (read with weights_only=True, which "
+                         f"refuses anything but tensors and plain data): {first}") from exc
+    if not isinstance(state, dict) or not {"model", "optimizer", "history", "epoch"} <= set(state):
+        raise ValueError(f"{path} is not a linvae Trainer checkpoint (it lacks model, optimizer, history "
+                         "or epoch)")
+    return state
+
+
+def data_fingerprint(validated, original=None):
+    """``{"shape", "dtype", "sha256"}`` of a training array (the hash of its float64 bytes)."""
+    dtype = getattr(original, "dtype", None) if original is not None else None
+    return {"shape": list(validated.shape), "dtype": str(dtype if dtype is not None else validated.dtype),
+            "sha256": hashlib.sha256(np.ascontiguousarray(validated).tobytes()).hexdigest()}
+
+
+def model_config(model):
+    """``{"class", "module", "arguments"}`` of a linvae model (``arguments`` None when unknown)."""
+    cls = type(model)
+    return {"class": cls.__name__, "module": cls.__module__, "arguments": getattr(model, "init_arguments", None)}
+
+
+def _hyperparameters(model):
+    out = {}
+    for name in getattr(type(model), "HYPERPARAMETERS", ()):
+        value = getattr(model, name, None)
+        if isinstance(value, torch.Tensor) and value.numel() == 1:
+            value = value.item()
+        out[name] = value if isinstance(value, (int, float, str, type(None))) else repr(value)
+    return out
+
+
+def _model_class(name, path):
+    """The linvae model class called ``name`` (only :mod:`linvae.nn`'s own classes qualify)."""
+    from . import authors, models
+
+    classes = {}
+    for module in (models, authors):
+        for value in vars(module).values():
+            if isinstance(value, type) and issubclass(value, models._Base) and value is not models._Base:
+                classes[value.__name__] = value
+    if name not in classes:
+        raise ValueError(f"{path} names model class {name!r}, which is not one of linvae's ({sorted(classes)})")
+    return classes[name]
+
+
+def _show(value):
+    if isinstance(value, dict) and set(value) == {"shape", "dtype", "sha256"}:
+        return f"shape {tuple(value['shape'])} {value['dtype']} sha256 {str(value['sha256'])[:12]}"
+    return repr(value)
+
+
+def _differences(saved, now, prefix=""):
+    """``["name old -> new", ...]`` for every setting that differs (nested dicts key by key)."""
+    out = []
+    for k, v in now.items():
+        name = f"{prefix}{k}"
+        if k not in saved:
+            out.append(f"{name} not recorded in the checkpoint -> {_show(v)}")
+        elif isinstance(v, dict) and isinstance(saved[k], dict) and set(v) != {"shape", "dtype", "sha256"}:
+            out.extend(_differences(saved[k], v, prefix=f"{name}."))
+        elif saved[k] != v:
+            out.append(f"{name} {_show(saved[k])} -> {_show(v)}")
+    return out
+
+
 class Trainer:
     """Minibatch Adam for :class:`~linvae.nn.VAE`, :class:`~linvae.nn.CVAE`, :class:`~linvae.nn.MHVAE`.
 
@@ -84,9 +164,12 @@ class Trainer:
         Where ``checkpoint.pt`` (every epoch, written atomically) and ``history.json`` go.
     resume : bool or "force"
         Continue from the checkpoint in ``run_dir``. ``True`` refuses (ValueError naming what
-        changed) when lr, batch size, clip, schedule, seed or the model class differ from the
+        changed, old -> new) when lr, batch size, clip, schedule (and with a schedule, epochs),
+        seed, the model class, its constructor arguments, its hyperparameters (β, η_enc, η_dec,
+        KL scale) or the training data (shape, dtype and SHA-256 of X and Y) differ from the
         checkpoint's; ``"force"`` continues with the new values. The checkpoint is loaded with
-        ``torch.load(weights_only=True)``, so a crafted file cannot run code.
+        ``torch.load(weights_only=True)``, so a crafted file cannot run code; it records the
+        model's constructor arguments, so :meth:`load_model` rebuilds the model.
     overwrite : bool
         Allow starting a new run in a ``run_dir`` that already holds one.
     progress : bool
@@ -149,7 +232,13 @@ class Trainer:
             return self._fit(X, Y)
 
     def _fit(self, X, Y):
-        data = self._tensors([X] if Y is None else [X, Y])
+        from .._validation import check_data
+
+        arrays = [check_data(a, name, copy=False) for a, name in zip([X] if Y is None else [X, Y], ("X", "Y"))]
+        if self.run_dir is not None:              # hashed only for checkpoints (resume compares it)
+            self._data_fingerprint = {name: data_fingerprint(a, original)
+                                      for a, name, original in zip(arrays, ("X", "Y"), (X, Y))}
+        data = [torch.as_tensor(a, dtype=torch.get_default_dtype()).to(self.device) for a in arrays]
         n = len(data[0])
         if any(len(d) != n for d in data):
             raise ValueError(f"X and Y must have the same number of samples, got {[len(d) for d in data]}")
@@ -160,8 +249,7 @@ class Trainer:
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, self.epochs) if self.schedule else None
         start = 0
         if self.resume and ckpt_path is not None and os.path.exists(ckpt_path):
-            # weights_only=True: a checkpoint is data; loading a crafted one never runs code
-            state = torch.load(ckpt_path, map_location=self.device, weights_only=True)
+            state = _load_state(ckpt_path, self.device)
             self._check_settings(state.get("settings"), ckpt_path)
             self.model.load_state_dict(state["model"])
             opt.load_state_dict(state["optimizer"])
@@ -199,16 +287,21 @@ class Trainer:
         return self.history
 
     def _settings(self):
-        return {"lr": self.lr, "batch_size": self.batch_size, "clip": self.clip, "schedule": self.schedule,
-                "seed": self.seed, "model": type(self.model).__name__}
+        settings = {"lr": self.lr, "batch_size": self.batch_size, "clip": self.clip, "schedule": self.schedule,
+                    "seed": self.seed, "model": type(self.model).__name__,
+                    "model_config": model_config(self.model), "hyperparameters": _hyperparameters(self.model),
+                    "data": getattr(self, "_data_fingerprint", None)}
+        if self.schedule is not None:             # the cosine schedule's length is part of it
+            settings["epochs"] = self.epochs
+        return settings
 
     def _check_settings(self, saved, path):
-        """Refuse to resume with other hyperparameters unless ``resume="force"``."""
+        """Refuse to resume with other hyperparameters or data unless ``resume="force"``."""
         now = self._settings()
         if saved is None:
             changed = ["the checkpoint records no settings (written by an older linvae)"]
         else:
-            changed = [f"{k} {saved.get(k)!r} -> {v!r}" for k, v in now.items() if saved.get(k) != v]
+            changed = _differences(saved, now)
         if not changed:
             return
         if self.resume == "force":
@@ -248,6 +341,51 @@ class Trainer:
             self.history["eval_active_units_kl"].append(active_units_kl(kl))
         if not math.isfinite(self.history["loss"][-1]):
             raise TrainingDivergedError(f"training diverged in epoch {epoch}", config={"epoch": epoch}, step=epoch)
+
+    @classmethod
+    def load_model(cls, run_dir, device="cpu"):
+        """Rebuild the model trained in ``run_dir`` from its checkpoint (configuration + weights).
+
+        Parameters
+        ----------
+        run_dir : str
+            A Trainer's ``run_dir`` (or the path of its ``checkpoint.pt``).
+        device : {"cpu", "cuda", "auto"}
+
+        Returns
+        -------
+        torch.nn.Module
+            A new instance of the checkpoint's model class, built from the recorded constructor
+            arguments, with the recorded hyperparameters (β, η, KL scale) and the trained weights.
+
+        Raises
+        ------
+        ValueError
+            When the checkpoint records no model configuration or names a class outside
+            :mod:`linvae.nn`.
+
+        Notes
+        -----
+        The checkpoint is read with ``torch.load(weights_only=True)`` and the class is looked up
+        among linvae's own model classes only, so loading a crafted file runs no code.
+        """
+        path = os.fspath(run_dir)
+        if os.path.isdir(path):
+            path = os.path.join(path, CHECKPOINT)
+        dev = _device(device)
+        state = _load_state(path, dev)
+        config = (state.get("settings") or {}).get("model_config")
+        if not config or config.get("arguments") is None:
+            raise ValueError(f"{path} records no model configuration (written by an older linvae, or the "
+                             "model's constructor arguments are not plain data); build the model yourself and "
+                             "load_state_dict(torch.load(path, weights_only=True)['model'])")
+        model_cls = _model_class(config.get("class"), path)
+        model = model_cls(**config["arguments"])
+        for name, value in ((state.get("settings") or {}).get("hyperparameters") or {}).items():
+            if name in model_cls.HYPERPARAMETERS:
+                setattr(model, name, value)
+        model.load_state_dict(state["model"])
+        return model.to(dev)
 
     def evaluate_kl(self, X, Y=None, batch_size=1000):
         """Per-example, per-dim KL (NumPy, (n, latent)) of the model on held-out data (no gradient)."""
