@@ -8,15 +8,14 @@ import numpy as np
 
 import linvae
 from linvae.kernels import cpu
+from linvae.kernels.contract import KernelOptions, KernelProblem, TrainState, size
 
 from ._data import spectrum_data
 
 warnings.simplefilter("ignore", linvae.ConvergenceWarning)
 
 
-def _state(B, P):
-    return ([np.zeros((B, P)) for _ in range(3)],
-            [np.zeros(B, np.int64), np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)])
+ADAM = KernelOptions.of(adam=True)          # Adam, lr 1e-3 below, no stopping test (tol = gtol = 0)
 
 
 def _compile_time_module():
@@ -80,22 +79,22 @@ class Step:
         self.Z = np.diag(np.sort(rng.uniform(0.05, 3, d))[::-1])
         if model == "vae":
             self.dims = np.array([d, k, d, 0], np.int64)
-            _, P = cpu.cvae_layout(d, k, d, 0)
+            P = size("vae", self.dims)
             self.hyper = np.column_stack([np.linspace(0.5, 2, B), np.ones(B), np.ones(B)])
-            self.run, self.learn = cpu.run_cvae, np.array([True])
+            self.run, self.learn = cpu.train_vae, np.array([True])
         else:
             self.dims = np.array([d, k, d, k], np.int64)
-            _, P = cpu.mhvae_layout(d, k, d, k)
+            P = size("mhvae", self.dims)
             self.hyper = np.column_stack([np.ones(B), np.linspace(0.5, 2, B), np.ones(B), np.ones(B)])
-            self.run, self.learn = cpu.run_mhvae, np.array([False, True])
+            self.run, self.learn = cpu.train_mhvae, np.array([False, True])
+        self.problem = KernelProblem.build("vae" if model == "vae" else "mhvae", self.Z, self.hyper, self.dims,
+                                           self.learn)
         self.theta0 = 0.1 * rng.normal(size=(B, P))
         self.B, self.P = B, P
         self.time_ten_adam_steps(B, d, model)                 # compile once
 
     def time_ten_adam_steps(self, B, d, model):
-        arrays, state = _state(self.B, self.P)
-        self.run(self.Z, self.theta0.copy(), *arrays, self.hyper, np.full(self.B, 1e-3), self.dims, self.learn,
-                 True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 10, *state)
+        self.run(self.problem, TrainState.start(self.theta0.copy(), 1e-3), ADAM, 10)
 
 
 class StepPrecision:
@@ -111,19 +110,15 @@ class StepPrecision:
         dt = np.dtype(dtype)
         self.Z = np.diag(np.sort(rng.uniform(0.05, 3, d))[::-1]).astype(dt)
         self.dims = np.array([d, k, d, 0], np.int64)
-        _, P = cpu.cvae_layout(d, k, d, 0)
+        P = size("vae", self.dims)
         self.hyper = np.column_stack([np.linspace(0.5, 2, B), np.ones(B), np.ones(B)]).astype(dt)
+        self.problem = KernelProblem.build("vae", self.Z, self.hyper, self.dims, [True], dtype=dt)
         self.theta0 = (0.1 * rng.normal(size=(B, P))).astype(dt)
         self.dt, self.B, self.P = dt, B, P
         self.time_ten_adam_steps(B, d, dtype)                 # compile once
 
     def time_ten_adam_steps(self, B, d, dtype):
-        dt = self.dt
-        arrays = [np.zeros((self.B, self.P), dt) for _ in range(3)]
-        state = [np.zeros(B, np.int64), np.full(B, np.inf, dt), np.zeros(B, dt), np.zeros(B, dt),
-                 np.zeros(B, np.int64)]
-        cpu.run_cvae(self.Z, self.theta0.copy(), *arrays, self.hyper, np.full(self.B, 1e-3, dt), self.dims,
-                     np.array([True]), True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 10, *state)
+        cpu.train_vae(self.problem, TrainState.start(self.theta0.copy(), 1e-3), ADAM, 10)
 
 
 class Convergence:

@@ -30,8 +30,8 @@ import warnings
 import numpy as np
 
 import linvae
-from linvae.kernels import cpu
-from linvae.kernels.reference import run_reference
+from linvae.kernels import array, cpu
+from linvae.kernels.contract import KernelOptions, KernelProblem, TrainState, size
 
 warnings.simplefilter("ignore", linvae.ConvergenceWarning)
 
@@ -51,30 +51,27 @@ def _problem(d, k, B, seed=0):
     theta = np.sort(rng.uniform(0.05, 3.0, size=d))[::-1]
     Z = np.diag(theta)                                  # whitened VAE: Z = P Φ^{1/2} in its eigenbasis
     dims = np.array([d, k, d, 0], np.int64)
-    _, P = cpu.cvae_layout(d, k, d, 0)
+    P = size("vae", dims)
     th = 0.1 * rng.normal(size=(B, P))
     hyper = np.column_stack([np.linspace(0.5, 2.0, B), np.ones(B), np.ones(B)])
     return Z, th, hyper, dims
 
 
-def _state(th):
-    B = th.shape[0]
-    return [th.copy(), np.zeros_like(th), np.zeros_like(th), np.zeros_like(th)], \
-        [np.zeros(B, np.int64), np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)]
+ADAM = KernelOptions.of(adam=True)          # Adam without lr decay or stopping test (tol = gtol = 0)
+
+
+def adam_steps(module, Z, th, hyper, dims, steps):
+    """``steps`` Adam steps (lr 1e-3) of the VAE kernel of ``module`` from a fresh state at ``th``."""
+    problem = KernelProblem.build("vae", Z, hyper, dims, [True], dtype=th.dtype)
+    module.train_vae(problem, TrainState.start(th.copy(), 1e-3), ADAM, steps)
 
 
 def numba_step(Z, th, hyper, dims, steps):
-    arrays, state = _state(th)
-    B = th.shape[0]
-    cpu.run_cvae(Z, *arrays, hyper, np.full(B, 1e-3), dims, np.array([True]), True, 0.9, 0.999, 1e-8, 0.0,
-                 0.0, 0.0, 0.0, steps, *state)
+    adam_steps(cpu, Z, th, hyper, dims, steps)
 
 
 def numpy_step(Z, th, hyper, dims, steps):
-    arrays, state = _state(th)
-    B = th.shape[0]
-    run_reference("cvae", Z, *arrays, hyper, np.full(B, 1e-3), dims, np.array([True]), True, 0.9, 0.999, 1e-8,
-                  0.0, 0.0, 0.0, 0.0, steps, *state)
+    adam_steps(array, Z, th, hyper, dims, steps)
 
 
 def torch_stepper(Z, th, hyper, dims):

@@ -21,8 +21,9 @@ def jsonable(obj: Any) -> Any:
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [jsonable(v) for v in obj]
-    if hasattr(obj, "__cuda_array_interface__") and hasattr(obj, "get"):
-        obj = obj.get()
+    from ._backend import to_host
+
+    obj = to_host(obj)
     if isinstance(obj, np.ndarray):
         return jsonable(obj.tolist())
     if isinstance(obj, np.generic):

@@ -1,11 +1,11 @@
 """Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`."""
-import dataclasses
 import os
 from typing import Union
 
 import numpy as np
 
 from . import _config, theory
+from ._backend import CHOICES, is_cupy
 from ._validation import (
     check_choice,
     check_int,
@@ -28,7 +28,7 @@ FitResult = Union[theory.VAEFit, theory.CVAEFit, theory.MHVAEFit]
 
 MODELS = {"auto", "vae", "cvae", "mhvae"}
 SOLVERS = {"closed_form", "gd", "adam", "minibatch"}
-BACKENDS = {"auto", "numba", "numpy", "cupy"}
+BACKENDS = set(CHOICES)
 
 
 def as_moments(X, Y=None, center=False):
@@ -208,8 +208,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
 
 def _on_input_device(result, X, Y=None):
     """Results live on the device their data came from: CuPy input gives CuPy arrays."""
-    if hasattr(X, "__cuda_array_interface__") or hasattr(Y, "__cuda_array_interface__"):
-        from .kernels.gpu import get_cupy
+    if is_cupy(X) or is_cupy(Y):
+        from ._backend import get_cupy
 
         cp = get_cupy()
         if isinstance(result, list):
@@ -245,7 +245,7 @@ def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0
             sigma1 = check_positive(sigma1, "sigma1")
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
                                  init_scale, history_every, progress, epochs, batch_size,
-                                 hasattr(X, "__cuda_array_interface__"), dtype)
+                                 is_cupy(X), dtype)
         grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
         cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=[seed])
         return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
@@ -385,14 +385,11 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
     epochs = check_int(epochs, "epochs")
     batch_size = check_int(batch_size, "batch_size")
     check_choice(backend, "backend", BACKENDS)
-    if backend == "auto" and device_input:
-        backend = "cupy"
-    if backend == "cupy":
-        if solver == "minibatch":
-            raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
-        from .kernels.gpu import get_cupy
+    if solver == "minibatch" and (backend == "cupy" or (backend == "auto" and device_input)):
+        raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
+    from ._backend import resolve
 
-        get_cupy()   # clear error with the install line when CuPy or the GPU is missing
+    backend = resolve(backend, device_input=device_input).name
     if lr is not None:
         lr = check_positive(lr, "lr")
     check_seed(seed, allow_array=True)
@@ -401,7 +398,7 @@ def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_deca
         gtol=check_nonneg(gtol, "gtol"), clip=check_nonneg(clip, "clip"),
         lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"), init_scale=check_positive(init_scale, "init_scale"),
         seed=seed, history_every=check_int(history_every, "history_every"), progress=bool(progress),
-        backend="numba" if backend == "auto" else backend, epochs=epochs, batch_size=batch_size,
+        backend=backend, epochs=epochs, batch_size=batch_size,
         dtype=dtype,
     )
 
@@ -411,46 +408,22 @@ def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol
 
     ``cols`` holds flat, equally long columns of hyperparameters and ``seed``.
     """
-    from .train import _MHVAEProblem, _NormalizedVAEProblem, train_batch, train_minibatch
+    from .train import train_grid
 
-    cols = {k: np.asarray(v) for k, v in cols.items()}
-    options = dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
-    ee, ed = cols["eta_enc"], cols["eta_dec"]
-    B = len(ee)
-    c2 = (ed / ee) ** 2
     if model in ("vae", "cvae"):
         if model == "cvae":
             _check_cvae_sigma(sigma)
             fixed = None
         else:
             fixed = check_sigma(sigma, "sigma", dims)
-        hyper = np.stack([cols["beta"], c2, ed**2], axis=1)
-        learn = np.array([fixed is None])
-        log_s = np.log(np.tile(fixed, (B, 1))) if fixed is not None else np.log(ee)[:, None] * np.ones(dims)
-        configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=fixed is None,
-                        seed=int(options.seed[b])) for b in range(B)]
-        if options.solver == "minibatch":
-            return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
-                                   options, options.epochs, options.batch_size)
-        problem = _NormalizedVAEProblem(moments, model, dims, rtol, options.solver, ee)
-        hyper = problem.scale_hyper(hyper)
-    else:
-        d1, d2 = dims
-        learn1 = isinstance(sigma1, str)
-        if learn1:
-            check_choice(sigma1, "sigma1", {"learnable"})
-        learn2 = isinstance(sigma2, str)
-        if learn2:
-            check_sigma(sigma2, "sigma2", d2)
-        problem = _MHVAEProblem(moments, dims, rtol)
-        hyper = np.stack([cols["beta1"], cols["beta2"], c2, ed**2], axis=1)
-        learn = np.array([learn1, learn2])
-        s1 = np.log(ee) if learn1 else np.full(B, np.log(check_positive(sigma1, "sigma1")))
-        s2 = np.log(ee) if learn2 else np.full(B, np.log(check_positive(sigma2, "sigma2")))
-        log_s = np.concatenate([s1[:, None] * np.ones(d1), s2[:, None] * np.ones(d2)], axis=1)
-        configs = [dict(beta1=cols["beta1"][b], beta2=cols["beta2"][b], eta_enc=ee[b], eta_dec=ed[b],
-                        learn1=learn1, learn2=learn2, seed=int(options.seed[b])) for b in range(B)]
-    return train_batch(problem, configs, hyper, log_s, learn, options)
+        return train_grid(moments, model, dims, cols, options, sigma=fixed, rtol=rtol, raw=raw)
+    if isinstance(sigma1, str):
+        check_choice(sigma1, "sigma1", {"learnable"})
+    if isinstance(sigma2, str):
+        check_sigma(sigma2, "sigma2", dims[1])
+    return train_grid(moments, model, dims, cols, options, rtol=rtol, raw=raw,
+                      sigma1=None if isinstance(sigma1, str) else check_positive(sigma1, "sigma1"),
+                      sigma2=None if isinstance(sigma2, str) else check_positive(sigma2, "sigma2"))
 
 
 class SweepResult:
@@ -658,7 +631,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     else:
         options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
                                  history_every, progress, epochs, batch_size,
-                                 hasattr(X, "__cuda_array_interface__"), dtype)
+                                 is_cupy(X), dtype)
         cols = _grid(**grid, seed=seeds)
     n = len(cols["eta_enc"])
     if chunk_size is None:

@@ -10,6 +10,7 @@ import zipfile
 
 import numpy as np
 
+from ._backend import CHOICES
 from ._version import __version__
 
 logger = logging.getLogger("linvae")
@@ -252,7 +253,7 @@ def build_parser():
     r.add_argument("--out", default="results", help="output directory")
     r.add_argument("--data", default=None, help="directory with the MNIST IDX files or an .npz (default: embedded subset)")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--backend", default="auto", choices=["auto", "numba", "numpy", "cupy"])
+    r.add_argument("--backend", default="auto", choices=list(CHOICES))
     r.add_argument("--overwrite", action="store_true", help="replace existing results")
     r.add_argument("--progress", action="store_true",
                    help="always show progress bars (by default they show when stderr is a terminal)")

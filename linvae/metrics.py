@@ -46,8 +46,10 @@ def _np(a, name):
         return None
     if hasattr(a, "detach"):
         a = a.detach().cpu().numpy()
-    elif hasattr(a, "get") and hasattr(a, "__cuda_array_interface__"):
-        a = a.get()
+    else:
+        from ._backend import to_host
+
+        a = to_host(a)
     arr = np.asarray(a)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")

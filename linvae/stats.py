@@ -206,7 +206,9 @@ def check_moment_range(S, amax, name, width, scatter=None):
 
 def _on_device(a):
     """True for CuPy (or other CUDA) arrays."""
-    return hasattr(a, "__cuda_array_interface__")
+    from ._backend import is_cupy
+
+    return is_cupy(a)
 
 
 def _device_chunk(X, Y=None):
@@ -630,7 +632,7 @@ def dropped_resolved(S, rtol=None, scale=None):
     """Modes of PSD ``S`` that the rank cut drops although float64 resolves them.
 
     Those with eigenvalue at most ``rtol·ref`` (``ref``: ``scale``, as in
-    :func:`range_eigh_psd_clip`, or the largest eigenvalue, as in :func:`range_eigh`) but
+    :func:`range_eigh_scaled`, or the largest eigenvalue, as in :func:`range_eigh`) but
     resolved by :func:`resolved_eigh`: real directions that a condition number above ``1/rtol``
     pushes out of the numerical range.
 
@@ -797,7 +799,7 @@ def cvae_residual(moments, rtol=None):
     return p["E"].copy(), p["U2"].copy(), p["theta"].copy(), p["Q"].copy()
 
 
-def range_eigh_psd_clip(S, rtol=None, scale=None):
+def range_eigh_scaled(S, rtol=None, scale=None):
     """Like :func:`range_eigh` but relative to an external ``scale`` (e.g. ``tr E[yyᵀ]``).
 
     Used for matrices that are differences of moments (``E``), whose own largest eigenvalue

@@ -19,10 +19,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _config, objectives
+from ._backend import BACKENDS, resolve, to_host
 from ._deps import import_optional
 from ._warn import warn as _warn
 from .exceptions import ConvergenceWarning, TrainingDivergedError
-from .kernels.reference import run_reference, unpack
+from .kernels import entry
+from .kernels.contract import DIVERGED, RUNNING, KernelOptions, KernelProblem, TrainState, pack, size, unpack
 from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import gaussian_kl, pad
 from .theory.cvae import CVAEFit
@@ -31,9 +33,7 @@ from .theory.vae import VAEFit
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainOptions", "train_batch", "BACKENDS"]
-
-BACKENDS = {"numba", "numpy", "cupy"}
+__all__ = ["TrainOptions", "train_grid", "train_batch", "train_minibatch", "hyper_rows", "BACKENDS"]
 
 
 @dataclass
@@ -101,7 +101,7 @@ def _half(P, phi, power):
 class _VAEProblem:
     """VAE (q = 0) and CVAE (q = rank of E[xxᵀ]) in the whitened coordinates of the kernels."""
 
-    kind = "cvae"
+    family = "vae"          # the kernel family (contract.LAYOUTS) of both models
 
     def __init__(self, moments, model, latent, rtol=None):
         self.model = model
@@ -126,10 +126,7 @@ class _VAEProblem:
             self.theta_modes = pad(ev, latent)
         self.r = self.Z.shape[1]
         self.dims = np.array([self.d, self.k, self.r, self.q], dtype=np.int64)
-        self.P_size = self.d * self.k + self.k * self.r + self.k * self.q + self.d * self.q + self.k
-
-    def pack(self, U, V, A, C, s):
-        return np.concatenate([U.ravel(), V.ravel(), A.ravel(), C.ravel(), s.ravel()])
+        self.P_size = size(self.family, self.dims)
 
     def init(self, rng, scale, log_sigma):
         """Random data-coordinate matrices N(0, scale²), mapped to whitened coordinates."""
@@ -149,17 +146,18 @@ class _VAEProblem:
             V = W2 @ _half(self.P, self.phi, 0.5)
             A = (W1 + W2 @ self.U2star) @ xh
             C = (U2 - self.U2star) @ xh
-        return self.pack(U, V, A, C, log_sigma)
+        return pack([U, V, A, C, log_sigma])
 
-    def kl_per_dim(self, theta, eta_enc):
-        """Data-mean KL per latent dim for a batch of packed parameters (B, k)."""
-        _, V, A, _, s = unpack("cvae", theta, self.dims)
-        power = np.sum(V * V, axis=2) + np.sum(A * A, axis=2)
-        return gaussian_kl(power, np.exp(2 * s), eta_enc[:, None] ** 2)
+    def kl_per_dim(self, params, eta_enc, xp=np):
+        """Data-mean KL per latent dim (B, k) for a batch of packed parameters of module ``xp``
+        (only the (B, k) encoder powers and variances leave the device)."""
+        _, V, A, _, s = unpack(self.family, params, self.dims)
+        power, var = (to_host(a) for a in (xp.sum(V * V, axis=2) + xp.sum(A * A, axis=2), xp.exp(2 * s)))
+        return gaussian_kl(power, var, eta_enc[:, None] ** 2)
 
     def matrices(self, th):
         """Data-coordinate matrices and σ of one packed parameter vector."""
-        U, V, A, C, s = (b[0] for b in unpack("cvae", th[None], self.dims))
+        U, V, A, C, s = (b[0] for b in unpack(self.family, th[None], self.dims))
         if self.model == "vae":
             mats = dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
         else:
@@ -297,7 +295,7 @@ def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, the
 class _MHVAEProblem:
     """Two-latent MHVAE in whitened coordinates."""
 
-    kind = "mhvae"
+    family = "mhvae"
     model = "mhvae"
 
     def __init__(self, moments, dims, rtol=None):
@@ -310,8 +308,7 @@ class _MHVAEProblem:
         self.r = self.Z.shape[1]
         self.theta_modes = pad(theta, self.k1)
         self.dims = np.array([self.d, self.k1, self.r, self.k2], dtype=np.int64)
-        k1, k2 = dims
-        self.P_size = self.d * k1 + k1 * self.r + 2 * k1 * k2 + k1 + k2
+        self.P_size = size(self.family, self.dims)
 
     def init(self, rng, scale, log_sigma):
         k1, k2, m = self.k1, self.k2, self.moments
@@ -320,12 +317,15 @@ class _MHVAEProblem:
         U2 = rng.normal(scale=scale, size=(k1, k2))
         W2 = rng.normal(scale=scale, size=(k2, k1))
         V1 = W1 @ _half(self.P, self.phi, 0.5)
-        return np.concatenate([U1.ravel(), V1.ravel(), U2.ravel(), W2.ravel(), log_sigma])
+        return pack([U1, V1, U2, W2, log_sigma])
 
-    def _stats(self, theta, eta_enc, eta_dec):
-        U1, V1, U2, W2, s1, s2 = unpack("mhvae", theta, self.dims)
-        v1, v2 = np.exp(2 * s1), np.exp(2 * s2)
-        G = V1 @ np.swapaxes(V1, 1, 2) + v1[:, :, None] * np.eye(self.k1)
+    def _stats(self, params, eta_enc, eta_dec, xp=np):
+        """KL per dim of z₂ and z₁ for packed parameters of module ``xp`` (only k-sized blocks
+        leave the device)."""
+        _, V1, U2, W2, s1, s2 = unpack(self.family, params, self.dims)
+        v1, v2 = xp.exp(2 * s1), xp.exp(2 * s2)
+        G = V1 @ xp.swapaxes(V1, 1, 2) + v1[:, :, None] * xp.eye(self.k1)
+        G, U2, W2, v1, v2 = (to_host(a) for a in (G, U2, W2, v1, v2))
         z2_power = np.einsum("bij,bjk,bik->bi", W2, G, W2)
         kl2 = gaussian_kl(z2_power, v2, eta_enc[:, None] ** 2)
         M = U2 @ W2 - np.eye(self.k1)
@@ -333,11 +333,11 @@ class _MHVAEProblem:
         kl1 = 0.5 * (resid / eta_dec[:, None] ** 2 - 1.0 - np.log(v1 / eta_dec[:, None] ** 2))
         return kl2, kl1
 
-    def kl_per_dim(self, theta, eta_enc, eta_dec=None):
-        return self._stats(theta, eta_enc, eta_dec if eta_dec is not None else eta_enc)[0]
+    def kl_per_dim(self, params, eta_enc, xp=np, eta_dec=None):
+        return self._stats(params, eta_enc, eta_dec if eta_dec is not None else eta_enc, xp)[0]
 
     def result(self, th, cfg, n_iter, history, solver):
-        U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack("mhvae", th[None], self.dims))
+        U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack(self.family, th[None], self.dims))
         eta_enc, eta_dec = cfg["eta_enc"], cfg["eta_dec"]
         kl2, kl1 = (x[0] for x in self._stats(th[None], np.array([eta_enc]), np.array([eta_dec])))
         sigma1, sigma2 = np.exp(s1), np.exp(s2)
@@ -364,7 +364,7 @@ class _MHVAEProblem:
 # Driver
 # ---------------------------------------------------------------------------------------------
 
-def _default_lr(problem, hyper, solver, theta=None):
+def _default_lr(problem, hyper, solver, params=None):
     """Default step sizes per config.
 
     Adam: 3e-2 (used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
@@ -376,14 +376,14 @@ def _default_lr(problem, hyper, solver, theta=None):
     if solver == "adam":
         return np.full(B, 3e-2)
     theta1_sq = problem.phi[0] if problem.phi.size else 1.0
-    if problem.kind == "cvae":
+    if problem.family == "vae":
         beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
         eta_enc2 = ed2 / c2
         L = 2 * (theta1_sq / eta_enc2 + eta_enc2 + beta * c2) + 8 * beta * ed2
-        if theta is not None:
+        if params is not None:
             # the initial point can be far steeper than the optimum (the CVAE's x-path block A
             # starts at (W₁ + W₂U₂*)P_xΦ_x^{1/2}, scaled by the data): bound by its spectral norms
-            for b, blocks in enumerate(zip(*unpack("cvae", theta, problem.dims)[:3])):
+            for b, blocks in enumerate(zip(*unpack("vae", params, problem.dims)[:3])):
                 L[b] += 2 * sum(np.linalg.norm(m, 2) ** 2 for m in blocks if m.size)
     else:
         b1, b2, c2, ed2 = hyper.T
@@ -391,23 +391,6 @@ def _default_lr(problem, hyper, solver, theta=None):
         wmax = np.maximum(1.0, np.maximum(b1, b2))
         L = 2 * wmax * (theta1_sq / eta_enc2 + eta_enc2 + theta1_sq + 2.0 + b2 * c2) + 8 * wmax * ed2
     return 1.0 / L
-
-
-def _runner(backend, kind):
-    if backend == "numpy":
-        return lambda *a, **k: run_reference(kind, *a, **k)
-    if backend == "cupy":
-        from .kernels import gpu
-
-        return gpu.run_cvae if kind == "cvae" else gpu.run_mhvae
-    from .kernels import cpu
-
-    return cpu.run_cvae if kind == "cvae" else cpu.run_mhvae
-
-
-def _host(*arrays):
-    """NumPy copies of (possibly CuPy) arrays."""
-    return tuple(a.get() if hasattr(a, "get") else a for a in arrays)
 
 
 def check_diverged(loss, initial, configs, where, lr=None):
@@ -455,6 +438,81 @@ def _progress(total, enabled, desc):
     return tqdm(total=total, desc=desc, unit="step")
 
 
+def hyper_rows(model, columns):
+    """The kernels' hyperparameter rows of flat, equally long hyperparameter columns.
+
+    Parameters
+    ----------
+    model : {"vae", "cvae", "mhvae"}
+    columns : dict of str -> ndarray (B,)
+        ``beta`` (VAE/CVAE) or ``beta1``, ``beta2`` (MHVAE), and ``eta_enc``, ``eta_dec``.
+
+    Returns
+    -------
+    ndarray (B, 3) ``(β, c², η_dec²)`` or, for the MHVAE, (B, 4) ``(β₁, β₂, c², η_dec²)``, with
+    ``c = η_dec/η_enc`` (SPEC §2).
+    """
+    ee, ed = (np.asarray(columns[k], dtype=float) for k in ("eta_enc", "eta_dec"))
+    c2 = (ed / ee) ** 2
+    betas = [columns["beta1"], columns["beta2"]] if model == "mhvae" else [columns["beta"]]
+    return np.stack([np.asarray(b, dtype=float) for b in betas] + [c2, ed**2], axis=1)
+
+
+def train_grid(moments, model, dims, columns, options, *, sigma=None, sigma1=None, sigma2=None, rtol=None,
+               raw=None):
+    """Train validated configurations in one batched kernel run.
+
+    Parameters
+    ----------
+    moments : Moments
+    model : {"vae", "cvae", "mhvae"}
+    dims : int or (int, int)
+        Latent size (MHVAE: ``(k1, k2)``).
+    columns : dict of str -> array_like (B,)
+        Flat, equally long columns: the hyperparameters of :func:`hyper_rows` and ``seed``.
+    options : TrainOptions
+    sigma : ndarray (k,) or None
+        VAE: the fixed σ, or None when σ is learned (the CVAE always learns it).
+    sigma1, sigma2 : float or None
+        MHVAE: the fixed σ₁ / σ₂, or None when learned.
+    rtol : float, optional
+        Rank tolerance of the whitening (and of the minibatch results' θ).
+    raw : (X, Y) or None
+        The raw data for ``options.solver == "minibatch"``.
+
+    Returns
+    -------
+    list of VAEFit, CVAEFit or MHVAEFit, one per configuration.
+    """
+    cols = {k: np.asarray(v) for k, v in columns.items()}
+    options = dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
+    ee, ed = cols["eta_enc"], cols["eta_dec"]
+    B = len(ee)
+    hyper = hyper_rows(model, cols)
+    if model in ("vae", "cvae"):
+        learned = sigma is None or model == "cvae"
+        learn = np.array([learned])
+        log_s = np.log(ee)[:, None] * np.ones(dims) if learned else np.log(np.tile(sigma, (B, 1)))
+        configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=learned,
+                        seed=int(options.seed[b])) for b in range(B)]
+        if options.solver == "minibatch":
+            return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
+                                   options, options.epochs, options.batch_size, rtol=rtol)
+        problem = _NormalizedVAEProblem(moments, model, dims, rtol, options.solver, ee)
+        hyper = problem.scale_hyper(hyper)
+    else:
+        d1, d2 = dims
+        learn1, learn2 = sigma1 is None, sigma2 is None
+        problem = _MHVAEProblem(moments, dims, rtol)
+        learn = np.array([learn1, learn2])
+        s1 = np.log(ee) if learn1 else np.full(B, np.log(sigma1))
+        s2 = np.log(ee) if learn2 else np.full(B, np.log(sigma2))
+        log_s = np.concatenate([s1[:, None] * np.ones(d1), s2[:, None] * np.ones(d2)], axis=1)
+        configs = [dict(beta1=cols["beta1"][b], beta2=cols["beta2"][b], eta_enc=ee[b], eta_dec=ed[b],
+                        learn1=learn1, learn2=learn2, seed=int(options.seed[b])) for b in range(B)]
+    return train_batch(problem, configs, hyper, log_s, learn, options)
+
+
 def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     """Train a batch of configurations of one problem.
 
@@ -464,7 +522,7 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     configs : list of dict
         Hyperparameters per config (for results and error messages).
     hyper : ndarray (B, H)
-        Kernel hyperparameter rows.
+        Kernel hyperparameter rows (:func:`hyper_rows`).
     log_sigma0 : ndarray (B, n_sigma)
         Initial (or fixed) log σ per config.
     learn : bool ndarray
@@ -474,101 +532,89 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
     Returns
     -------
     list of fit results (VAEFit, CVAEFit or MHVAEFit), one per config.
+
+    Notes
+    -----
+    With ``backend="cupy"`` the kernels' state stays on the GPU: after every ``history_every``
+    steps only the (B,) losses, gradient norms, steps, statuses and step sizes and the (B, k)
+    KL inputs come to the host, and the packed parameters once, at the end.
     """
     B = hyper.shape[0]
     seeds = np.broadcast_to(np.asarray(options.seed), (B,))
-    theta = np.empty((B, problem.P_size))
+    params = np.empty((B, problem.P_size))
     for b in range(B):
-        theta[b] = problem.init(np.random.default_rng(int(seeds[b])), options.init_scale, log_sigma0[b])
+        params[b] = problem.init(np.random.default_rng(int(seeds[b])), options.init_scale, log_sigma0[b])
     lr = (np.asarray(options.lr, dtype=float) * np.ones(B) if options.lr is not None
-          else _default_lr(problem, hyper, options.solver, theta))
+          else _default_lr(problem, hyper, options.solver, params))
     dtype = np.dtype(options.dtype)
-    theta = theta.astype(dtype)
-    lr = np.asarray(lr, dtype=dtype)
-    hyper = np.ascontiguousarray(hyper, dtype=dtype)
-    grad = np.zeros_like(theta)
-    m = np.zeros_like(theta)
-    v = np.zeros_like(theta)
-    t = np.zeros(B, dtype=np.int64)
-    prev = np.full(B, np.inf, dtype=dtype)
-    loss = np.full(B, np.nan, dtype=dtype)
-    gnorm = np.full(B, np.nan, dtype=dtype)
-    status = np.zeros(B, dtype=np.int64)
-    n_iter = np.zeros(B, dtype=np.int64)
-    run = _runner(options.backend, problem.kind)
-    Z = np.ascontiguousarray(problem.Z, dtype=dtype)
-    if options.backend == "cupy":
-        from .kernels.gpu import get_cupy
-
-        cp = get_cupy()
-        Z, theta, grad, m, v, hyper_d, lr, t, prev, loss, gnorm, status = (
-            cp.asarray(a) for a in (Z, theta, grad, m, v, hyper, lr, t, prev, loss, gnorm, status))
-    else:
-        hyper_d = hyper
+    backend = resolve(options.backend)
+    xp = backend.xp
+    kproblem = KernelProblem.build(problem.family, problem.Z, hyper, problem.dims, learn, xp=xp, dtype=dtype)
+    state = TrainState.start(params.astype(dtype), lr, xp=xp)
+    kopts = KernelOptions.from_train_options(options)
+    run = entry(backend, problem.family)
     eta_enc = np.array([c["eta_enc"] for c in configs])
     hist = {"step": [], "loss": [], "kl_per_dim": []}
     bar = _progress(options.max_iter, options.progress, f"{problem.model} x{B} ({options.solver})")
     done = 0
     initial = None
+    status = np.full(B, RUNNING)
     try:
-        while done < options.max_iter and np.any(status == 0):
+        while done < options.max_iter and np.any(status == RUNNING):
             chunk = min(options.history_every, options.max_iter - done)
             if initial is None:
                 # one step first: the kernel evaluates the loss before its update, so this is L₀
-                run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
-                    options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
-                    options.lr_decay, 1, t, prev, loss, gnorm, status, options.adapt)
-                initial = np.array(_host(loss)[0], dtype=float)
+                run(kproblem, state, kopts, 1)
+                initial = np.array(to_host(state.loss), dtype=float)
                 chunk_rest = chunk - 1
             else:
                 chunk_rest = chunk
             if chunk_rest:
-                run(Z, theta, grad, m, v, hyper_d, lr, problem.dims, learn, options.solver == "adam",
-                    options.b1, options.b2, options.eps, options.clip, options.tol, options.gtol,
-                    options.lr_decay, chunk_rest, t, prev, loss, gnorm, status, options.adapt)
+                run(kproblem, state, kopts, chunk_rest)
             done += chunk
-            host = _host(theta, t, loss, gnorm, status, lr)
-            theta_h, t_h, loss_h, gnorm_h, status_h, lr_h = host
-            bad = np.flatnonzero(status_h == 2)
+            step, loss, gnorm, status, lr_h = (to_host(a) for a in (state.step, state.loss, state.grad_norm,
+                                                                     state.status, state.lr))
+            bad = np.flatnonzero(status == DIVERGED)
             if bad.size:
                 b = int(bad[0])
                 raise TrainingDivergedError(
-                    f"training diverged for config {b} {configs[b]} at step {int(t_h[b])}: "
-                    f"loss={float(loss_h[b])!r}, gradient norm={float(gnorm_h[b])!r}; lower lr (was "
-                    f"{lr_h[b]:.3g}) or enable gradient clipping", config=configs[b], index=b, step=int(t_h[b]))
-            check_diverged(loss_h, initial, configs, lambda b: (f"at step {int(t_h[b])}", int(t_h[b])), lr_h)
-            hist["step"].append(t_h.copy())
-            hist["loss"].append(loss_h.copy())
-            hist["kl_per_dim"].append(problem.kl_per_dim(theta_h, eta_enc))
+                    f"training diverged for config {b} {configs[b]} at step {int(step[b])}: "
+                    f"loss={float(loss[b])!r}, gradient norm={float(gnorm[b])!r}; lower lr (was "
+                    f"{lr_h[b]:.3g}) or enable gradient clipping", config=configs[b], index=b, step=int(step[b]))
+            check_diverged(loss, initial, configs, lambda b: (f"at step {int(step[b])}", int(step[b])), lr_h)
+            hist["step"].append(step.copy())
+            hist["loss"].append(loss.copy())
+            hist["kl_per_dim"].append(problem.kl_per_dim(state.params, eta_enc, xp))
             if bar is not None:
                 bar.update(chunk)
-                bar.set_postfix(active=int(np.sum(status_h == 0)), loss=float(np.nanmin(loss_h)))
+                bar.set_postfix(active=int(np.sum(status == RUNNING)), loss=float(np.nanmin(loss)))
     finally:
         if bar is not None:
             bar.close()
-    theta, t, loss, gnorm, status, lr = _host(theta, t, loss, gnorm, status, lr)
-    n_iter[:] = t
-    if np.any(status == 0):
-        idx = np.flatnonzero(status == 0)
+    params = to_host(state.params)                  # the one copy of the parameters to the host
+    step, gnorm, status = (to_host(a) for a in (state.step, state.grad_norm, state.status))
+    n_iter = step.astype(np.int64)
+    if np.any(status == RUNNING):
+        idx = np.flatnonzero(status == RUNNING)
         _warn(
             f"{idx.size} of {B} configs did not meet tol={options.tol:g}/gtol={options.gtol:g} within "
             f"max_iter={options.max_iter} (first: config {idx[0]} {configs[idx[0]]}, gradient norm "
             f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning)
     results = []
-    theta = theta.astype(np.float64)           # results (loss, KL, matrices) are evaluated in float64
+    params = params.astype(np.float64)         # results (loss, KL, matrices) are evaluated in float64
     for b in range(B):
         h = {k: np.array([row[b] for row in vals]) for k, vals in hist.items()}
-        results.append(_check_result(problem.result(theta[b], configs[b], n_iter[b], h, options.solver),
+        results.append(_check_result(problem.result(params[b], configs[b], n_iter[b], h, options.solver),
                                      configs[b], b, int(n_iter[b])))
     if dtype != np.float64:       # float32 round-off leaves collapsed dims ~1e-6 nats above zero
         results = [dataclasses.replace(r, collapsed=r.kl_per_dim < _config.COLLAPSE_KL_TOL_FLOAT32)
                    for r in results]
-    logger.info("trained %d configs in %s steps", B, int(t.max()) if B else 0)
+    logger.info("trained %d configs in %s steps", B, int(step.max()) if B else 0)
     return results
 
 
 def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, learn, options, epochs,
-                    batch_size):
+                    batch_size, rtol=None):
     """Minibatch Adam on raw data (the paper's training loop) for a batch of configurations.
 
     All configurations see the same shuffled batches and the same reparameterization noise
@@ -580,6 +626,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     X, Y : ndarray
         VAE: ``X`` is the data and ``Y`` None; CVAE: condition and target.
     epochs, batch_size : int
+    rtol : float, optional
+        Rank tolerance of the reported data spectrum (``theta``/``data_theta``), as for the
+        other solvers.
 
     Returns
     -------
@@ -593,24 +642,19 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     target = np.ascontiguousarray(X if model == "vae" else Y, dtype)
     N, dx, dy = target.shape[0], cond.shape[1], target.shape[1]
     k = latent
-    _, P = cpu.minibatch_layout(dx, dy, k)
+    dims = np.array([dx, dy, k], np.int64)
+    P = size("minibatch", dims)
     B = hyper.shape[0]
     seeds = np.broadcast_to(np.asarray(options.seed), (B,))
-    theta = np.empty((B, P))
+    params = np.empty((B, P))
     for b in range(B):
         rng = np.random.default_rng(int(seeds[b]))
-        theta[b] = np.concatenate([rng.normal(scale=options.init_scale, size=P - k), log_sigma0[b]])
-    theta = theta.astype(dtype)
-    hyper = np.ascontiguousarray(hyper, dtype)
-    lr = np.full(B, 1e-3 if options.lr is None else float(options.lr), dtype)
-    grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
-    t = np.zeros(B, np.int64)
-    status = np.zeros(B, np.int64)
-    epoch_loss = np.zeros(B, dtype)
-    dims = np.array([dx, dy, k], np.int64)
-    off, _ = cpu.minibatch_layout(dx, dy, k)
-    initial = np.array([_minibatch_result(model, moments, theta[b].astype(np.float64), off, dx, dy, k, configs[b],
-                                          0, {}, None).loss for b in range(B)])
+        params[b] = np.concatenate([rng.normal(scale=options.init_scale, size=P - k), log_sigma0[b]])
+    initial = np.array([_minibatch_result(model, moments, params[b].astype(dtype).astype(np.float64), dims,
+                                          configs[b], 0, {}, None).loss for b in range(B)])
+    kproblem = KernelProblem.build("minibatch", np.zeros((0, 0)), hyper, dims, learn, dtype=dtype)
+    state = TrainState.start(params.astype(dtype), 1e-3 if options.lr is None else float(options.lr))
+    kopts = KernelOptions.from_train_options(options)
     rng = np.random.default_rng(int(seeds[0]) + 1)
     losses = []
     bar = _progress(epochs, options.progress, f"{model} x{B} minibatch")
@@ -618,41 +662,40 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
         for epoch in range(epochs):
             perm = rng.permutation(N).astype(np.int64)
             noise = rng.standard_normal((N, k)).astype(dtype, copy=False)
-            cpu.minibatch_epoch(cond, target, noise, perm, batch_size, theta, grad, m, v, hyper, lr, dims,
-                                learn, options.b1, options.b2, options.eps, options.clip, t, epoch_loss, status)
-            bad = np.flatnonzero(status == 2)
+            cpu.minibatch_epoch(kproblem, state, kopts, cond, target, noise, perm, batch_size)
+            t, lr = state.step, state.lr
+            bad = np.flatnonzero(state.status == DIVERGED)
             if bad.size:
                 b = int(bad[0])
                 raise TrainingDivergedError(
                     f"minibatch training diverged for config {b} {configs[b]} in epoch {epoch} "
                     f"(step {int(t[b])}); lower lr (was {lr[b]:.3g}) or enable gradient clipping",
                     config=configs[b], index=b, step=int(t[b]))
-            check_diverged(epoch_loss, initial, configs, lambda b: (f"in epoch {epoch} (step {int(t[b])})", int(t[b])), lr)
-            losses.append(epoch_loss.copy())
+            check_diverged(state.loss, initial, configs,
+                           lambda b: (f"in epoch {epoch} (step {int(t[b])})", int(t[b])), lr)
+            losses.append(state.loss.copy())
             if bar is not None:
                 bar.update(1)
     finally:
         if bar is not None:
             bar.close()
-    theta = theta.astype(np.float64)            # results are evaluated in float64
-    data_theta = vae_spectrum(moments)[0] if model == "vae" else cvae_residual(moments)[2]
+    params = state.params.astype(np.float64)            # results are evaluated in float64
+    data_theta = vae_spectrum(moments, rtol)[0] if model == "vae" else cvae_residual(moments, rtol)[2]
     out = []
     for b in range(B):
         hist = {"epoch": np.arange(1, epochs + 1), "loss": np.array([row[b] for row in losses])}
-        out.append(_check_result(_minibatch_result(model, moments, theta[b], off, dx, dy, k, configs[b], int(t[b]),
-                                                   hist, data_theta), configs[b], b, int(t[b])))
+        n_iter = int(state.step[b])
+        out.append(_check_result(_minibatch_result(model, moments, params[b], dims, configs[b], n_iter, hist,
+                                                   data_theta), configs[b], b, n_iter))
     return out
 
 
-def _minibatch_result(model, moments, th, off, dx, dy, k, cfg, n_iter, hist, data_theta):
+def _minibatch_result(model, moments, th, dims, cfg, n_iter, hist, data_theta):
     """The VAEFit / CVAEFit of one packed minibatch parameter vector (``data_theta`` None: not needed)."""
-    W1 = th[off[0]:off[1]].reshape(k, dx)
-    W2 = th[off[1]:off[2]].reshape(k, dy)
-    U1 = th[off[2]:off[3]].reshape(dy, k)
-    U2 = th[off[3]:off[4]].reshape(dy, dx)
+    W1, W2, U1, U2, log_sigma = (b[0] for b in unpack("minibatch", th[None], dims))
     mats = dict(W=W2, U=U1) if model == "vae" else dict(W1=W1, W2=W2, U1=U1, U2=U2)
     if data_theta is None:
         data_theta = np.zeros(0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-        return linear_result(model, moments, mats, np.exp(th[off[4]:off[5]]), cfg, "minibatch", n_iter, hist,
-                             pad(data_theta, k), data_theta)
+        return linear_result(model, moments, mats, np.exp(log_sigma), cfg, "minibatch", n_iter, hist,
+                             pad(data_theta, int(dims[2])), data_theta)

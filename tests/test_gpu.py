@@ -8,7 +8,7 @@ import pytest
 
 import linvae
 from linvae.kernels import gpu
-from linvae.kernels.reference import update_numpy
+from linvae.kernels.array import update_numpy
 
 needs_gpu = pytest.mark.skipif(not gpu.cupy_available(), reason="no CuPy/NVIDIA GPU on this machine")
 
@@ -99,12 +99,12 @@ def test_cupy_training_reaches_closed_form(solver):
 def test_cupy_kernel_matches_numpy_reference():
     import cupy as cp
 
-    from linvae.kernels import cpu
-    from linvae.kernels.reference import run_reference
+    from linvae.kernels import array
+    from linvae.kernels.contract import KernelOptions, KernelProblem, TrainState, size
 
     rng = np.random.default_rng(1)
     dims = np.array([6, 3, 5, 2], np.int64)
-    _, P = cpu.cvae_layout(*dims)
+    P = size("vae", dims)
     B = 4
     Z = rng.normal(size=(6, 5))
     theta0 = 0.5 * rng.normal(size=(B, P))
@@ -112,12 +112,10 @@ def test_cupy_kernel_matches_numpy_reference():
     results = []
     for on_gpu in (True, False):
         xp = cp if on_gpu else np
-        arrays = [xp.asarray(a) for a in (Z, theta0.copy(), np.zeros((B, P)), np.zeros((B, P)), np.zeros((B, P)),
-                                          hyper, np.full(B, 1e-3))]
-        state = [xp.zeros(B, dtype=np.int64), xp.full(B, np.inf), xp.zeros(B), xp.zeros(B), xp.zeros(B, dtype=np.int64)]
-        args = (*arrays, dims, np.array([True]), True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 5, *state)
-        gpu.run_cvae(*args) if on_gpu else run_reference("cvae", *args)
-        results.append(cp.asnumpy(arrays[1]) if on_gpu else arrays[1])
+        problem = KernelProblem.build("vae", Z, hyper, dims, [True], xp=xp)
+        state = TrainState.start(theta0.copy(), 1e-3, xp=xp)
+        (gpu if on_gpu else array).train_vae(problem, state, KernelOptions.of(adam=True), 5)
+        results.append(cp.asnumpy(state.params) if on_gpu else state.params)
     np.testing.assert_allclose(results[0], results[1], rtol=1e-10, atol=1e-12)
 
 

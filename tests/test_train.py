@@ -10,8 +10,22 @@ import linvae
 import naive
 from linvae import objectives
 from linvae.exceptions import TrainingDivergedError
-from linvae.kernels import cpu
-from linvae.kernels.reference import loss_grad, run_reference
+from linvae.kernels import array, cpu
+from linvae.kernels.array import loss_grad
+from linvae.kernels.contract import KernelOptions, KernelProblem, TrainState, offsets, size
+
+
+def _run(runner, kind, Z, theta, hyper, lr, dims, learn, adam, clip, n_steps, parallel=None):
+    """One call of a kernel entry through the named contract; returns its state (``theta`` is
+    the packed parameters, updated in place)."""
+    family = "vae" if kind == "cvae" else kind
+    problem = KernelProblem.build(family, Z, hyper, dims, learn, dtype=theta.dtype)
+    state = TrainState.start(theta, lr)
+    state = state._replace(params=theta)                 # train in place of the caller's array
+    options = KernelOptions.of(adam=adam, clip=clip)
+    module = cpu if runner == "kernel" else array
+    getattr(module, f"train_{family}")(problem, state, options, n_steps, parallel=parallel)
+    return state
 
 
 # ----------------------------------------------------------------------------- gradients
@@ -78,10 +92,10 @@ def test_whitened_loss_equals_data_coordinate_loss():
 
 def _random_state(kind, dims, B, rng):
     if kind == "cvae":
-        _, P = cpu.cvae_layout(*dims)
+        P = size("vae", dims)
         hyper = np.column_stack([[0.5, 1.0, 2.2, 0.8][:B], [1.0, 0.4, 2.0, 1.5][:B], [1.0, 0.6, 1.7, 0.3][:B]])
     else:
-        _, P = cpu.mhvae_layout(*dims)
+        P = size("mhvae", dims)
         hyper = np.column_stack([[0.5, 1.0, 2.2, 0.8][:B], [1.3, 0.7, 1.0, 2.0][:B],
                                  [1.0, 0.4, 2.0, 1.5][:B], [1.0, 0.6, 1.7, 0.3][:B]])
     return 0.5 * rng.normal(size=(B, P)), hyper
@@ -104,28 +118,18 @@ def test_kernel_matches_numpy_reference(kind, dims, learn, adam, parallel):
     dims = np.array(dims, dtype=np.int64)
     learn = np.array(learn)
     # the loss and gradient of the kernel's first step equal the objectives module's
-    ref_loss, ref_grad = loss_grad(kind, Z, theta0, hyper, dims, learn)
+    ref_loss, ref_grad = loss_grad("vae" if kind == "cvae" else kind, Z, theta0, hyper, dims, learn)
     states = []
     for runner in ("kernel", "reference"):
         theta = theta0.copy()
-        grad, m, v = np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta)
-        t = np.zeros(B, np.int64)
-        prev, loss, gn, status = np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64)
-        args = (Z, theta, grad, m, v, hyper, np.full(B, 1e-3), dims, learn, adam, 0.9, 0.999, 1e-8,
-                0.0, 0.0, 0.0, 0.0, 5, t, prev, loss, gn, status)
-        if runner == "kernel":
-            (cpu.run_cvae if kind == "cvae" else cpu.run_mhvae)(*args, parallel=parallel)
-        else:
-            run_reference(kind, *args)
+        st = _run(runner, kind, Z, theta, hyper, 1e-3, dims, learn, adam, 0.0, 5, parallel)
+        loss, m, v, t = st.loss, st.adam_m, st.adam_v, st.step
         states.append((theta, loss, m, v, t))
         if runner == "kernel":
             theta1 = theta0.copy()
-            g1 = np.zeros_like(theta1)
-            args1 = (Z, theta1, g1, np.zeros_like(theta1), np.zeros_like(theta1), hyper, np.full(B, 1e-3),
-                     dims, learn, adam, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, 1, np.zeros(B, np.int64),
-                     np.full(B, np.inf), np.zeros(B), np.zeros(B), np.zeros(B, np.int64))
-            (cpu.run_cvae if kind == "cvae" else cpu.run_mhvae)(*args1, parallel=parallel)
-            np.testing.assert_allclose(args1[-3], ref_loss, rtol=1e-12)
+            st1 = _run(runner, kind, Z, theta1, hyper, 1e-3, dims, learn, adam, 0.0, 1, parallel)
+            g1 = st1.grad
+            np.testing.assert_allclose(st1.loss, ref_loss, rtol=1e-12)
             np.testing.assert_allclose(g1, ref_grad, rtol=1e-10, atol=1e-12)
     (tk, lk, mk, vk, tk_), (tr, lr_, mr, vr, tr_) = states
     np.testing.assert_array_equal(tk_, tr_)
@@ -142,10 +146,8 @@ def test_kernel_gradient_clipping_matches_reference():
     out = []
     for kernel in (True, False):
         theta = theta0.copy()
-        args = (Z, theta, np.zeros_like(theta), np.zeros_like(theta), np.zeros_like(theta), hyper,
-                np.full(3, 1e-2), dims, np.array([True]), False, 0.9, 0.999, 1e-8, 0.5, 0.0, 0.0, 0.0, 3,
-                np.zeros(3, np.int64), np.full(3, np.inf), np.zeros(3), np.zeros(3), np.zeros(3, np.int64))
-        cpu.run_cvae(*args) if kernel else run_reference("cvae", *args)
+        _run("kernel" if kernel else "reference", "cvae", Z, theta, hyper, 1e-2, dims, np.array([True]), False,
+             0.5, 3)
         out.append(theta)
     np.testing.assert_allclose(out[0], out[1], rtol=1e-10, atol=1e-13)
     # each clipped GD step moves the parameters by exactly lr * clip
@@ -322,12 +324,13 @@ def test_minibatch_gradient_matches_finite_differences(dx):
     rng = np.random.default_rng(dx)
     n, dy, k = 7, 4, 3
     X, Y, E = rng.normal(size=(n, dx)), rng.normal(size=(n, dy)), rng.normal(size=(n, k))
-    off, P = cpu.minibatch_layout(dx, dy, k)
+    off = offsets("minibatch", (dx, dy, k))
+    P = int(off[-1])
     th = 0.5 * rng.normal(size=P)
     hyper = np.array([1.3, 0.6, 0.8])
     g = np.zeros(P)
     ws = np.full(cpu.minibatch_workspace_size(n, dx, dy, k), np.nan)       # garbage scratch must not leak
-    loss = cpu._minibatch_loss_grad(X, Y, E, th, g, hyper, np.array([dx, dy, k], np.int64), np.array([True]), ws)
+    loss = cpu._minibatch_loss_grad(X, Y, E, th, g, hyper, np.array([dx, dy, k], np.int64), off, np.array([True]), ws)
 
     def f(t):
         blocks = [t[off[i]:off[i + 1]] for i in range(5)]
@@ -395,24 +398,17 @@ def test_float32_adam_reaches_the_closed_form_within_its_tolerance(backend, mode
 
 
 def test_float32_kernel_step_matches_the_float32_reference():
-    from linvae.kernels import cpu
-    from linvae.kernels.reference import run_reference
-
     rng = np.random.default_rng(2)
     dims = np.array([7, 3, 5, 2], np.int64)
-    _, P = cpu.cvae_layout(*dims)
+    P = size("vae", dims)
     B = 3
     Z = rng.normal(size=(7, 5)).astype(np.float32)
     theta0 = (0.5 * rng.normal(size=(B, P))).astype(np.float32)
     hyper = np.array([[0.5, 1.0, 1.0], [1.0, 0.4, 0.6], [2.0, 2.0, 1.7]], np.float32)
     out = []
-    for run in (cpu.run_cvae, lambda *a: run_reference("cvae", *a)):
+    for runner in ("kernel", "reference"):
         th = theta0.copy()
-        arrays = [th, np.zeros_like(th), np.zeros_like(th), np.zeros_like(th)]
-        state = [np.zeros(B, np.int64), np.full(B, np.inf, np.float32), np.zeros(B, np.float32),
-                 np.zeros(B, np.float32), np.zeros(B, np.int64)]
-        run(Z, *arrays, hyper, np.full(B, 1e-2, np.float32), dims, np.array([True]), True, 0.9, 0.999, 1e-8,
-            0.0, 0.0, 0.0, 0.0, 20, *state)
+        _run(runner, "cvae", Z, th, hyper, 1e-2, dims, np.array([True]), True, 0.0, 20)
         assert th.dtype == np.float32
         out.append(th)
     np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)

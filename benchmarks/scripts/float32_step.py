@@ -17,13 +17,7 @@ from linvae.kernels import cpu  # noqa: E402
 
 
 def run(Z, th, hyper, dims, steps, dtype):
-    th = th.astype(dtype)
-    B = th.shape[0]
-    arrays = [th.copy(), np.zeros_like(th), np.zeros_like(th), np.zeros_like(th)]
-    state = [np.zeros(B, np.int64), np.full(B, np.inf, dtype), np.zeros(B, dtype), np.zeros(B, dtype),
-             np.zeros(B, np.int64)]
-    cpu.run_cvae(Z.astype(dtype), *arrays, hyper.astype(dtype), np.full(B, 1e-3, dtype), dims, np.array([True]),
-                 True, 0.9, 0.999, 1e-8, 0.0, 0.0, 0.0, 0.0, steps, *state)
+    compare.adam_steps(cpu, Z.astype(dtype), th.astype(dtype), hyper, dims, steps)
 
 
 def main():

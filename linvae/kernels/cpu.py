@@ -1,31 +1,21 @@
 """Hand-written Numba kernels: fused loss + gradient + optimizer update on moment matrices.
 
-Every kernel trains a batch of B configurations at once.  The parameters of configuration b
-are packed into one flat row ``theta[b]`` (layouts below); optimizer state ``m``, ``v`` and the
-gradient buffer share that layout, so the optimizer update is one loop over a flat vector for
-every model.  Each call runs up to ``n_steps`` steps per configuration, stopping a
-configuration early when it converges or diverges, so the Python driver only intervenes every
-``n_steps`` steps (history, progress bar).  The loop over configurations is a ``prange``; the
-parallel variant is used when B is at least the number of threads, otherwise the serial
-variant lets the BLAS-sized products inside one configuration use the cores.
-
-Layouts (row-major blocks, in this order)
------------------------------------------
-VAE/CVAE family (``dims = (d, k, r, q)``):  U (d×k), V (k×r), A (k×q), C (d×q), s (k)
-MHVAE (``dims = (d, k1, r, k2)``):          U1 (d×k1), V1 (k1×r), U2 (k1×k2), W2 (k2×k1),
-                                            s1 (k1), s2 (k2)
-
-Hyperparameter rows
--------------------
-VAE/CVAE: ``hyper[b] = (β, c², η_dec²)``; MHVAE: ``hyper[b] = (β₁, β₂, c², η_dec²)``.
-
-Status codes: 0 running, 1 converged, 2 diverged (non-finite loss or gradient).
+The entries :func:`train_vae` (VAE and CVAE) and :func:`train_mhvae` implement the contract of
+:mod:`linvae.kernels.contract`: ``entry(problem, state, options, n_steps, *, parallel=None)``
+trains the B configurations of ``state`` in place. The parameters of configuration b are packed
+into one flat row ``state.params[b]`` (:data:`~linvae.kernels.contract.LAYOUTS`, whose offsets
+come in ``problem.offsets``); the gradient and the Adam moments share that layout, so the
+optimizer update is one loop over a flat vector for every model. The stopping and step-size
+rules are those of :func:`~linvae.kernels.contract.make_rules`, compiled here for scalars. The
+loop over configurations is a ``prange``; the parallel variant is used when B is at least the
+number of threads, otherwise the serial variant lets the BLAS-sized products inside one
+configuration use the cores.
 
 Notes
 -----
 The gradients are those of :func:`linvae.objectives.cvae_whitened_loss_grad` and
-:func:`linvae.objectives.mhvae_whitened_loss_grad` (SPEC §2); the tests check the kernels
-against those NumPy references to 1e-10.
+:func:`linvae.objectives.mhvae_whitened_loss_grad` (SPEC §2); ``tests/test_kernels.py`` checks
+the kernels against an independent dense NumPy loss and gradient and against the array backend.
 """
 import math
 import types
@@ -34,32 +24,23 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
+from .contract import CONVERGED, DIVERGED, RUNNING, KernelOptions, make_rules
 
-__all__ = ["cvae_layout", "mhvae_layout", "run_cvae", "run_mhvae", "RUNNING", "CONVERGED", "DIVERGED"]
-
-RUNNING, CONVERGED, DIVERGED = 0, 1, 2
+__all__ = ["train_vae", "train_mhvae", "minibatch_epoch", "RUNNING", "CONVERGED", "DIVERGED"]
 
 _JIT = dict(cache=True, fastmath=_config.FASTMATH, nogil=True)
 
-
-def cvae_layout(d, k, r, q):
-    """Offsets of U, V, A, C, s and the total size P for the VAE/CVAE family."""
-    sizes = [d * k, k * r, k * q, d * q, k]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return off, int(off[-1])
-
-
-def mhvae_layout(d, k1, r, k2):
-    """Offsets of U1, V1, U2, W2, s1, s2 and the total size P for the MHVAE."""
-    sizes = [d * k1, k1 * r, k1 * k2, k2 * k1, k1, k2]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return off, int(off[-1])
+_rules = make_rules(np)
+_stopped = njit(**_JIT)(_rules.stopped)
+_bold_driver = njit(**_JIT)(_rules.bold_driver)
+_decayed_lr = njit(**_JIT)(_rules.decayed_lr)
+_clip_factor = njit(**_JIT)(_rules.clip_factor)
 
 
 @njit(**_JIT)
 def workspace_size(kind, dims):
     """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
-    VAE/CVAE (``kind`` 0, :func:`_cvae_loss_grad`); ``R`` and a k₁×r product for the MHVAE
+    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R`` and a k₁×r product for the MHVAE
     (:func:`_mhvae_loss_grad`)."""
     if kind == 0:
         return dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
@@ -80,8 +61,9 @@ def _residual(U, V, Z, R):
 
 
 @njit(**_JIT)
-def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
-    """Loss and gradient (written into ``g``) of one VAE/CVAE configuration.
+def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
+    """Loss and gradient (written into ``g``) of one VAE/CVAE configuration (``off``: the
+    ``"vae"`` layout offsets).
 
     ``ws`` is scratch space of :func:`workspace_size` floats: the residuals ``R = UV − Z``
     and ``Q = UA + C`` and one d×k product live there, so a step allocates nothing and the three
@@ -90,10 +72,7 @@ def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
     d, k, r, q = dims[0], dims[1], dims[2], dims[3]
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
-    o1 = d * k
-    o2 = o1 + k * r
-    o3 = o2 + k * q
-    o4 = o3 + d * q
+    o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
     U = th[:o1].reshape((d, k))
     V = th[o1:o2].reshape((k, r))
     s = th[o4:o4 + k]
@@ -146,8 +125,9 @@ def _cvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
 
 
 @njit(**_JIT)
-def _mhvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
-    """Loss and gradient (written into ``g``) of one MHVAE configuration.
+def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
+    """Loss and gradient (written into ``g``) of one MHVAE configuration (``off``: the ``"mhvae"``
+    layout offsets).
 
     The d × r residual ``R = U₁V₁ − Z`` and a k₁ × r product live in the scratch ``ws``
     (``d·r + k₁·r`` floats) and the two large products are written in place; the k₁ × k₁ and
@@ -156,11 +136,7 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, learn, ws):
     d, k1, r, k2 = dims[0], dims[1], dims[2], dims[3]
     beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
     b2c = beta2 * c2
-    o1 = d * k1
-    o2 = o1 + k1 * r
-    o3 = o2 + k1 * k2
-    o4 = o3 + k2 * k1
-    o5 = o4 + k1
+    o1, o2, o3, o4, o5 = off[1], off[2], off[3], off[4], off[5]
     U1 = th[:o1].reshape((d, k1))
     V1 = th[o1:o2].reshape((k1, r))
     U2 = th[o2:o3].reshape((k1, k2))
@@ -235,14 +211,13 @@ def _norm(g):
 
 
 @njit(**_JIT)
-def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
+def _step(th, g, m, v, t, lr, options, gnorm):
     """One optimizer update of a flat parameter vector (GD or Adam, optional norm clipping)."""
-    scale = 1.0
-    if clip > 0.0 and gnorm > clip:
-        scale = clip / gnorm
-    if adam:
+    scale = _clip_factor(gnorm, options.clip)
+    if options.adam:
         # bias corrections folded into two scalars; locals instead of re-reads let LLVM
         # vectorize the loop (its cost is the element-wise sqrt and division)
+        b1, b2, eps = options.b1, options.b2, options.eps
         a = lr / (1.0 - b1 ** t)
         inv_c2 = 1.0 / (1.0 - b2 ** t)
         ob1 = 1.0 - b1
@@ -260,66 +235,60 @@ def _step(th, g, m, v, t, lr, adam, b1, b2, eps, clip, gnorm):
 
 
 @njit(**_JIT)
-def _advance(th, g, m, v, loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t, prev_loss, loss_out,
-             gnorm_out, status, adapt):
-    """Record ``loss`` of config ``b``, test convergence / divergence, then take one step.
+def _advance(state, b, loss, options):
+    """Record ``loss`` of config ``b``, apply the stopping rule, then take one step.
 
-    Returns False when the config stopped (its ``status`` set to 1 or 2)."""
+    Returns False when the config stopped (its ``status`` set to CONVERGED or DIVERGED)."""
+    g = state.grad[b]
     gn = _norm(g)
-    loss_out[b] = loss
-    gnorm_out[b] = gn
-    if not (math.isfinite(loss) and math.isfinite(gn)):
-        status[b] = 2
+    state.loss[b] = loss
+    state.grad_norm[b] = gn
+    diverged, converged = _stopped(loss, gn, state.prev_loss[b], options.tol, options.gtol)
+    if diverged:
+        state.status[b] = DIVERGED
         return False
-    scale = max(1.0, abs(loss))
-    if abs(prev_loss[b] - loss) <= tol * scale and gn <= gtol * scale:
-        status[b] = 1
+    if converged:
+        state.status[b] = CONVERGED
         return False
-    if adapt > 0.0 and not adam:
-        # "bold driver": halve the step after a loss increase, grow it slowly otherwise
-        if loss > prev_loss[b]:
-            lr[b] *= 0.5
-        else:
-            lr[b] *= 1.0 + adapt
-    prev_loss[b] = loss
-    t[b] += 1
-    lr_t = lr[b] / (1.0 + lr_decay * t[b])
-    _step(th, g, m, v, t[b], lr_t, adam, b1, b2, eps, clip, gn)
+    if options.adapt > 0.0 and not options.adam:
+        state.lr[b] = _bold_driver(state.lr[b], loss, state.prev_loss[b], options.adapt)
+    state.prev_loss[b] = loss
+    state.step[b] += 1
+    lr_t = _decayed_lr(state.lr[b], options.lr_decay, state.step[b])
+    _step(state.params[b], g, state.adam_m[b], state.adam_v[b], state.step[b], lr_t, options, gn)
     return True
 
 
-# One loop per model kind (not one loop branching on the kind), so that a VAE fit compiles only
-# the VAE/CVAE loss and an MHVAE fit only the MHVAE loss; the loops differ in that one call.
+# One loop per kernel family (not one loop branching on the family), so that a VAE fit compiles
+# only the VAE/CVAE loss and an MHVAE fit only the MHVAE loss; the loops differ in that one call.
 
-def _run_cvae_impl(Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
-                   gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
-    n_ws = workspace_size(0, dims)
-    for b in prange(theta.shape[0]):
-        if status[b] != 0:
+def _train_vae_impl(problem, state, options, n_steps):
+    n_ws = workspace_size(0, problem.dims)
+    for b in prange(state.params.shape[0]):
+        if state.status[b] != RUNNING:
             continue
-        th = theta[b]
-        g = grad[b]
+        th = state.params[b]
+        g = state.grad[b]
         ws = np.empty(n_ws, dtype=th.dtype)
         for _ in range(n_steps):
-            loss = _cvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
-            if not _advance(th, g, m[b], v[b], loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t,
-                            prev_loss, loss_out, gnorm_out, status, adapt):
+            loss = _vae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
+                                  problem.learn, ws)
+            if not _advance(state, b, loss, options):
                 break
 
 
-def _run_mhvae_impl(Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol,
-                    gtol, lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt):
-    n_ws = workspace_size(1, dims)
-    for b in prange(theta.shape[0]):
-        if status[b] != 0:
+def _train_mhvae_impl(problem, state, options, n_steps):
+    n_ws = workspace_size(1, problem.dims)
+    for b in prange(state.params.shape[0]):
+        if state.status[b] != RUNNING:
             continue
-        th = theta[b]
-        g = grad[b]
+        th = state.params[b]
+        g = state.grad[b]
         ws = np.empty(n_ws, dtype=th.dtype)
         for _ in range(n_steps):
-            loss = _mhvae_loss_grad(Z, th, g, hyper[b], dims, learn, ws)
-            if not _advance(th, g, m[b], v[b], loss, b, lr, adam, b1, b2, eps, clip, tol, gtol, lr_decay, t,
-                            prev_loss, loss_out, gnorm_out, status, adapt):
+            loss = _mhvae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
+                                    problem.learn, ws)
+            if not _advance(state, b, loss, options):
                 break
 
 
@@ -335,13 +304,13 @@ def _clone(fn, name):
     return new
 
 
-# Serial and parallel variants per model kind. ``njit`` without signatures compiles lazily: a
-# process compiles (or loads from the on-disk cache) only the kind, variant and dtype it calls.
+# Serial and parallel variants per family. ``njit`` without signatures compiles lazily: a
+# process compiles (or loads from the on-disk cache) only the family, variant and dtype it calls.
 _KERNELS = {
-    ("cvae", False): njit(**_JIT)(_run_cvae_impl),
-    ("cvae", True): njit(parallel=True, **_JIT)(_clone(_run_cvae_impl, "_run_cvae_impl_parallel")),
-    ("mhvae", False): njit(**_JIT)(_run_mhvae_impl),
-    ("mhvae", True): njit(parallel=True, **_JIT)(_clone(_run_mhvae_impl, "_run_mhvae_impl_parallel")),
+    ("vae", False): njit(**_JIT)(_train_vae_impl),
+    ("vae", True): njit(parallel=True, **_JIT)(_clone(_train_vae_impl, "_train_vae_impl_parallel")),
+    ("mhvae", False): njit(**_JIT)(_train_mhvae_impl),
+    ("mhvae", True): njit(parallel=True, **_JIT)(_clone(_train_mhvae_impl, "_train_mhvae_impl_parallel")),
 }
 
 
@@ -356,88 +325,57 @@ def _use_parallel(B, work):
             and B * work >= _config.PARALLEL_MIN_TOTAL_WORK)
 
 
-def _run(kind, Z, theta, grad, m, v, hyper, lr, dims, learn, adam, b1, b2, eps, clip, tol, gtol,
-         lr_decay, n_steps, t, prev_loss, loss_out, gnorm_out, status, adapt=0.0, parallel=None):
+def _run(family, problem, state, options, n_steps, parallel):
+    dims = problem.dims
     if parallel is None:
         work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
-        parallel = _use_parallel(theta.shape[0], work)
-    fn = _KERNELS[kind, bool(parallel)]
-    fn(Z, theta, grad, m, v, hyper, lr, dims, learn, bool(adam), float(b1), float(b2), float(eps),
-       float(clip), float(tol), float(gtol), float(lr_decay), int(n_steps), t, prev_loss, loss_out,
-       gnorm_out, status, float(adapt))
+        parallel = _use_parallel(state.params.shape[0], work)
+    _KERNELS[family, bool(parallel)](problem, state, KernelOptions.of(**options._asdict()), int(n_steps))
 
 
-def run_cvae(*args, **kwargs):
-    """Run up to ``n_steps`` fused steps of the VAE/CVAE family for every active config.
+def train_vae(problem, state, options, n_steps, *, parallel=None):
+    """Run up to ``n_steps`` fused steps of the VAE/CVAE for every running configuration.
 
     Parameters
     ----------
-    Z : ndarray (d, r)
-    theta, grad, m, v : ndarray (B, P)
-        Packed parameters (updated in place), gradient buffer, Adam moments.
-    hyper : ndarray (B, 3)
-        (β, c², η_dec²) per config.
-    lr : ndarray (B,)
-        Step sizes; updated in place when ``adapt > 0`` (GD only).
-    dims : int64 array (4,)
-        (d, k, r, q).
-    learn : bool array (1,)
-        Whether σ is learned.
-    adam : bool
-    b1, b2, eps : float
-        Adam constants.
-    clip : float
-        Clip the gradient to this global norm (0: off).
-    tol, gtol : float
-        Stop a config when its relative loss change ≤ tol and gradient norm ≤ gtol·max(1, |L|).
-    lr_decay : float
-        ``lr_t = lr / (1 + lr_decay·t)``.
+    problem : KernelProblem
+        ``dims = (d, k, r, q)`` (q = 0: the VAE), ``hyper[b] = (β, c², η_dec²)``,
+        ``learn = (learn σ,)``.
+    state : TrainState
+        Updated in place.
+    options : KernelOptions
     n_steps : int
-    t : int64 array (B,)
-        Steps taken so far (Adam bias correction).
-    prev_loss, loss_out, gnorm_out : float arrays (B,)
-    status : int64 array (B,)
-        0 running, 1 converged, 2 diverged; configs with status ≠ 0 are skipped.
-    adapt : float
-        GD step adaptation ("bold driver"): after a step that increased the loss the step size
-        is halved, otherwise multiplied by ``1 + adapt`` (0: fixed step).
     parallel : bool, optional
         Force the parallel or serial variant (default: see :func:`_use_parallel`).
 
     Notes
     -----
-    SPEC §2 whitened VAE/CVAE loss (Thm 1, Thm 2, Thm 4 settings).
+    SPEC §2 whitened VAE/CVAE loss (Thm 1, Thm 2, Thm 4 settings); the contract is that of
+    :mod:`linvae.kernels.contract`.
     """
-    _run("cvae", *args, **kwargs)
+    _run("vae", problem, state, options, n_steps, parallel)
 
 
-def run_mhvae(*args, **kwargs):
-    """MHVAE twin of :func:`run_cvae` (``hyper[b] = (β₁, β₂, c², η_dec²)``, ``dims = (d, k1, r, k2)``,
+def train_mhvae(problem, state, options, n_steps, *, parallel=None):
+    """MHVAE twin of :func:`train_vae` (``dims = (d, k1, r, k2)``, ``hyper[b] = (β₁, β₂, c², η_dec²)``,
     ``learn = (learn σ₁, learn σ₂)``).
 
     Notes
     -----
     SPEC §2 MHVAE loss (Thm 3, Thm 5 and the both-learned case, which has no closed form).
     """
-    _run("mhvae", *args, **kwargs)
+    _run("mhvae", problem, state, options, n_steps, parallel)
 
 
 # ---------------------------------------------------------------------------------------------
 # Data-space minibatch training (the paper's scripts: Adam, batch 128, reparameterized samples)
 # ---------------------------------------------------------------------------------------------
 #
-# Layout (``dims = (dx, dy, k)``; the VAE is the case dx = 0 with y the data):
-#     W1 (k×dx), W2 (k×dy), U1 (dy×k), U2 (dy×dx), s (k)
+# Layout: the ``"minibatch"`` family of ``contract.LAYOUTS`` (``dims = (dx, dy, k)``; the VAE is
+# the case dx = 0 with y the data): W1 (k×dx), W2 (k×dy), U1 (dy×k), U2 (dy×dx), log σ (k).
 # Encoder mean m = W₁x + W₂y, sample z = m + σ⊙ε, decoder mean U₁z + U₂x, loss per example
 #     ‖U₁z + U₂x − y‖² + βc²(‖m‖² + Σσ²) − βη_dec² Σ log σ²,
 # an unbiased estimate of the SPEC §2 loss (its expectation over ε is the exact loss).
-
-
-def minibatch_layout(dx, dy, k):
-    """Offsets of W1, W2, U1, U2, s and the total size for the minibatch kernel."""
-    sizes = [k * dx, k * dy, dy * k, dy * dx, k]
-    off = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-    return off, int(off[-1])
 
 
 @njit(**_JIT)
@@ -447,7 +385,7 @@ def minibatch_workspace_size(batch, dx, dy, k):
 
 
 @njit(**_JIT)
-def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn, ws):
+def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     """Stochastic loss and gradient of one VAE/CVAE config on one minibatch.
 
     ``Xb``, ``Yb``, ``Eb`` are contiguous row blocks; every product is written in place (into the
@@ -458,10 +396,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn, ws):
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
     n = Yb.shape[0]
-    o1 = k * dx
-    o2 = o1 + k * dy
-    o3 = o2 + dy * k
-    o4 = o3 + dy * dx
+    o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
     W2 = th[o1:o2].reshape((k, dy))
     U1 = th[o2:o3].reshape((dy, k))
     s = th[o4:o4 + k]
@@ -528,47 +463,61 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, learn, ws):
     return loss
 
 
-def _minibatch_epoch_impl(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims, learn, b1, b2,
-                          eps, clip, t, epoch_loss, status):
-    B = theta.shape[0]
+def _minibatch_epoch_impl(problem, state, options, X, Y, noise, perm, batch):
+    # the state's arrays as locals: Numba's parfor lowering mishandles in-place updates of a
+    # tuple attribute inside a prange body (the step count read back stale)
+    params, grad, adam_m, adam_v, lr, step = state.params, state.grad, state.adam_m, state.adam_v, state.lr, state.step
+    loss_out, grad_norm, status = state.loss, state.grad_norm, state.status
+    B = params.shape[0]
     N = perm.shape[0]
     nb = (N + batch - 1) // batch
+    dims = problem.dims
     # one gather per epoch (shared by every config); the batches are then contiguous row blocks
     Xp = X[perm]
     Yp = Y[perm]
     Ep = noise[perm]
     n_ws = minibatch_workspace_size(batch, dims[0], dims[1], dims[2])
     for b in prange(B):
-        if status[b] != 0:
+        if status[b] != RUNNING:
             continue
-        th = theta[b]
+        th = params[b]
         g = grad[b]
         ws = np.empty(n_ws, dtype=th.dtype)
         total = 0.0
         for ib in range(nb):
             lo = ib * batch
             hi = min(N, lo + batch)
-            loss = _minibatch_loss_grad(Xp[lo:hi], Yp[lo:hi], Ep[lo:hi], th, g, hyper[b], dims, learn, ws)
+            loss = _minibatch_loss_grad(Xp[lo:hi], Yp[lo:hi], Ep[lo:hi], th, g, problem.hyper[b], dims,
+                                        problem.offsets, problem.learn, ws)
             gn = _norm(g)
-            if not (math.isfinite(loss) and math.isfinite(gn)):
-                status[b] = 2
+            grad_norm[b] = gn
+            diverged, _ = _stopped(loss, gn, math.inf, -1.0, -1.0)    # no convergence test: every epoch runs
+            if diverged:
+                status[b] = DIVERGED
                 break
             total += loss * (hi - lo)
-            t[b] += 1
-            _step(th, g, m[b], v[b], t[b], lr[b], True, b1, b2, eps, clip, gn)
-        epoch_loss[b] = total / N
+            step[b] += 1
+            _step(th, g, adam_m[b], adam_v[b], step[b], lr[b], options, gn)
+        loss_out[b] = total / N
 
 
 _mb_serial = njit(**_JIT)(_minibatch_epoch_impl)
 _mb_parallel = njit(parallel=True, **_JIT)(_clone(_minibatch_epoch_impl, "_minibatch_epoch_impl_parallel"))
 
 
-def minibatch_epoch(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims, learn, b1, b2, eps,
-                    clip, t, epoch_loss, status, parallel=None):
-    """One epoch of minibatch Adam on raw data for every active config (shared batches and noise).
+def minibatch_epoch(problem, state, options, X, Y, noise, perm, batch_size, *, parallel=None):
+    """One epoch of minibatch Adam on raw data for every running config (shared batches and noise).
 
     Parameters
     ----------
+    problem : KernelProblem
+        Of the ``"minibatch"`` family: ``dims = (dx, dy, k)``, ``hyper[b] = (β, c², η_dec²)``,
+        ``learn = (learn σ,)`` (``Z`` is not used).
+    state : TrainState
+        Updated in place; ``state.loss`` receives the mean stochastic loss of the epoch, and a
+        config whose loss or gradient becomes non-finite gets ``status`` DIVERGED.
+    options : KernelOptions
+        Adam constants and ``clip`` (the step is ``state.lr``, without decay).
     X : ndarray (N, dx)
         Condition (an (N, 0) array for the VAE).
     Y : ndarray (N, dy)
@@ -577,28 +526,16 @@ def minibatch_epoch(X, Y, noise, perm, batch, theta, grad, m, v, hyper, lr, dims
         Standard normal ε of this epoch (drawn by the caller from a seeded generator).
     perm : int64 array (N,)
         Example order of this epoch.
-    batch : int
-    theta, grad, m, v : (B, P)
-        Packed parameters (see :func:`minibatch_layout`), gradient buffer, Adam moments.
-    hyper : (B, 3)
-        (β, c², η_dec²).
-    lr : (B,)
-    dims : int64 array (dx, dy, k)
-    learn : bool array (1,)
-    t : int64 (B,)
-        Adam step counters.
-    epoch_loss : (B,)
-        Mean stochastic loss over the epoch (output).
-    status : int64 (B,)
-        Set to 2 for a config whose loss or gradient became non-finite.
+    batch_size : int
+    parallel : bool, optional
 
     Notes
     -----
     The reparameterized estimator of the SPEC §2 loss (Thm 1/2/4 models), as the paper's
     training scripts use it.
     """
+    dims = problem.dims
     if parallel is None:
-        parallel = _use_parallel(theta.shape[0], float(batch) * float(dims[2]) * float(dims[0] + dims[1]))
+        parallel = _use_parallel(state.params.shape[0], float(batch_size) * float(dims[2]) * float(dims[0] + dims[1]))
     fn = _mb_parallel if parallel else _mb_serial
-    fn(X, Y, noise, perm, int(batch), theta, grad, m, v, hyper, lr, dims, learn, float(b1), float(b2),
-       float(eps), float(clip), t, epoch_loss, status)
+    fn(problem, state, KernelOptions.of(**dict(options._asdict(), adam=True)), X, Y, noise, perm, int(batch_size))

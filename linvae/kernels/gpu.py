@@ -1,9 +1,10 @@
 """CuPy twins of the moment-space training kernels (``backend="cupy"``).
 
-Same signatures as :func:`linvae.kernels.cpu.run_cvae` / :func:`~linvae.kernels.cpu.run_mhvae`.
+Same contract as :func:`linvae.kernels.cpu.train_vae` / :func:`~linvae.kernels.cpu.train_mhvae`
+(:mod:`linvae.kernels.contract`), with the problem's and the state's arrays on the device.
 The B configurations are trained together: the losses and gradients are batched
 ``cupy.matmul`` products on (B, ·, ·) stacks (the array-generic code of
-:mod:`linvae.objectives`, through :func:`linvae.kernels.reference.run_batched`), and the Adam
+:mod:`linvae.objectives`, through :func:`linvae.kernels.array.train_batched`), and the Adam
 update of all parameters of all configurations is one fused ``cupy.ElementwiseKernel`` launch
 per step — no Python loop over configurations.
 
@@ -12,10 +13,10 @@ Without CuPy or without a GPU every entry point raises
 package keeps working.  On a machine without a GPU the same array code runs on NumPy arrays
 (``backend="numpy"``), which is what the CPU test suite checks.
 """
-from .._deps import MissingDependencyError, import_optional
-from .reference import run_batched
+from .._backend import cupy_available, get_cupy
+from .array import train_batched
 
-__all__ = ["ADAM_SOURCE", "GD_SOURCE", "cupy_available", "get_cupy", "run_cvae", "run_mhvae", "update_cupy"]
+__all__ = ["ADAM_SOURCE", "GD_SOURCE", "cupy_available", "get_cupy", "train_vae", "train_mhvae", "update_cupy"]
 
 #: Body of the fused Adam update (``T`` is float or double). Inputs: gradient ``g``, per-config
 #: step ``lr`` and bias corrections ``c1 = 1 − β₁ᵗ``, ``c2 = 1 − β₂ᵗ``; read-write: ``p, m, v``.
@@ -38,30 +39,6 @@ GD_PARAMS = ("T g, T lr", "T p")
 _KERNELS = {}
 
 
-def get_cupy():
-    """Import CuPy and check that a GPU is usable, or raise with the install line."""
-    cp = import_optional("cupy")
-    try:
-        n = cp.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # CUDA driver missing or broken
-        raise MissingDependencyError(
-            f"CuPy is installed but no usable NVIDIA GPU was found ({exc}); backend='cupy' needs a "
-            'CUDA 12 GPU and pip install "linvae[cuda12]"') from exc
-    if n < 1:
-        raise MissingDependencyError(
-            'no NVIDIA GPU found; backend="cupy" needs a CUDA 12 GPU and pip install "linvae[cuda12]"')
-    return cp
-
-
-def cupy_available():
-    """True when CuPy imports and sees at least one GPU."""
-    try:
-        get_cupy()
-    except MissingDependencyError:
-        return False
-    return True
-
-
 def _kernel(name):
     if name not in _KERNELS:
         cp = get_cupy()
@@ -72,26 +49,24 @@ def _kernel(name):
     return _KERNELS[name]
 
 
-def update_cupy(theta, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None):
-    """Fused optimizer update of a (B', P) block on the GPU; returns ``(theta, m, v)``."""
-    lr_t = lr_t.astype(theta.dtype, copy=False)          # every operand of the kernel has type T
-    g = g.astype(theta.dtype, copy=False)
+def update_cupy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None):
+    """Fused optimizer update of a (B', P) block on the GPU; returns ``(params, m, v)``."""
+    lr_t = lr_t.astype(params.dtype, copy=False)          # every operand of the kernel has type T
+    g = g.astype(params.dtype, copy=False)
     if not adam:
-        _kernel("gd")(g, lr_t, theta)
-        return theta, m, v
-    dtype = theta.dtype.type
-    t = t.astype(theta.dtype, copy=False)
-    _kernel("adam")(g, lr_t, dtype(b1), dtype(b2), 1 - dtype(b1) ** t, 1 - dtype(b2) ** t, dtype(eps), theta, m, v)
-    return theta, m, v
+        _kernel("gd")(g, lr_t, params)
+        return params, m, v
+    dtype = params.dtype.type
+    t = t.astype(params.dtype, copy=False)
+    _kernel("adam")(g, lr_t, dtype(b1), dtype(b2), 1 - dtype(b1) ** t, 1 - dtype(b2) ** t, dtype(eps), params, m, v)
+    return params, m, v
 
 
-def run_cvae(*args, **kwargs):
-    """GPU twin of :func:`linvae.kernels.cpu.run_cvae` (all array arguments on the device)."""
-    kwargs.pop("parallel", None)
-    run_batched("cvae", *args, xp=get_cupy(), update=update_cupy, **kwargs)
+def train_vae(problem, state, options, n_steps, *, parallel=None):
+    """GPU twin of :func:`linvae.kernels.cpu.train_vae` (``parallel`` is ignored)."""
+    train_batched("vae", problem, state, options, n_steps, xp=get_cupy(), update=update_cupy)
 
 
-def run_mhvae(*args, **kwargs):
-    """GPU twin of :func:`linvae.kernels.cpu.run_mhvae` (all array arguments on the device)."""
-    kwargs.pop("parallel", None)
-    run_batched("mhvae", *args, xp=get_cupy(), update=update_cupy, **kwargs)
+def train_mhvae(problem, state, options, n_steps, *, parallel=None):
+    """GPU twin of :func:`linvae.kernels.cpu.train_mhvae` (``parallel`` is ignored)."""
+    train_batched("mhvae", problem, state, options, n_steps, xp=get_cupy(), update=update_cupy)

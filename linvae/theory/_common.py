@@ -3,6 +3,8 @@ import dataclasses
 
 import numpy as np
 
+from .._backend import array_module, to_host  # re-exported; _backend holds the one CuPy check
+
 __all__ = ["gaussian_kl", "pad", "sqrt_pos", "FitResultMixin", "array_module", "to_host"]
 
 
@@ -37,20 +39,6 @@ def safe_div(a, b):
     return out
 
 
-def array_module(a):
-    """``cupy`` for CuPy arrays, else ``numpy`` (CuPy is imported only when it already is in use)."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        import cupy
-
-        return cupy
-    return np
-
-
-def to_host(a):
-    """A NumPy array of ``a`` (copied from the GPU for CuPy arrays); other objects pass through."""
-    if type(a).__module__.split(".")[0] == "cupy":
-        return a.get()
-    return a
 
 
 class FitResultMixin:
