@@ -131,7 +131,7 @@ def _raw_data(X, Y, solver, model, center):
         return None
     if isinstance(X, Moments):
         raise ValueError("solver='minibatch' trains on the raw data: pass arrays X (and Y), not Moments")
-    if model == "mhvae":
+    if not _PER_MODEL[model]["minibatch"]:
         raise ValueError("solver='minibatch' supports the VAE and CVAE; use solver='adam' for the MHVAE")
     from ._validation import check_data, check_pair
 
@@ -149,11 +149,12 @@ def _raw_data(X, Y, solver, model, center):
 
 def _resolve_model(model, moments):
     check_choice(model, "model", MODELS)
-    if model == "auto":
+    if model == "auto":     # not a model: the CVAE when a target is given, else the VAE
         return "cvae" if moments.has_y else "vae"
-    if model == "cvae" and not moments.has_y:
-        raise ValueError("model='cvae' needs the target Y: call fit(X, Y, ...)")
-    if model in ("vae", "mhvae") and moments.has_y:
+    conditional = _PER_MODEL[model]["conditional"]
+    if conditional and not moments.has_y:
+        raise ValueError(f"model={model!r} needs the target Y: call fit(X, Y, ...)")
+    if not conditional and moments.has_y:
         raise ValueError(f"model={model!r} takes no Y (Y is the CVAE target); drop Y or use model='cvae'")
     return model
 
@@ -216,12 +217,16 @@ def _mhvae_sigmas(sigma, sigma1, sigma2, dims, entry, closed_form):
     return {"sigma1": s1, "sigma2": check_positive(sigma2, "sigma2")}, axes
 
 
-#: per model: how its latent sizes and variances are read, and the default latent size (from the
-#: moments); its hyperparameters are ``_models.HYPER[model]``
+#: per model: whether it takes a target Y, whether the minibatch solver trains it, how its latent
+#: sizes and variances are read, and its default latent size (from the moments); its
+#: hyperparameters are ``_models.HYPER[model]``
 _PER_MODEL = {
-    "vae": dict(two_latents=False, default_dim=lambda m: m.dx, variances=_vae_sigma),
-    "cvae": dict(two_latents=False, default_dim=lambda m: m.dy, variances=_cvae_sigma),
-    "mhvae": dict(two_latents=True, default_dim=lambda m: m.dx, variances=_mhvae_sigmas),
+    "vae": dict(conditional=False, minibatch=True, two_latents=False, default_dim=lambda m: m.dx,
+                variances=_vae_sigma),
+    "cvae": dict(conditional=True, minibatch=True, two_latents=False, default_dim=lambda m: m.dy,
+                 variances=_cvae_sigma),
+    "mhvae": dict(conditional=False, minibatch=False, two_latents=True, default_dim=lambda m: m.dx,
+                  variances=_mhvae_sigmas),
 }
 
 
