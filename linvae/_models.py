@@ -97,8 +97,12 @@ class Variant:
         """:class:`~linvae.exceptions.IllConditionedWarning` when a dropped mode matters here."""
 
     # -- training -------------------------------------------------------------------------------
-    def training_setup(self, spec, cols, seeds):
-        """``(problem, configs, hyper, log_sigma0, learn)`` for :func:`linvae.train.train_batch`."""
+    def training_setup(self, spec, cols, options):
+        """``(problem, configs, hyper, log_sigma0, learn)`` for :func:`linvae.train.train_batch`.
+
+        ``hyper`` holds the kernels' rows (scaled to the problem's coordinates); ``problem`` is
+        None for ``solver="minibatch"``, which trains on the raw data.
+        """
         raise NotImplementedError
 
     def train(self, spec, cols):
@@ -106,23 +110,13 @@ class Variant:
         from . import train
 
         cols = {k: np.asarray(v) for k, v in cols.items()}
-        seeds = cols.pop("seed").astype(np.int64)
-        options = dataclasses.replace(spec.options, seed=seeds)
-        problem, configs, hyper, log_s, learn = self.training_setup(spec, cols, seeds)
-        if options.solver == "minibatch":
+        options = dataclasses.replace(spec.options, seed=cols.pop("seed").astype(np.int64))
+        problem, configs, hyper, log_s, learn = self.training_setup(spec, cols, options)
+        if problem is None:
             X, Y = spec.raw
             return train.train_minibatch(X, Y, self.model, spec.moments, spec.dims, configs, hyper, log_s, learn,
                                          options, options.epochs, options.batch_size)
-        if problem is None:
-            problem = self._problem(spec, cols, options)
-            hyper = problem.scale_hyper(hyper) if hasattr(problem, "scale_hyper") else hyper
         return train.train_batch(problem, configs, hyper, log_s, learn, options)
-
-    def _problem(self, spec, cols, options):
-        from . import train
-
-        return getattr(train, self.problem)(spec.moments, self.model, spec.dims, spec.rtol, options.solver,
-                                            cols["eta_enc"])
 
 
 def _c2_ed2(cols):
@@ -153,15 +147,21 @@ class _VAE(Variant):
 
         warn_if_dropped_matters(spec.moments, active, spec.rtol)
 
-    def training_setup(self, spec, cols, seeds):
-        ee, ed = cols["eta_enc"], cols["eta_dec"]
+    def training_setup(self, spec, cols, options):
+        from . import train
+
+        ee, ed, seeds = cols["eta_enc"], cols["eta_dec"], options.seed
         B, fixed, learned = len(ee), spec.sigma, spec.sigma is None
         c2, ed2 = _c2_ed2(cols)
         hyper = np.stack([cols["beta"], c2, ed2], axis=1)
         log_s = np.log(np.tile(fixed, (B, 1))) if not learned else np.log(ee)[:, None] * np.ones(spec.dims)
         configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=learned, seed=int(seeds[b]))
                    for b in range(B)]
-        return None, configs, hyper, log_s, np.array([learned])
+        problem = None
+        if options.solver != "minibatch":
+            problem = getattr(train, self.problem)(spec.moments, self.model, spec.dims, spec.rtol, options.solver, ee)
+            hyper = problem.scale_hyper(hyper)
+        return problem, configs, hyper, log_s, np.array([learned])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -227,10 +227,10 @@ class _MHVAE(Variant):
 
         warn_if_dropped_matters(spec.moments, active, spec.rtol)
 
-    def training_setup(self, spec, cols, seeds):
+    def training_setup(self, spec, cols, options):
         from . import train
 
-        ee, ed = cols["eta_enc"], cols["eta_dec"]
+        ee, ed, seeds = cols["eta_enc"], cols["eta_dec"], options.seed
         B, (d1, d2) = len(ee), spec.dims
         learn1, learn2 = spec.sigma1 is None, spec.sigma2 is None
         c2, ed2 = _c2_ed2(cols)
