@@ -343,3 +343,19 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
             progress=progress, epochs=epochs, batch_size=batch_size, dtype=dtype)
     return FitSpec(variant=variant, moments=moments, dims=dims, grid=grid, seeds=seeds, solver=solver,
                    options=options, rtol=rtol, raw=raw, **variances)
+
+
+def for_chunk(sweep_spec, cols):
+    """The :class:`FitSpec` of a sweep chunk: ``sweep_spec.fit_spec``, or, for a ``SweepSpec`` built
+    by hand (arguments as given, no ``fit_spec``), one validated from its fields and the chunk's
+    flat columns ``cols``."""
+    if sweep_spec.fit_spec is not None:
+        return sweep_spec.fit_spec
+    s = sweep_spec
+    two_latents = np.ndim(s.dims) == 1
+    hyper = {k: np.unique(np.asarray(v, dtype=float)) for k, v in cols.items() if k != "seed"}
+    spec = build(s.moments, entry="sweep", model=s.model, latent_dim=None if two_latents else s.dims,
+                 latent_dims=tuple(s.dims) if two_latents else None, sigma=s.sigma, sigma1=s.sigma1, sigma2=s.sigma2,
+                 rtol=s.rtol, solver="closed_form" if s.options is None else "adam",
+                 seed=cols.get("seed", 0), **hyper)
+    return dataclasses.replace(spec, options=s.options, raw=s.raw)

@@ -89,8 +89,9 @@ def take(cols, start, stop):
 def run_chunk(spec, cols):
     """Fit the configurations ``cols`` (a dict of flat columns); returns a list of fit results."""
     from ._models import fit_configurations
+    from ._spec import for_chunk
 
-    return fit_configurations(spec.fit_spec, cols)
+    return fit_configurations(for_chunk(spec, cols), cols)
 
 
 def chunk_path(out, index):
