@@ -59,3 +59,23 @@ class PredictGrid:
 
     def time_predict_collapse(self, points):
         linvae.predict_collapse(self.m, beta=self.beta, eta_dec=self.eta)
+
+
+class ClosedFormSweep:
+    """A closed-form sweep: one decomposition and one vectorised pass over the grid (linvae._models),
+    against the former engine, one ``fit`` per grid point."""
+
+    params = [10, 100]
+    param_names = ["grid_points"]
+
+    def setup(self, points):
+        self.m = linvae.Moments.from_arrays(spectrum_data(2_000, 256))
+        self.beta = np.linspace(0.1, 5, points)
+        linvae.fit(self.m, latent_dim=64)        # fills the eigendecomposition cache
+
+    def time_sweep(self, points):
+        linvae.sweep(self.m, beta=self.beta, latent_dim=64)
+
+    def time_fit_per_point(self, points):
+        for b in self.beta:
+            linvae.fit(self.m, beta=float(b), latent_dim=64)

@@ -51,6 +51,7 @@ class SweepSpec:
     options: object          # TrainOptions, or None for the closed forms
     rtol: object
     raw: object = None
+    fit_spec: object = None  # the validated linvae._spec.FitSpec the chunks run (not fingerprinted)
 
     def fingerprint(self, cols, chunk_size):
         """SHA-256 of the data's moments, the settings and the configuration table."""
@@ -98,16 +99,10 @@ def take(cols, start, stop):
 
 def run_chunk(spec, cols):
     """Fit the configurations ``cols`` (a dict of flat columns); returns a list of fit results."""
-    from .api import _train_grid, fit
+    from ._models import fit_configurations
+    from ._spec import for_chunk
 
-    if spec.options is None:
-        mh = spec.model == "mhvae"
-        return [fit(spec.moments, model=spec.model, latent_dim=None if mh else spec.dims,
-                    latent_dims=spec.dims if mh else None, sigma=spec.sigma, sigma1=spec.sigma1,
-                    sigma2=spec.sigma2, rtol=spec.rtol, **{k: float(v[i]) for k, v in cols.items()})
-                for i in range(len(next(iter(cols.values()))))]
-    return _train_grid(spec.moments, spec.model, spec.dims, cols, spec.sigma, spec.sigma1, spec.sigma2,
-                       dataclasses.replace(spec.options), spec.rtol, spec.raw)
+    return fit_configurations(for_chunk(spec, cols), cols)
 
 
 CHUNK_KIND = "linvae-sweep-chunk"

@@ -1,85 +1,24 @@
-"""Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`."""
+"""Public entry points: :func:`fit`, :func:`sweep` and :func:`predict_collapse`.
+
+Each builds one validated :class:`linvae._spec.FitSpec` and hands it to the model registry
+(:mod:`linvae._models`), which knows every model's closed form over a grid and its training.
+"""
 import os
 from typing import Union
 
 import numpy as np
 
-from . import _config, theory
-from ._backend import CHOICES, is_cupy
-from ._validation import (
-    check_choice,
-    check_int,
-    check_nonneg,
-    check_latent_dim,
-    check_positive,
-    check_positive_grid,
-    check_rtol,
-    check_scale,
-    check_seed,
-    check_sigma,
-)
-from .stats import Moments, cvae_residual, vae_spectrum
-from .theory._common import pad, to_host
+from . import _models, _spec, theory
+from ._spec import BACKENDS, MODELS, SOLVERS, as_moments
+from ._validation import check_int
+from .theory._common import to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
 
 #: the type of a fit result (for annotations)
 FitResult = Union[theory.VAEFit, theory.CVAEFit, theory.MHVAEFit]
 
-MODELS = {"auto", "vae", "cvae", "mhvae"}
-SOLVERS = {"closed_form", "gd", "adam", "minibatch"}
-BACKENDS = set(CHOICES)
-
-
-def as_moments(X, Y=None, center=False):
-    """Return :class:`Moments` for data arrays, or pass given moments through."""
-    if isinstance(X, Moments):
-        if Y is not None:
-            raise ValueError("pass Y inside the Moments (Moments.from_arrays(X, Y)), not separately")
-        if center and not X.centered:
-            raise ValueError("center=True cannot centre precomputed Moments; build them with "
-                             "Moments.from_arrays(X, center=True)")
-        return X
-    if _is_dask(X) or _is_dask(Y):
-        from .distributed import moments_from_dask
-
-        da = __import__("dask.array", fromlist=["array"])
-        return moments_from_dask(da.asarray(X), None if Y is None else da.asarray(Y), center=center)
-    return Moments.from_arrays(X, Y, center=center)
-
-
-def _is_dask(a):
-    """True for ``dask.array.Array`` (checked without importing dask)."""
-    return type(a).__module__.startswith("dask.") and hasattr(a, "to_delayed")
-
-
-def _resolve_model(model, moments):
-    check_choice(model, "model", MODELS)
-    if model == "auto":
-        return "cvae" if moments.has_y else "vae"
-    if model == "cvae" and not moments.has_y:
-        raise ValueError("model='cvae' needs the target Y: call fit(X, Y, ...)")
-    if model in ("vae", "mhvae") and moments.has_y:
-        raise ValueError(f"model={model!r} takes no Y (Y is the CVAE target); drop Y or use model='cvae'")
-    return model
-
-
-def _latent_dims(model, moments, latent_dim, latent_dims):
-    if model == "mhvae":
-        if latent_dims is None:
-            d = moments.dx if latent_dim is None else check_latent_dim(latent_dim)
-            return (d, d)
-        if latent_dim is not None:
-            raise ValueError("give either latent_dim or latent_dims for the MHVAE, not both")
-        if np.ndim(latent_dims) != 1 or len(latent_dims) != 2:
-            raise ValueError(f"latent_dims must be a pair (d1, d2), got {latent_dims!r}")
-        return (check_latent_dim(latent_dims[0], "latent_dims[0]"),
-                check_latent_dim(latent_dims[1], "latent_dims[1]"))
-    if latent_dims is not None:
-        raise ValueError("latent_dims=(d1, d2) is for model='mhvae'; use latent_dim for the VAE/CVAE")
-    if latent_dim is None:
-        return moments.dy if model == "cvae" else moments.dx
-    return check_latent_dim(latent_dim)
+# MODELS, SOLVERS, BACKENDS and as_moments stay importable from here (defined in linvae._spec)
 
 
 def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
@@ -95,28 +34,29 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Data (the condition x for the CVAE), or precomputed :class:`~linvae.stats.Moments`.
     Y : array_like of shape (N, dy), optional
         Target of the CVAE. Given ⇒ CVAE.
-    model : {"auto", "vae", "cvae", "mhvae"}
+    model : {"auto", "vae", "cvae", "mhvae"}, default "auto"
         ``"auto"``: CVAE if Y is given, else VAE.
-    beta : float
+    beta : float, default 1.0
         β, weight of the KL term (VAE, CVAE).
-    beta1, beta2 : float
+    beta1, beta2 : float, default 1.0
         β₁, β₂ of the MHVAE.
-    eta_enc : float
+    eta_enc : float, default 1.0
         η_enc, standard deviation of the prior ``N(0, η_enc² I)``.
-    eta_dec : float
+    eta_dec : float, default 1.0
         η_dec, standard deviation of the Gaussian decoder.
     latent_dim : int, optional
         Latent size (VAE: d₁, default dx; CVAE: d_z, default dy; MHVAE: both latents).
     latent_dims : (int, int), optional
         (d₁, d₂) of the MHVAE.
-    sigma : "learnable", float or array_like
+    sigma : "learnable", float or array_like, default "learnable"
         Encoder standard deviations σ of the VAE: learned (Thm 4) or fixed (Thm 1). The CVAE
         closed form (Thm 2) is for learnable σ only.
-    sigma1 : float
-        Fixed σ₁ of the MHVAE (isotropic), default 0.5 as in the paper's experiments.
-    sigma2 : "learnable" or float
+    sigma1 : float or "learnable", default 0.5
+        Fixed σ₁ of the MHVAE (isotropic; 0.5 as in the paper's experiments), or ``"learnable"``
+        (gradient solvers only).
+    sigma2 : "learnable" or float, default "learnable"
         σ₂ of the MHVAE: learned (Thm 3) or fixed isotropic (Thm 5).
-    solver : {"closed_form", "gd", "adam", "minibatch"}
+    solver : {"closed_form", "gd", "adam", "minibatch"}, default "closed_form"
         ``"closed_form"`` is exact and instant. ``"gd"`` / ``"adam"`` train by full-batch
         gradient descent on the moment matrices (the only way to study the MHVAE with both
         Σ₁ and Σ₂ learned, ``sigma1="learnable"``, which has no closed form). Plain GD is slow
@@ -124,33 +64,37 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         there. ``"minibatch"`` (VAE, CVAE) trains on the raw data like the paper's scripts:
         Adam (lr 1e-3 by default), shuffled minibatches, reparameterized samples; it reaches
         the optimum only up to the stochastic noise of the final iterates.
-    backend : {"auto", "numba", "numpy", "cupy"}
+    backend : {"auto", "numba", "numpy", "cupy"}, default "auto"
         Training backend: the Numba kernels, the NumPy reference, or the CuPy GPU kernels
-        (``pip install "linvae[cuda12]"``; results come back as NumPy arrays). ``"auto"`` picks
+        (``pip install "linvae[cuda12]"``; results live on the device of the input, see Returns). ``"auto"`` picks
         CuPy when ``X`` is a CuPy array (its moments are then computed on the GPU), else Numba.
     lr : float, optional
-        Learning rate (default: 1e-2 for Adam, a curvature estimate for GD).
-    max_iter : int
+        Learning rate (default: 3e-2 for Adam, 1e-3 for the minibatch Adam, a curvature
+        estimate for GD).
+    max_iter : int, default 20000
         Maximum number of optimizer steps.
-    tol, gtol : float
-        Stop when the relative loss change per step is ≤ ``tol`` and the gradient norm is
-        ≤ ``gtol · max(1, |L|)``.
-    seed : int
+    tol : float, default 1e-12
+        Stop when the relative loss change per step is ≤ ``tol`` (and ``gtol`` holds).
+    gtol : float, default 1e-7
+        Stop when the gradient norm is ≤ ``gtol · max(1, |L|)`` (and ``tol`` holds).
+    seed : int, default 0
         Seed of the N(0, init_scale²) initialization of the data-coordinate matrices: one integer
         in [0, 2**63 − 1] (several seeds: :func:`sweep`). Checked for every solver.
-    clip : float
+    clip : float, default 0.0
         Clip gradients to this global norm (0: off).
     lr_decay : float, optional
         ``lr_t = lr / (1 + lr_decay·t)``; default 1e-2 for Adam (a constant-step Adam hovers
-        around the optimum instead of converging), 0 for GD.
-    init_scale : float
+        around the optimum instead of converging), 0 for GD and the minibatch solver.
+    init_scale : float, default 0.1
         Standard deviation of the initialization (the paper's 0.1).
-    history_every : int
+    history_every : int, default 100
         Record loss and per-dim KL every this many steps (``result.history``).
-    progress : bool
+    progress : bool, default False
         Show a progress bar (needs tqdm).
-    epochs, batch_size : int
-        Minibatch solver only.
+    epochs : int, default 100
+        Passes over the data (minibatch solver only).
+    batch_size : int, default 128
+        Minibatch size (minibatch solver only).
     center : bool, default False
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.
@@ -160,7 +104,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         column-equilibrated coordinates, so its answer does not depend on the scale of x's columns).
         θ are computed to the relative accuracy of the column-equilibrated moments; an
         :class:`~linvae.exceptions.IllConditionedWarning` says when a dropped mode would be active.
-    dtype : {"float64", "float32"}
+    dtype : {"float64", "float32"}, default "float64"
         Precision of gradient training on the moment matrices (``"gd"``/``"adam"``; moments,
         closed forms and results are always float64). float32 halves memory traffic and runs
         at the float32 BLAS/GPU rate; its tolerances are looser: ``tol`` and ``gtol`` are raised
@@ -203,12 +147,18 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     >>> res.n_collapsed
     3
     """
-    return _on_input_device(_fit(**locals()), X, Y)
+    spec = _spec.build(X, Y, entry="fit", model=model, beta=beta, beta1=beta1, beta2=beta2, eta_enc=eta_enc,
+                       eta_dec=eta_dec, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma, sigma1=sigma1,
+                       sigma2=sigma2, solver=solver, backend=backend, lr=lr, max_iter=max_iter, tol=tol, gtol=gtol,
+                       seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale, history_every=history_every,
+                       progress=progress, epochs=epochs, batch_size=batch_size, center=center, rtol=rtol,
+                       dtype=dtype)
+    return _on_input_device(_models.fit_configurations(spec)[0], X, Y)
 
 
 def _on_input_device(result, X, Y=None):
     """Results live on the device their data came from: CuPy input gives CuPy arrays."""
-    if is_cupy(X) or is_cupy(Y):
+    if _spec.on_device(X, Y):
         from ._backend import get_cupy
 
         cp = get_cupy()
@@ -216,214 +166,6 @@ def _on_input_device(result, X, Y=None):
             return [r.to_device(cp) for r in result]
         return result.to_device(cp)
     return result
-
-
-def _fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
-         latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5, sigma2="learnable",
-         solver="closed_form", backend="auto", lr=None, max_iter=20000, tol=1e-12, gtol=1e-7,
-         seed=0, clip=0.0, lr_decay=None, init_scale=0.1, history_every=100, progress=False,
-         epochs=100, batch_size=128, center=False, rtol=None, dtype="float64"):
-    check_choice(solver, "solver", SOLVERS)
-    check_choice(backend, "backend", BACKENDS)
-    seed = check_seed(seed)
-    if rtol is not None:
-        rtol = check_rtol(rtol)
-    moments = as_moments(X, Y, center=center)
-    model = _resolve_model(model, moments)
-    raw = _raw_data(X, Y, solver, model, center)
-    eta_enc = check_scale(eta_enc, "eta_enc")
-    eta_dec = check_scale(eta_dec, "eta_dec")
-    _check_eta_ratio(eta_enc, eta_dec)
-    dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    if model == "mhvae":
-        beta1 = check_positive(beta1, "beta1")
-        beta2 = check_positive(beta2, "beta2")
-    else:
-        beta = check_positive(beta, "beta")
-    if solver != "closed_form":
-        if model == "mhvae" and not (isinstance(sigma1, str) and sigma1 == "learnable"):
-            sigma1 = check_positive(sigma1, "sigma1")
-        options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay,
-                                 init_scale, history_every, progress, epochs, batch_size,
-                                 is_cupy(X), dtype)
-        grid = {"beta1": [beta1], "beta2": [beta2]} if model == "mhvae" else {"beta": [beta]}
-        cols = _grid(**grid, eta_enc=[eta_enc], eta_dec=[eta_dec], seed=[seed])
-        return _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw)[0]
-    return _finite_loss(_closed_form(moments, model, dims, beta, beta1, beta2, eta_enc, eta_dec, sigma,
-                                     sigma1, sigma2, rtol), eta_enc, eta_dec)
-
-
-def _check_eta_ratio(eta_enc, eta_dec):
-    """c² = (η_dec/η_enc)² enters the loss; it must be a normal float64 number."""
-    from ._validation import SCALE_MAX, SCALE_MIN
-
-    c = np.asarray(eta_dec, dtype=float) / np.asarray(eta_enc, dtype=float)
-    bad = (c < SCALE_MIN) | (c > SCALE_MAX)
-    if np.any(bad):
-        i = int(np.flatnonzero(np.ravel(bad))[0])
-        raise ValueError(f"eta_dec/eta_enc = {float(np.ravel(c)[i]):.3g} is out of range: c² = (η_dec/η_enc)² enters "
-                         f"the loss and {'under' if np.ravel(c)[i] < SCALE_MIN else 'over'}flows float64; keep "
-                         f"eta_dec/eta_enc within [{SCALE_MIN:.2g}, {SCALE_MAX:.2g}]")
-
-
-def _finite_loss(result, eta_enc, eta_dec):
-    """Refuse a closed-form result whose loss is not representable (the data and η scales disagree)."""
-    if not np.isfinite(result.loss):
-        raise ValueError(f"the loss at the optimum is {result.loss!r} in float64: the data scale "
-                         f"(largest θ {float(np.max(to_host(result.data_theta), initial=0.0)):.3g}) and eta_dec "
-                         f"= {eta_dec:.3g}, eta_enc = {eta_enc:.3g} are too far apart; rescale the data or the "
-                         "η's by a power of two")
-    return result
-
-
-def _closed_form(moments, model, dims, beta, beta1, beta2, eta_enc, eta_dec, sigma, sigma1, sigma2, rtol):
-    if model == "vae":
-        sig = check_sigma(sigma, "sigma", dims)
-        _warn_dropped(moments, rtol, beta, eta_enc, eta_dec)
-        if sig is None:
-            return theory.vae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
-        return theory.vae_fixed(moments, dims, sig, beta, eta_enc, eta_dec, rtol)
-    if model == "cvae":
-        _check_cvae_sigma(sigma)
-        _warn_cvae_dropped(moments, rtol, beta, eta_dec)
-        return theory.cvae_learnable(moments, dims, beta, eta_enc, eta_dec, rtol)
-    if isinstance(sigma1, str) and sigma1 == "learnable":
-        raise ValueError(
-            "the MHVAE with both Σ₁ and Σ₂ learnable has no closed form; fix sigma1 to a "
-            "positive number, or train it by gradient descent (solver='adam')"
-        )
-    s1 = check_positive(sigma1, "sigma1")
-    s2 = None if isinstance(sigma2, str) else check_positive(sigma2, "sigma2")
-    _warn_mhvae_dropped(moments, rtol, beta1, beta2, s1, s2, eta_enc, eta_dec)
-    if s2 is None:
-        check_sigma(sigma2, "sigma2", dims[1])
-        return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
-    return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
-
-
-def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
-    """Warn when ill-conditioning drops a mode that Thm 4 says is active (see ``warn_if_dropped_matters``)."""
-    from .stats import warn_if_dropped_matters
-
-    def active(theta):
-        return ~theory.thm4_spectra(theta[None, :], np.reshape(beta, (-1, 1)), np.reshape(eta_enc, (-1, 1)),
-                                    np.reshape(eta_dec, (-1, 1)))[3]
-
-    warn_if_dropped_matters(moments, active, rtol)
-
-
-def _warn_mhvae_dropped(moments, rtol, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
-    """Warn when ill-conditioning drops a mode whose θ Thm 3/5 would use (see ``active`` below)."""
-    from .stats import warn_if_dropped_matters
-
-    cols = [np.reshape(a, (-1, 1)) for a in (beta1, beta2, sigma1, eta_enc, eta_dec)]
-
-    def spectra(theta):
-        paired = np.ones((1, theta.size), bool)
-        if sigma2 is None:
-            return theory.thm3_spectra(theta[None, :], paired, *cols)[:2]
-        return theory.thm5_spectra(theta[None, :], paired, *cols[:3], sigma2, *cols[3:])
-
-    def active(theta):
-        # the drop matters when treating θ as 0 changes the optimum: a live z₁ encoder (λ > 0)
-        # or a z₂ path that depends on θ (in Thm 3's case A, ω > 0 even for θ = 0)
-        lam, omega = spectra(theta)
-        omega0 = spectra(np.zeros_like(theta))[1]
-        return (lam > 0) | ~np.isclose(omega, omega0, rtol=1e-9, atol=0.0)
-
-    warn_if_dropped_matters(moments, active, rtol)
-
-
-def _warn_cvae_dropped(moments, rtol, beta, eta_dec):
-    """Warn when ill-conditioning changes E where Thm 2 would see it (see ``warn_if_cvae_drop_matters``)."""
-    from .stats import warn_if_cvae_drop_matters
-
-    warn_if_cvae_drop_matters(moments, float(np.min(np.asarray(beta) * np.asarray(eta_dec) ** 2)), rtol)
-
-
-def _check_cvae_sigma(sigma):
-    if not (isinstance(sigma, str) and sigma == "learnable"):
-        raise ValueError(
-            f"the linear CVAE (Thm 2) is supported with learnable σ only; got sigma={sigma!r}. "
-            "Use sigma='learnable'"
-        )
-
-
-def _raw_data(X, Y, solver, model, center):
-    """The validated raw arrays the minibatch solver trains on (None for other solvers)."""
-    if solver != "minibatch":
-        return None
-    if isinstance(X, Moments):
-        raise ValueError("solver='minibatch' trains on the raw data: pass arrays X (and Y), not Moments")
-    if model == "mhvae":
-        raise ValueError("solver='minibatch' supports the VAE and CVAE; use solver='adam' for the MHVAE")
-    from ._validation import check_data, check_pair
-
-    if Y is None:
-        Xv, Yv = check_data(X), None
-    else:
-        Xv, Yv = check_pair(X, Y)
-    if center:
-        Xv = Xv - Xv.mean(axis=0)
-        Yv = None if Yv is None else Yv - Yv.mean(axis=0)
-    return Xv, Yv
-
-
-def _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                   history_every, progress, epochs=100, batch_size=128, device_input=False, dtype="float64"):
-    from .train import TrainOptions
-
-    try:
-        dtype = np.dtype(dtype).name
-    except TypeError:
-        dtype = repr(dtype)
-    check_choice(dtype, "dtype", {"float64", "float32"})
-    if dtype == "float32":
-        tol = max(check_nonneg(tol, "tol"), _config.FLOAT32_TOL)
-        gtol = max(check_nonneg(gtol, "gtol"), _config.FLOAT32_GTOL)
-
-    epochs = check_int(epochs, "epochs")
-    batch_size = check_int(batch_size, "batch_size")
-    check_choice(backend, "backend", BACKENDS)
-    if solver == "minibatch" and (backend == "cupy" or (backend == "auto" and device_input)):
-        raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
-    from ._backend import resolve
-
-    backend = resolve(backend, device_input=device_input).name
-    if lr is not None:
-        lr = check_positive(lr, "lr")
-    check_seed(seed, allow_array=True)
-    return TrainOptions(
-        solver=solver, lr=lr, max_iter=check_int(max_iter, "max_iter"), tol=check_nonneg(tol, "tol"),
-        gtol=check_nonneg(gtol, "gtol"), clip=check_nonneg(clip, "clip"),
-        lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"), init_scale=check_positive(init_scale, "init_scale"),
-        seed=seed, history_every=check_int(history_every, "history_every"), progress=bool(progress),
-        backend=backend, epochs=epochs, batch_size=batch_size,
-        dtype=dtype,
-    )
-
-
-def _train_grid(moments, model, dims, cols, sigma, sigma1, sigma2, options, rtol, raw=None):
-    """Train the (already validated) configurations ``cols`` in one batched kernel call.
-
-    ``cols`` holds flat, equally long columns of hyperparameters and ``seed``.
-    """
-    from .train import train_grid
-
-    if model in ("vae", "cvae"):
-        if model == "cvae":
-            _check_cvae_sigma(sigma)
-            fixed = None
-        else:
-            fixed = check_sigma(sigma, "sigma", dims)
-        return train_grid(moments, model, dims, cols, options, sigma=fixed, rtol=rtol, raw=raw)
-    if isinstance(sigma1, str):
-        check_choice(sigma1, "sigma1", {"learnable"})
-    if isinstance(sigma2, str):
-        check_sigma(sigma2, "sigma2", dims[1])
-    return train_grid(moments, model, dims, cols, options, rtol=rtol, raw=raw,
-                      sigma1=None if isinstance(sigma1, str) else check_positive(sigma1, "sigma1"),
-                      sigma2=None if isinstance(sigma2, str) else check_positive(sigma2, "sigma2"))
 
 
 class SweepResult:
@@ -523,13 +265,13 @@ class SweepResult:
         """
         return self.table().to_frame(form)
 
-    def to_dict(self, json_safe: bool = True) -> dict:
+    def to_dict(self, json_safe: bool = False) -> dict:
         """The summary table as a dict (see :meth:`CollapseTable.to_dict`), plus ``model``.
 
         Parameters
         ----------
-        json_safe : bool, default True
-            Lists and Python scalars (``json.dumps`` accepts the result); ``False`` gives arrays.
+        json_safe : bool, default False
+            Give lists and Python scalars instead of arrays (``json.dumps`` accepts the result).
 
         Returns
         -------
@@ -574,7 +316,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
         the whole grid in one batched kernel call.
     out : str, optional
         Checkpoint directory. Each finished chunk of configurations is written there
-        atomically (``chunk-NNNNN.npz``, with a ``sweep.json`` manifest fingerprinting data and
+        atomically (``chunk-NNNNN.pkl``, with a ``sweep.json`` manifest fingerprinting data and
         settings, and ``table.csv`` at the end); an interrupted sweep called again with the same
         arguments resumes with the missing chunks only. A directory holding a different sweep is
         refused (:class:`linvae.exceptions.SweepMismatchError`) unless ``overwrite=True``; a
@@ -583,7 +325,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     chunk_size : int, optional
         Configurations per kernel call (one batch). Default: all of them in one chunk without
         ``out``/``scheduler``, else about a tenth of the grid.
-    overwrite : bool
+    overwrite : bool, default False
         Allow discarding another sweep's checkpoints in ``out``.
     scheduler : None, "threads", "processes", "local", str address or distributed.Client
         Where the chunks run: in this process (None, default) or on Dask; see
@@ -608,41 +350,27 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     >>> res.table()["n_collapsed"].tolist()
     [1, 3, 4]
     """
-    check_choice(solver, "solver", SOLVERS)
-    check_choice(backend, "backend", BACKENDS)
-    seeds = check_seed(seed, allow_array=True)
-    if rtol is not None:
-        rtol = check_rtol(rtol)
-    moments = as_moments(X, Y, center=center)
-    model = _resolve_model(model, moments)
-    raw = _raw_data(X, Y, solver, model, center)
-    dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    grid = {"eta_enc": _scale_grid(eta_enc, "eta_enc"), "eta_dec": _scale_grid(eta_dec, "eta_dec")}
-    _check_eta_ratio(grid["eta_enc"][:, None], grid["eta_dec"][None, :])
-    if model == "mhvae":
-        grid = {"beta1": check_positive_grid(beta1, "beta1"), "beta2": check_positive_grid(beta2, "beta2"), **grid}
-    else:
-        grid = {"beta": check_positive_grid(beta, "beta"), **grid}
-    from ._sweep import SweepSpec, run_chunks
-
-    if solver == "closed_form":
-        options = None
-        cols = _grid(**grid)
-    else:
-        options = _train_options(solver, backend, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
-                                 history_every, progress, epochs, batch_size,
-                                 is_cupy(X), dtype)
-        cols = _grid(**grid, seed=seeds)
+    spec = _spec.build(X, Y, entry="sweep", model=model, beta=beta, beta1=beta1, beta2=beta2, eta_enc=eta_enc,
+                       eta_dec=eta_dec, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma, sigma1=sigma1,
+                       sigma2=sigma2, solver=solver, backend=backend, lr=lr, max_iter=max_iter, tol=tol, gtol=gtol,
+                       seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale, history_every=history_every,
+                       progress=progress, epochs=epochs, batch_size=batch_size, center=center, rtol=rtol,
+                       dtype=dtype)
+    cols = spec.configurations()
     n = len(cols["eta_enc"])
     if chunk_size is None:
         chunk_size = n if out is None and scheduler is None else max(1, -(-n // 10))
     chunk_size = check_int(chunk_size, "chunk_size")
     if out is not None and not isinstance(out, (str, os.PathLike)):
         raise TypeError(f"out must be a directory path (str or os.PathLike), got {out!r}")
-    spec = SweepSpec(moments, model, dims, sigma, sigma1, sigma2, options, rtol, raw)
-    results = run_chunks(spec, cols, chunk_size=chunk_size, out=None if out is None else os.fspath(out),
+    from ._sweep import SweepSpec, run_chunks
+
+    # the checkpoint manifest fingerprints the arguments as given; the chunks run ``spec``
+    sweep_spec = SweepSpec(spec.moments, spec.model, spec.dims, sigma, sigma1, sigma2, spec.options, spec.rtol,
+                           spec.raw, fit_spec=spec)
+    results = run_chunks(sweep_spec, cols, chunk_size=chunk_size, out=None if out is None else os.fspath(out),
                          overwrite=bool(overwrite), scheduler=scheduler, progress=progress)
-    return SweepResult(model, cols, _on_input_device(results, X, Y))
+    return SweepResult(spec.model, cols, _on_input_device(results, X, Y))
 
 
 class CollapseTable:
@@ -701,20 +429,19 @@ class CollapseTable:
             return row
         return self.columns[name]
 
-    def to_dict(self, json_safe: bool = True) -> dict:
+    def to_dict(self, json_safe: bool = False) -> dict:
         """Return the columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
 
         Parameters
         ----------
-        json_safe : bool, default True
-            Lists and Python scalars, so that ``json.dumps`` accepts the result (non-finite floats
-            become ``None``), plus ``model`` and ``theorem``; ``False`` gives NumPy arrays
-            (``pandas.DataFrame`` accepts either form; see also :meth:`to_frame`).
+        json_safe : bool, default False
+            Give lists and Python scalars instead of NumPy arrays, so that ``json.dumps``
+            accepts the result (non-finite floats become ``None``), plus ``model`` and ``theorem``.
 
         Returns
         -------
         dict
-            Lists (arrays with ``json_safe=False``) keyed by column name.
+            Arrays (or lists with ``json_safe=True``) keyed by column name.
         """
         out = {k: v.copy() for k, v in self.columns.items()}
         out["collapsed"] = self.collapsed.copy()
@@ -790,23 +517,6 @@ def _fmt(v):
     return f"{float(v):.4g}"
 
 
-def _scale_grid(value, name):
-    """A grid of η values: positive, and each square a normal float64 (see ``check_scale``)."""
-    grid = check_positive_grid(value, name)
-    for v in grid:
-        check_scale(float(v), name)
-    return grid
-
-
-def _grid(**params):
-    """Outer product of the given 1-D arrays -> dict of flat columns (first name varies slowest)."""
-    names = list(params)
-    # seeds stay int64 (a float column would round seeds above 2**53)
-    mesh = np.meshgrid(*(np.asarray(params[n], dtype=np.int64 if n == "seed" else float) for n in names),
-                       indexing="ij")
-    return {n: m.ravel() for n, m in zip(names, mesh)}
-
-
 def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
                      eta_dec=1.0, latent_dim=None, latent_dims=None, sigma="learnable", sigma1=0.5,
                      sigma2="learnable", center=False, rtol=None) -> "CollapseTable":
@@ -842,65 +552,21 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     >>> table["n_collapsed"].tolist()
     [1, 3, 4]
     """
-    moments = as_moments(X, Y, center=center)
-    model = _resolve_model(model, moments)
-    dims = _latent_dims(model, moments, latent_dim, latent_dims)
-    if rtol is not None:
-        rtol = check_rtol(rtol)
-    eta_enc_g = _scale_grid(eta_enc, "eta_enc")
-    eta_dec_g = _scale_grid(eta_dec, "eta_dec")
-    _check_eta_ratio(eta_enc_g[:, None], eta_dec_g[None, :])
-    if model in ("vae", "cvae"):
-        cols = _grid(beta=check_positive_grid(beta, "beta"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
-        b, ee, ed = (cols[k][:, None] for k in ("beta", "eta_enc", "eta_dec"))
-        if model == "cvae":
-            _check_cvae_sigma(sigma)
-            _warn_cvae_dropped(moments, rtol, b, ed)
-            theta = pad(cvae_residual(moments, rtol)[2], dims)[None, :]
-            _, lam, sig, collapsed = theory.thm2_spectra(theta, b, ee, ed)
-            theorem = "Thm 2"
-        else:
-            theta_modes = pad(vae_spectrum(moments, rtol)[0], dims)
-            fixed = check_sigma(sigma, "sigma", dims)
-            _warn_dropped(moments, rtol, b, ee, ed)
-            if fixed is None:
-                _, lam, sig, collapsed = theory.thm4_spectra(theta_modes[None, :], b, ee, ed)
-                theorem = "Thm 4"
-            else:
-                rank_of = theory.thm1_pairing(fixed)
-                _, lam, dead = theory.thm1_spectra(theta_modes[rank_of][None, :], fixed[None, :], b, ee, ed)
-                sig = np.broadcast_to(fixed, lam.shape)
-                collapsed = theory.prior_collapse(dead, sig, ee)
-                cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
-                theorem = "Thm 1"
-        kl = theory.dim_kl(lam**2, sig, ee, collapsed)
-    else:
-        grid = dict(beta1=check_positive_grid(beta1, "beta1"), beta2=check_positive_grid(beta2, "beta2"),
-                    sigma1=check_positive_grid(sigma1, "sigma1"), eta_enc=eta_enc_g, eta_dec=eta_dec_g)
-        cols = _grid(**grid)
-        b1, b2, s1, ee, ed = (cols[k][:, None] for k in grid)
-        d1, d2 = dims
-        _warn_mhvae_dropped(moments, rtol, b1, b2, s1, None if isinstance(sigma2, str) else
-                            check_positive(sigma2, "sigma2"), ee, ed)
-        theta = pad(vae_spectrum(moments, rtol)[0], d1)[None, :]
-        paired = (np.arange(d1) < d2)[None, :]
-        npair = min(d1, d2)
-        omega = np.zeros((len(b1), d2))
-        if isinstance(sigma2, str):
-            check_sigma(sigma2, "sigma2", d2)
-            lam, om_modes, _, _ = theory.thm3_spectra(theta, paired, b1, b2, s1, ee, ed)
-            theorem = "Thm 3"
-            omega[:, :npair] = om_modes[:, :npair]
-            sig2 = theory.thm3_sigma2(omega, b1, b2, ee, ed)
-        else:
-            s2 = check_positive(sigma2, "sigma2")
-            lam, om_modes = theory.thm5_spectra(theta, paired, b1, b2, s1, s2, ee, ed)
-            theorem = "Thm 5"
-            omega[:, :npair] = om_modes[:, :npair]
-            sig2 = np.full(omega.shape, s2)
-        _, dead, collapsed, kl = theory.z2_statistics(omega, lam, s1, sig2, b1, b2, ee, ed, npair)
-        if theorem == "Thm 5":
-            cols["n_dead"] = dead.sum(axis=1).astype(np.int64)
+    spec = _spec.build(X, Y, entry="predict", model=model, beta=beta, beta1=beta1, beta2=beta2, eta_enc=eta_enc,
+                       eta_dec=eta_dec, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma, sigma1=sigma1,
+                       sigma2=sigma2, center=center, rtol=rtol)
+    return _predict(spec)
+
+
+def _predict(spec):
+    """The collapse table of a prediction spec: the registry's vectorised closed form over the grid."""
+    variant = spec.variant
+    cols = spec.configurations()
+    variant.warn_dropped(spec, cols)
+    s = variant.spectra(spec, cols)
+    collapsed = s["collapsed"]
+    if variant.reports_dead:
+        cols["n_dead"] = s["dead"].sum(axis=1).astype(np.int64)
     cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
     cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
-    return CollapseTable(model, theorem, cols, collapsed, kl, sigma=sig if model != "mhvae" else sig2)
+    return CollapseTable(spec.model, variant.theorem, cols, collapsed, s["kl_per_dim"], sigma=s["sigma"])

@@ -99,18 +99,15 @@ def _load(data, model):
 
 
 def _cmd_predict(args):
-    from .api import predict_collapse
+    from ._spec import build
+    from .api import _predict
 
     X, Y, desc = _load(args.data, args.model)
-    kwargs = dict(beta=args.beta, eta_enc=args.eta_enc, eta_dec=args.eta_dec, center=args.center)
-    if args.model == "mhvae":
-        kwargs = dict(beta1=args.beta1, beta2=args.beta2, sigma1=args.sigma1, eta_enc=args.eta_enc,
-                      eta_dec=args.eta_dec, center=args.center)
-        if args.latent_dim is not None:
-            kwargs["latent_dim"] = args.latent_dim
-    elif args.latent_dim is not None:
-        kwargs["latent_dim"] = args.latent_dim
-    table = predict_collapse(X, Y, model=args.model, **kwargs)
+    # every hyperparameter flag goes to the specification; it reads the ones of --model
+    spec = build(X, Y, entry="predict", model=args.model, beta=args.beta, beta1=args.beta1, beta2=args.beta2,
+                 sigma1=args.sigma1, eta_enc=args.eta_enc, eta_dec=args.eta_dec, latent_dim=args.latent_dim,
+                 center=args.center)
+    table = _predict(spec)
     if getattr(args, "format", "table") != "table":
         sys.stdout.write(_write_table(table, args.format))
         return 0

@@ -23,8 +23,8 @@ _sklearn_base = import_optional("sklearn.base")
 _sk_exceptions = import_optional("sklearn.exceptions")
 _sk_validation = import_optional("sklearn.utils.validation")
 
+from . import _models, _spec  # noqa: E402
 from ._validation import check_data  # noqa: E402
-from .api import fit  # noqa: E402
 
 __all__ = ["LinearVAE", "LinearCVAE", "LinearMHVAE", "NotFittedError"]
 
@@ -64,6 +64,11 @@ def expected_failed_checks(estimator=None) -> dict:
         Check name → reason, for ``parametrize_with_checks(..., expected_failed_checks=...)``.
     """
     return dict(_EXPECTED_FAILED)
+
+
+def _closed_form(X, Y, model, params):
+    """The exact minimizer for an estimator's hyperparameters (``get_params``: named as in :func:`linvae.fit`)."""
+    return _models.fit_configurations(_spec.build(X, Y, entry="fit", model=model, **params))[0]
 
 
 def _expected_log_lik(resid_sq, U, var, eta_dec):
@@ -288,8 +293,7 @@ class LinearVAE(_UnconditionalScoreMixin, _Base):
             The fitted estimator.
         """
         X = self._validate_X(X, reset=True)
-        res = fit(X, model="vae", beta=self.beta, eta_enc=self.eta_enc, eta_dec=self.eta_dec,
-                  latent_dim=self.latent_dim, sigma=self.sigma, center=self.center)
+        res = _closed_form(X, None, "vae", self.get_params(deep=False))
         self.W_, self.U_ = res.W, res.U
         return self._store(res)
 
@@ -452,8 +456,7 @@ class LinearCVAE(_Base):
         """
         X = self._validate_X(X, reset=True)
         Y = self._validate_y(y, X.shape[0], reset=True)
-        res = fit(X, Y, model="cvae", beta=self.beta, eta_enc=self.eta_enc, eta_dec=self.eta_dec,
-                  latent_dim=self.latent_dim, center=self.center)
+        res = _closed_form(X, Y, "cvae", self.get_params(deep=False))
         self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
         return self._store(res)
 
@@ -685,9 +688,7 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
             The fitted estimator.
         """
         X = self._validate_X(X, reset=True)
-        res = fit(X, model="mhvae", beta1=self.beta1, beta2=self.beta2, eta_enc=self.eta_enc,
-                  eta_dec=self.eta_dec, latent_dims=self.latent_dims, sigma1=self.sigma1,
-                  sigma2=self.sigma2, center=self.center)
+        res = _closed_form(X, None, "mhvae", self.get_params(deep=False))
         self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
         self.sigma1_, self.sigma2_ = res.sigma1, res.sigma2
         return self._store(res)

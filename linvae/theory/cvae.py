@@ -8,7 +8,7 @@ from ..stats import cvae_residual
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad
 from .vae import thm4_spectra
 
-__all__ = ["thm2_spectra", "cvae_learnable", "CVAEFit"]
+__all__ = ["thm2_spectra", "cvae_learnable", "cvae_basis", "cvae_spectra", "cvae_fits", "CVAEFit"]
 
 
 def thm2_spectra(theta, beta, eta_enc, eta_dec):
@@ -90,6 +90,93 @@ class CVAEFit(FitResultMixin):
         return y
 
 
+def cvae_basis(moments, latent_dim, rtol=None):
+    """The data's side of Thm 2, computed once for any hyperparameter grid.
+
+    Returns
+    -------
+    U2 : ndarray (dy, dx)
+        ``E[yxᵀ]E[xxᵀ]⁻¹``.
+    theta_full : ndarray
+        Eigenvalues of the residual covariance E (variance-like, descending).
+    theta_modes : ndarray (latent_dim,)
+        The first ``latent_dim`` of them (0 for surplus dims).
+    Q : ndarray (dy, k)
+        Eigenvectors of E.
+    """
+    _, U2, theta_full, Q = cvae_residual(moments, rtol)
+    return U2, theta_full, pad(theta_full, latent_dim), Q
+
+
+def cvae_spectra(theta_modes, beta, eta_enc, eta_dec):
+    """Per-dim optimum of the linear CVAE for a grid of configurations (one row each).
+
+    Returns
+    -------
+    dict
+        Arrays of shape (n_configs, latent_dim): ``omega``, ``lambda_``, ``sigma``, ``collapsed``,
+        ``kl_per_dim``.
+
+    Notes
+    -----
+    Thm 2 (:func:`thm2_spectra`).
+    """
+    beta, eta_enc, eta_dec = (np.reshape(np.asarray(v, dtype=float), (-1, 1)) for v in (beta, eta_enc, eta_dec))
+    omega, lam, sigma, collapsed = thm2_spectra(theta_modes[None, :], beta, eta_enc, eta_dec)
+    kl = np.where(collapsed, 0.0, gaussian_kl(lam**2, sigma**2, eta_enc**2))
+    return dict(omega=omega, lambda_=lam, sigma=sigma, collapsed=collapsed, kl_per_dim=kl)
+
+
+def cvae_fits(moments, latent_dim, beta, eta_enc, eta_dec, rtol=None):
+    """Exact global minimizers of the linear CVAE for a grid of configurations.
+
+    Parameters
+    ----------
+    moments : Moments
+        Must include Y.
+    latent_dim : int
+    beta, eta_enc, eta_dec : 1-D array_like
+        Equally long columns, one value per configuration.
+    rtol : float, optional
+
+    Returns
+    -------
+    list of CVAEFit
+
+    Notes
+    -----
+    Thm 2 (see :func:`cvae_learnable`); the residual decomposition is computed once.
+    """
+    U2, theta_full, theta, Q = cvae_basis(moments, latent_dim, rtol)
+    s = cvae_spectra(theta, beta, eta_enc, eta_dec)
+    n = len(s["omega"])
+    beta, eta_enc, eta_dec = (np.broadcast_to(np.ravel(np.asarray(v, dtype=float)), (n,))
+                              for v in (beta, eta_enc, eta_dec))
+    dy = moments.dy
+    k = min(latent_dim, Q.shape[1])
+    centered = moments.centered
+    out = []
+    for b in range(n):
+        omega, lam, sigma, collapsed, kl = (s[name][b].copy() for name in
+                                            ("omega", "lambda_", "sigma", "collapsed", "kl_per_dim"))
+        W2 = np.zeros((latent_dim, dy))
+        U1 = np.zeros((dy, latent_dim))
+        W2[:k] = (lam[:k] / np.sqrt(theta[:k]))[:, None] * Q[:, :k].T
+        U1[:, :k] = Q[:, :k] * omega[:k]
+        W1 = -W2 @ U2
+        loss = float(objectives.cvae_loss(moments.xx, moments.xy, moments.yy, W1, W2, U1, U2, sigma,
+                                          float(beta[b]), float(eta_enc[b]), float(eta_dec[b])))
+        out.append(CVAEFit(
+            model="cvae", theorem="Thm 2", beta=float(beta[b]), eta_enc=float(eta_enc[b]),
+            eta_dec=float(eta_dec[b]), theta=theta.copy(), omega=omega, lambda_=lam, sigma=sigma,
+            collapsed=collapsed, kl_per_dim=kl, loss=loss, W1=W1, W2=W2, U1=U1, U2=U2,
+            mean_x=moments.mean_x if centered else np.zeros(moments.dx),
+            mean_y=moments.mean_y if centered else np.zeros(dy),
+            data_theta=theta_full,
+        ))
+    return out
+
+
 def cvae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
     """Exact global minimizer of the linear CVAE with learnable diagonal Σ.
 
@@ -108,26 +195,6 @@ def cvae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol
     -----
     Thm 2: collapse ⇔ ``θ_i(E) < βη_dec²``; ``U₂* = E[yxᵀ]E[xxᵀ]⁻¹``, ``W₂* = diag(λ_i/√θ_i)Q_kᵀ``,
     ``W₁* = −W₂*U₂*``, ``U₁* = Q_k diag(ω_i)``. Active-dim mean KL ``½ log(θ_i/(βη_dec²))``.
+    One configuration of :func:`cvae_fits`.
     """
-    _, U2, theta_full, Q = cvae_residual(moments, rtol)
-    theta = pad(theta_full, latent_dim)
-    omega, lam, sigma, collapsed = thm2_spectra(theta, beta, eta_enc, eta_dec)
-    dy = moments.dy
-    W2 = np.zeros((latent_dim, dy))
-    U1 = np.zeros((dy, latent_dim))
-    k = min(latent_dim, Q.shape[1])
-    W2[:k] = (lam[:k] / np.sqrt(theta[:k]))[:, None] * Q[:, :k].T
-    U1[:, :k] = Q[:, :k] * omega[:k]
-    W1 = -W2 @ U2
-    kl = np.where(collapsed, 0.0, gaussian_kl(lam**2, sigma**2, eta_enc**2))
-    loss = float(objectives.cvae_loss(moments.xx, moments.xy, moments.yy, W1, W2, U1, U2, sigma,
-                                      beta, eta_enc, eta_dec))
-    centered = moments.centered
-    return CVAEFit(
-        model="cvae", theorem="Thm 2", beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=theta,
-        omega=omega, lambda_=lam, sigma=sigma, collapsed=collapsed, kl_per_dim=kl, loss=loss,
-        W1=W1, W2=W2, U1=U1, U2=U2,
-        mean_x=moments.mean_x if centered else np.zeros(moments.dx),
-        mean_y=moments.mean_y if centered else np.zeros(dy),
-        data_theta=theta_full,
-    )
+    return cvae_fits(moments, latent_dim, beta, eta_enc, eta_dec, rtol)[0]

@@ -9,7 +9,7 @@ from ._common import FitResultMixin, as_float, normal, pad, safe_div, sqrt_pos
 from .vae import dim_kl, prior_collapse
 
 __all__ = ["thm3_spectra", "thm5_spectra", "thm3_sigma2", "z2_statistics", "mhvae_sigma2_learnable",
-           "mhvae_fixed", "MHVAEFit"]
+           "mhvae_fixed", "mhvae_spectra", "mhvae_fits", "MHVAEFit"]
 
 
 def _unpaired_lambda(theta, beta1, sigma1):
@@ -229,6 +229,86 @@ def _mhvae_result(moments, theorem, latent_dims, theta_full, P, lam_modes, omega
     )
 
 
+def mhvae_spectra(theta_modes, latent_dims, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
+    """Per-dim optimum of the two-latent MHVAE for a grid of configurations (one row each).
+
+    Parameters
+    ----------
+    theta_modes : ndarray (d1,)
+        θ of the z₁ data modes, descending (0 for surplus dims).
+    latent_dims : (int, int)
+        (d₁, d₂).
+    beta1, beta2, sigma1, eta_enc, eta_dec : float or 1-D array_like
+        One value per configuration (equally long, or scalars); σ₁ is isotropic.
+    sigma2 : None or float
+        None: learnable Σ₂ (Thm 3); else the fixed isotropic σ₂ (Thm 5).
+
+    Returns
+    -------
+    dict
+        ``lambda_`` and ``sigma1`` (n_configs, d₁); ``omega`` and ``sigma2`` (n_configs, d₂), with
+        ω = 0 for the z₂ dims beyond d₁; and the z₂ statistics of :func:`z2_statistics`: ``w2``,
+        ``dead``, ``collapsed``, ``kl_per_dim`` (n_configs, d₂).
+
+    Notes
+    -----
+    Thm 3 (:func:`thm3_spectra`, :func:`thm3_sigma2`) and Thm 5 (:func:`thm5_spectra`).
+    """
+    d1, d2 = latent_dims
+    b1, b2, s1, ee, ed = (np.reshape(np.asarray(v, dtype=float), (-1, 1))
+                          for v in (beta1, beta2, sigma1, eta_enc, eta_dec))
+    theta = theta_modes[None, :]
+    paired = (np.arange(d1) < d2)[None, :]
+    npair = min(d1, d2)
+    if sigma2 is None:
+        lam, om_modes, _, _ = thm3_spectra(theta, paired, b1, b2, s1, ee, ed)
+    else:
+        lam, om_modes = thm5_spectra(theta, paired, b1, b2, s1, sigma2, ee, ed)
+    omega = np.zeros((len(lam), d2))
+    omega[:, :npair] = om_modes[:, :npair]
+    sig2 = thm3_sigma2(omega, b1, b2, ee, ed) if sigma2 is None else np.full(omega.shape, float(sigma2))
+    sig1 = np.broadcast_to(s1, lam.shape)
+    w2, dead, collapsed, kl = z2_statistics(omega, lam, s1, sig2, b1, b2, ee, ed, npair)
+    return dict(lambda_=lam, omega=omega, sigma1=sig1, sigma2=sig2, w2=w2, dead=dead, collapsed=collapsed,
+                kl_per_dim=kl)
+
+
+def mhvae_fits(moments, latent_dims, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec, rtol=None):
+    """Exact global minimizers of the MHVAE with fixed Σ₁ for a grid of configurations.
+
+    Parameters
+    ----------
+    moments : Moments
+    latent_dims : (int, int)
+    beta1, beta2, sigma1, eta_enc, eta_dec : 1-D array_like
+        Equally long columns (or scalars), one value per configuration.
+    sigma2 : None or float
+        None: learnable Σ₂ (Thm 3); else fixed σ₂ (Thm 5).
+    rtol : float, optional
+
+    Returns
+    -------
+    list of MHVAEFit
+
+    Notes
+    -----
+    Thm 3 / Thm 5 (see :func:`mhvae_sigma2_learnable`, :func:`mhvae_fixed`); the
+    eigendecomposition is computed once.
+    """
+    d1, d2 = latent_dims
+    theta_full, P = vae_spectrum(moments, rtol)
+    theta = pad(theta_full, d1)
+    s = mhvae_spectra(theta, latent_dims, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec)
+    n = len(s["lambda_"])
+    b1, b2, s1, ee, ed = (np.broadcast_to(np.ravel(np.asarray(v, dtype=float)), (n,))
+                          for v in (beta1, beta2, sigma1, eta_enc, eta_dec))
+    theorem = "Thm 3" if sigma2 is None else "Thm 5"
+    return [_mhvae_result(moments, theorem, latent_dims, theta_full, P, s["lambda_"][b].copy(),
+                          s["omega"][b].copy(), np.full(d1, float(s1[b])), s["sigma2"][b].copy(), float(b1[b]),
+                          float(b2[b]), float(ee[b]), float(ed[b]), sigma2 is None)
+            for b in range(n)]
+
+
 def mhvae_sigma2_learnable(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.5, eta_enc=1.0,
                            eta_dec=1.0, rtol=None):
     """Exact global minimizer of the MHVAE with fixed Σ₁ = σ₁²I and learnable diagonal Σ₂.
@@ -247,17 +327,9 @@ def mhvae_sigma2_learnable(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.
     Notes
     -----
     Thm 3 (see :func:`thm3_spectra`); W₂ singular values ``β₁ω/(β₁ω² + β₂c²)``, U₁ singular
-    values ``θλ/(λ² + σ₁²)``.
+    values ``θλ/(λ² + σ₁²)``. One configuration of :func:`mhvae_fits`.
     """
-    d1, d2 = latent_dims
-    theta_full, P = vae_spectrum(moments, rtol)
-    theta = pad(theta_full, d1)
-    paired = np.arange(d1) < d2
-    lam, omega_modes, _, _ = thm3_spectra(theta, paired, beta1, beta2, sigma1, eta_enc, eta_dec)
-    omega = pad(omega_modes, d2)
-    sigma2 = thm3_sigma2(omega, beta1, beta2, eta_enc, eta_dec)
-    return _mhvae_result(moments, "Thm 3", latent_dims, theta_full, P, lam, omega, np.full(d1, sigma1),
-                         sigma2, beta1, beta2, eta_enc, eta_dec, True)
+    return mhvae_fits(moments, latent_dims, beta1, beta2, sigma1, None, eta_enc, eta_dec, rtol)[0]
 
 
 def mhvae_fixed(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.5, sigma2=1.0, eta_enc=1.0,
@@ -272,12 +344,6 @@ def mhvae_fixed(moments, latent_dims, beta1=1.0, beta2=1.0, sigma1=0.5, sigma2=1
 
     Notes
     -----
-    Thm 5 (see :func:`thm5_spectra`).
+    Thm 5 (see :func:`thm5_spectra`). One configuration of :func:`mhvae_fits`.
     """
-    d1, d2 = latent_dims
-    theta_full, P = vae_spectrum(moments, rtol)
-    theta = pad(theta_full, d1)
-    paired = np.arange(d1) < d2
-    lam, omega_modes = thm5_spectra(theta, paired, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec)
-    return _mhvae_result(moments, "Thm 5", latent_dims, theta_full, P, lam, pad(omega_modes, d2),
-                         np.full(d1, sigma1), np.full(d2, sigma2), beta1, beta2, eta_enc, eta_dec, False)
+    return mhvae_fits(moments, latent_dims, beta1, beta2, sigma1, float(sigma2), eta_enc, eta_dec, rtol)[0]

@@ -8,7 +8,7 @@ from ..stats import vae_spectrum
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
 __all__ = ["thm4_spectra", "thm1_spectra", "thm1_pairing", "prior_collapse", "dim_kl", "vae_learnable",
-           "vae_fixed", "VAEFit"]
+           "vae_fixed", "vae_basis", "vae_spectra", "vae_fits", "VAEFit"]
 
 
 def thm4_spectra(theta, beta, eta_enc, eta_dec):
@@ -169,6 +169,109 @@ def _vae_result(moments, theorem, theta_full, theta, P_cols, omega, lam, sigma, 
     )
 
 
+def _columns(*values):
+    """Hyperparameter values (scalars or flat grid columns) as (B, 1) float arrays."""
+    return [np.reshape(np.asarray(v, dtype=float), (-1, 1)) for v in values]
+
+
+def vae_basis(moments, latent_dim, rtol=None):
+    """The data's side of the VAE closed forms, computed once for any hyperparameter grid.
+
+    Returns
+    -------
+    theta_full : ndarray
+        θ of every kept mode of ``E[xxᵀ]`` (std-like, descending).
+    theta_modes : ndarray (latent_dim,)
+        θ of the first ``latent_dim`` modes (0 for surplus dims).
+    P_modes : ndarray (dx, latent_dim)
+        The matching eigenvectors (0 columns for surplus dims).
+    """
+    theta_full, P = vae_spectrum(moments, rtol)
+    P_modes = np.zeros((moments.dx, latent_dim))
+    k = min(latent_dim, P.shape[1])
+    P_modes[:, :k] = P[:, :k]
+    return theta_full, pad(theta_full, latent_dim), P_modes
+
+
+def vae_spectra(theta_modes, sigma, beta, eta_enc, eta_dec):
+    """Per-dim optimum of the linear VAE for a grid of configurations (one row each).
+
+    Parameters
+    ----------
+    theta_modes : ndarray (latent_dim,)
+        θ of the data modes, descending (:func:`vae_basis`).
+    sigma : None or ndarray (latent_dim,)
+        None: learnable Σ (Thm 4); else the fixed σ in latent order (Thm 1).
+    beta, eta_enc, eta_dec : float or 1-D array_like
+        Hyperparameters, one value per configuration (equally long, or scalars).
+
+    Returns
+    -------
+    dict
+        ``order`` (the θ mode of each latent dim, Thm 1's pairing; None for Thm 4) and arrays of
+        shape (n_configs, latent_dim): ``theta``, ``omega``, ``lambda_``, ``sigma``, ``collapsed``,
+        ``dead``, ``kl_per_dim``.
+
+    Notes
+    -----
+    Thm 4 (learnable Σ, :func:`thm4_spectra`) and Thm 1 (fixed Σ, :func:`thm1_spectra`; σ
+    ascending is paired with θ descending, :func:`thm1_pairing`).
+    """
+    beta, eta_enc, eta_dec = _columns(beta, eta_enc, eta_dec)
+    if sigma is None:
+        order = None
+        theta = theta_modes[None, :]
+        omega, lam, sig, collapsed = thm4_spectra(theta, beta, eta_enc, eta_dec)
+        dead = collapsed.copy()
+    else:
+        order = thm1_pairing(sigma)
+        theta = theta_modes[order][None, :]
+        omega, lam, dead = thm1_spectra(theta, sigma[None, :], beta, eta_enc, eta_dec)
+        sig = np.broadcast_to(sigma, lam.shape)
+        collapsed = prior_collapse(dead, sig, eta_enc)
+    theta = np.broadcast_to(theta, lam.shape)
+    return dict(order=order, theta=theta, omega=omega, lambda_=lam, sigma=sig, collapsed=collapsed, dead=dead,
+                kl_per_dim=dim_kl(lam**2, sig, eta_enc, collapsed))
+
+
+def vae_fits(moments, latent_dim, sigma, beta, eta_enc, eta_dec, rtol=None):
+    """Exact global minimizers of the linear VAE for a grid of configurations.
+
+    The eigendecomposition is computed once; the spectra of all configurations in one
+    vectorised pass (:func:`vae_spectra`); then one :class:`VAEFit` per configuration.
+
+    Parameters
+    ----------
+    moments : Moments
+    latent_dim : int
+    sigma : None or ndarray (latent_dim,)
+        None: learnable Σ (Thm 4); else the fixed σ (Thm 1).
+    beta, eta_enc, eta_dec : 1-D array_like
+        Equally long columns, one value per configuration.
+    rtol : float, optional
+
+    Returns
+    -------
+    list of VAEFit
+
+    Notes
+    -----
+    Thm 4 and Thm 1 (see :func:`vae_learnable`, :func:`vae_fixed`).
+    """
+    theta_full, theta_modes, P_modes = vae_basis(moments, latent_dim, rtol)
+    s = vae_spectra(theta_modes, sigma, beta, eta_enc, eta_dec)
+    P_cols = P_modes if s["order"] is None else P_modes[:, s["order"]]
+    theorem = "Thm 4" if sigma is None else "Thm 1"
+    beta, eta_enc, eta_dec = (np.broadcast_to(np.ravel(np.asarray(v, dtype=float)), (len(s["theta"]),))
+                              for v in (beta, eta_enc, eta_dec))
+    rows = [{k: s[k][b].copy() for k in ("theta", "omega", "lambda_", "sigma", "collapsed", "dead")}
+            for b in range(len(s["theta"]))]
+    return [_vae_result(moments, theorem, theta_full, r["theta"], P_cols, r["omega"], r["lambda_"], r["sigma"],
+                        r["collapsed"], r["dead"], float(beta[b]), float(eta_enc[b]), float(eta_dec[b]),
+                        sigma is None)
+            for b, r in enumerate(rows)]
+
+
 def vae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
     """Exact global minimizer of the linear VAE with learnable diagonal Σ.
 
@@ -188,15 +291,9 @@ def vae_learnable(moments, latent_dim, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=
     Notes
     -----
     Thm 4: collapse ⇔ ``θ_i < √β η_dec``; ``W* = diag(λ_i/θ_i) P_kᵀ``, ``U* = P_k diag(ω_i)``.
+    One configuration of :func:`vae_fits`.
     """
-    theta_full, P = vae_spectrum(moments, rtol)
-    theta = pad(theta_full, latent_dim)
-    Pk = np.zeros((moments.dx, latent_dim))
-    k = min(latent_dim, P.shape[1])
-    Pk[:, :k] = P[:, :k]
-    omega, lam, sigma, collapsed = thm4_spectra(theta, beta, eta_enc, eta_dec)
-    return _vae_result(moments, "Thm 4", theta_full, theta, Pk, omega, lam, sigma, collapsed,
-                       collapsed.copy(), beta, eta_enc, eta_dec, True)
+    return vae_fits(moments, latent_dim, None, beta, eta_enc, eta_dec, rtol)[0]
 
 
 def vae_fixed(moments, latent_dim, sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0, rtol=None):
@@ -217,18 +314,6 @@ def vae_fixed(moments, latent_dim, sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0, rt
     -----
     Thm 1: pairing σ ascending with θ descending is optimal; the encoder row is zero ⇔
     ``θ_i ≤ √β c σ_(i)``; a zero row is collapse only when ``σ_(i) = η_enc`` (otherwise its KL
-    is ``½(s − 1 − log s)``, ``s = σ²/η_enc²``, SPEC P2).
+    is ``½(s − 1 − log s)``, ``s = σ²/η_enc²``, SPEC P2). One configuration of :func:`vae_fits`.
     """
-    sigma = np.asarray(sigma, dtype=float)
-    theta_full, P = vae_spectrum(moments, rtol)
-    rank_of = thm1_pairing(sigma)
-    theta_modes = pad(theta_full, latent_dim)
-    theta = theta_modes[rank_of]
-    Pm = np.zeros((moments.dx, latent_dim))
-    k = min(latent_dim, P.shape[1])
-    Pm[:, :k] = P[:, :k]
-    Pk = Pm[:, rank_of]
-    omega, lam, dead = thm1_spectra(theta, sigma, beta, eta_enc, eta_dec)
-    collapsed = prior_collapse(dead, sigma, eta_enc)
-    return _vae_result(moments, "Thm 1", theta_full, theta, Pk, omega, lam, sigma.copy(), collapsed,
-                       dead, beta, eta_enc, eta_dec, False)
+    return vae_fits(moments, latent_dim, np.asarray(sigma, dtype=float), beta, eta_enc, eta_dec, rtol)[0]

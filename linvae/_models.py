@@ -1,0 +1,256 @@
+"""The model registry: one object per model and variance mode.
+
+======================  ===========  =====================  =================  ===============
+registry key            theorem      training problem       kernel entry       result type
+======================  ===========  =====================  =================  ===============
+vae/learnable           Thm 4        _NormalizedVAEProblem  train_vae          VAEFit
+vae/fixed               Thm 1        _NormalizedVAEProblem  train_vae          VAEFit
+cvae/learnable          Thm 2        _NormalizedVAEProblem  train_vae          CVAEFit
+mhvae/sigma2-learnable  Thm 3        _MHVAEProblem          train_mhvae        MHVAEFit
+mhvae/fixed             Thm 5        _MHVAEProblem          train_mhvae        MHVAEFit
+mhvae/sigma1-learnable  (none)       _MHVAEProblem          train_mhvae        MHVAEFit
+======================  ===========  =====================  =================  ===============
+
+Each entry knows its closed form over a whole hyperparameter grid (the data's decomposition is
+computed once, the spectra of every configuration in one vectorised pass, :mod:`linvae.theory`),
+its ill-conditioning warning, and how to set up its whitened training problem
+(:mod:`linvae.train`) with the kernels' hyperparameter rows. :func:`linvae.fit`, the
+closed-form :func:`linvae.sweep` and :func:`linvae.predict_collapse` all go through
+:func:`fit_configurations` / :meth:`Variant.spectra`; nothing else dispatches on the model name.
+
+Adding a model: write its closed form in :mod:`linvae.theory` (``*_spectra`` vectorised over
+rows, ``*_fits`` assembling the results), its problem in :mod:`linvae.train`, one
+:class:`Variant` subclass here with its entries in :data:`REGISTRY` and :data:`HYPER`, and how
+:mod:`linvae._spec` reads its latent sizes and variances (``_PER_MODEL``).
+"""
+import dataclasses
+from typing import Optional, Tuple
+
+import numpy as np
+
+from . import theory
+from .theory._common import to_host
+
+__all__ = ["Variant", "REGISTRY", "lookup", "fit_configurations", "MODELS", "HYPER"]
+
+#: the model names of the public API
+MODELS = ("vae", "cvae", "mhvae")
+#: each model's own hyperparameters (its grid axes before η_enc, η_dec; the kernels' leading hyper columns)
+HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    """One model in one variance mode: its closed form, training problem, kernel and result type.
+
+    Attributes
+    ----------
+    model : {"vae", "cvae", "mhvae"}
+    mode : str
+        The variance mode (``"learnable"``, ``"fixed"``, ``"sigma2-learnable"``, ``"sigma1-learnable"``).
+    theorem : str or None
+        The theorem of its closed form; None when it has none (training only).
+    hyper : tuple of str
+        Its own hyperparameters besides η_enc, η_dec (the grid columns before ``eta_enc``).
+    result_type : type
+        ``VAEFit``, ``CVAEFit`` or ``MHVAEFit``.
+    problem : str
+        Name of the whitened training problem class in :mod:`linvae.train`.
+    kernel : str
+        Name of its batched kernel entry in :mod:`linvae.kernels.cpu` / ``gpu``.
+    reports_dead : bool
+        Fixed variances: a dead (zero) encoder row is not collapse, so tables count ``n_dead``.
+    """
+
+    model: str
+    mode: str
+    theorem: Optional[str]
+    hyper: Tuple[str, ...]
+    result_type: type
+    problem: str
+    kernel: str
+    reports_dead: bool = False
+
+    @property
+    def key(self):
+        """Registry key ``"model/mode"``."""
+        return f"{self.model}/{self.mode}"
+
+    @property
+    def has_closed_form(self):
+        return self.theorem is not None
+
+    # -- closed form ----------------------------------------------------------------------------
+    def spectra(self, spec, cols):
+        """Per-dim optimum of every configuration in ``cols`` (arrays with one row each).
+
+        Returns a dict with at least ``collapsed``, ``kl_per_dim``, ``sigma`` (the σ that
+        collapses) and ``dead``.
+        """
+        raise NotImplementedError
+
+    def closed_forms(self, spec, cols):
+        """Exact minimizers of the configurations ``cols``: a list of :attr:`result_type`."""
+        raise NotImplementedError
+
+    def warn_dropped(self, spec, cols):
+        """:class:`~linvae.exceptions.IllConditionedWarning` when a dropped mode matters here."""
+
+    # -- training -------------------------------------------------------------------------------
+    def train(self, spec, cols):
+        """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch
+        (:func:`linvae.train.train_grid`, which builds this model's problem and kernel rows)."""
+        from . import train
+
+        return train.train_grid(spec.moments, self.model, spec.dims, cols, spec.options, sigma=spec.sigma,
+                                sigma1=spec.sigma1, sigma2=spec.sigma2, rtol=spec.rtol, raw=spec.raw)
+
+
+@dataclasses.dataclass(frozen=True)
+class _VAE(Variant):
+    """Linear VAE: learnable Σ (Thm 4) or fixed Σ (Thm 1)."""
+
+    def spectra(self, spec, cols):
+        theta_modes = theory.vae_basis(spec.moments, spec.dims, spec.rtol)[1]
+        return theory.vae_spectra(theta_modes, spec.sigma, cols["beta"], cols["eta_enc"], cols["eta_dec"])
+
+    def closed_forms(self, spec, cols):
+        return theory.vae_fits(spec.moments, spec.dims, spec.sigma, cols["beta"], cols["eta_enc"], cols["eta_dec"],
+                               spec.rtol)
+
+    def warn_dropped(self, spec, cols):
+        """Thm 4's threshold decides whether a dropped mode would be active (see ``warn_if_dropped_matters``)."""
+        from .stats import warn_if_dropped_matters
+
+        beta, ee, ed = (np.reshape(cols[k], (-1, 1)) for k in ("beta", "eta_enc", "eta_dec"))
+
+        def active(theta):
+            return ~theory.thm4_spectra(theta[None, :], beta, ee, ed)[3]
+
+        warn_if_dropped_matters(spec.moments, active, spec.rtol)
+
+@dataclasses.dataclass(frozen=True)
+class _CVAE(_VAE):
+    """Linear CVAE with learnable Σ (Thm 2)."""
+
+    def spectra(self, spec, cols):
+        theta_modes = theory.cvae_basis(spec.moments, spec.dims, spec.rtol)[2]
+        s = theory.cvae_spectra(theta_modes, cols["beta"], cols["eta_enc"], cols["eta_dec"])
+        s["dead"] = s["collapsed"]
+        return s
+
+    def closed_forms(self, spec, cols):
+        return theory.cvae_fits(spec.moments, spec.dims, cols["beta"], cols["eta_enc"], cols["eta_dec"], spec.rtol)
+
+    def warn_dropped(self, spec, cols):
+        """Ill-conditioning that changes E where Thm 2 sees it (see ``warn_if_cvae_drop_matters``)."""
+        from .stats import warn_if_cvae_drop_matters
+
+        warn_if_cvae_drop_matters(spec.moments, float(np.min(np.asarray(cols["beta"]) * np.asarray(cols["eta_dec"]) ** 2)),
+                                  spec.rtol)
+
+
+@dataclasses.dataclass(frozen=True)
+class _MHVAE(Variant):
+    """Two-latent MHVAE: Thm 3 (σ₂ learnable), Thm 5 (σ₂ fixed), or σ₁ learnable (training only)."""
+
+    @staticmethod
+    def _sigma1(spec, cols):
+        return cols["sigma1"] if "sigma1" in cols else spec.sigma1
+
+    def spectra(self, spec, cols):
+        theta = theory.vae_basis(spec.moments, spec.dims[0], spec.rtol)[1]
+        s = theory.mhvae_spectra(theta, spec.dims, cols["beta1"], cols["beta2"], self._sigma1(spec, cols), spec.sigma2,
+                                 cols["eta_enc"], cols["eta_dec"])
+        s["sigma"] = s["sigma2"]
+        return s
+
+    def closed_forms(self, spec, cols):
+        return theory.mhvae_fits(spec.moments, spec.dims, cols["beta1"], cols["beta2"], self._sigma1(spec, cols),
+                                 spec.sigma2, cols["eta_enc"], cols["eta_dec"], spec.rtol)
+
+    def warn_dropped(self, spec, cols):
+        """Warn when ill-conditioning drops a mode whose θ Thm 3/5 would use (see ``active`` below)."""
+        from .stats import warn_if_dropped_matters
+
+        grid = [np.reshape(a, (-1, 1)) for a in (cols["beta1"], cols["beta2"], self._sigma1(spec, cols),
+                                                 cols["eta_enc"], cols["eta_dec"])]
+        sigma2 = spec.sigma2
+
+        def spectra(theta):
+            paired = np.ones((1, theta.size), bool)
+            if sigma2 is None:
+                return theory.thm3_spectra(theta[None, :], paired, *grid)[:2]
+            return theory.thm5_spectra(theta[None, :], paired, *grid[:3], sigma2, *grid[3:])
+
+        def active(theta):
+            # the drop matters when treating θ as 0 changes the optimum: a live z₁ encoder (λ > 0)
+            # or a z₂ path that depends on θ (in Thm 3's case A, ω > 0 even for θ = 0)
+            lam, omega = spectra(theta)
+            omega0 = spectra(np.zeros_like(theta))[1]
+            return (lam > 0) | ~np.isclose(omega, omega0, rtol=1e-9, atol=0.0)
+
+        warn_if_dropped_matters(spec.moments, active, spec.rtol)
+
+_VAE_KW = dict(result_type=theory.VAEFit, problem="_NormalizedVAEProblem", kernel="train_vae")
+_MH_KW = dict(model="mhvae", hyper=HYPER["mhvae"], result_type=theory.MHVAEFit, problem="_MHVAEProblem",
+              kernel="train_mhvae")
+
+#: every model × variance mode, by ``"model/mode"``
+REGISTRY = {v.key: v for v in (
+    _VAE(model="vae", mode="learnable", theorem="Thm 4", hyper=HYPER["vae"], **_VAE_KW),
+    _VAE(model="vae", mode="fixed", theorem="Thm 1", hyper=HYPER["vae"], reports_dead=True, **_VAE_KW),
+    _CVAE(model="cvae", mode="learnable", theorem="Thm 2", hyper=HYPER["cvae"], result_type=theory.CVAEFit,
+          problem="_NormalizedVAEProblem", kernel="train_vae"),
+    _MHVAE(mode="sigma2-learnable", theorem="Thm 3", **_MH_KW),
+    _MHVAE(mode="fixed", theorem="Thm 5", reports_dead=True, **_MH_KW),
+    _MHVAE(mode="sigma1-learnable", theorem=None, **_MH_KW),
+)}
+
+
+def lookup(model, *, sigma=None, sigma1=0.5, sigma2=None):
+    """The registry entry of ``model`` with these (validated) variances; None means learnable.
+
+    Parameters
+    ----------
+    model : {"vae", "cvae", "mhvae"}
+    sigma : None or ndarray
+        The VAE's fixed σ (None: learnable).
+    sigma1, sigma2 : None or float
+        The MHVAE's σ₁, σ₂ (None: learnable).
+    """
+    mode = {"vae": "learnable" if sigma is None else "fixed", "cvae": "learnable",
+            "mhvae": "sigma1-learnable" if sigma1 is None else "sigma2-learnable" if sigma2 is None else "fixed"}
+    return REGISTRY[f"{model}/{mode[model]}"]
+
+
+def finite_loss(result):
+    """Refuse a closed-form result whose loss is not representable (the data and η scales disagree)."""
+    if not np.isfinite(result.loss):
+        raise ValueError(f"the loss at the optimum is {result.loss!r} in float64: the data scale "
+                         f"(largest θ {float(np.max(to_host(result.data_theta), initial=0.0)):.3g}) and eta_dec "
+                         f"= {result.eta_dec:.3g}, eta_enc = {result.eta_enc:.3g} are too far apart; rescale the "
+                         "data or the η's by a power of two")
+    return result
+
+
+def fit_configurations(spec, cols=None):
+    """Fit the configurations ``cols`` (default: all of ``spec``): closed forms or one training batch.
+
+    Parameters
+    ----------
+    spec : linvae._spec.FitSpec
+    cols : dict of str -> ndarray, optional
+        Flat, equally long columns (a chunk of ``spec.configurations()``).
+
+    Returns
+    -------
+    list of VAEFit, CVAEFit or MHVAEFit
+    """
+    cols = spec.configurations() if cols is None else cols
+    variant = spec.variant
+    if spec.trains:
+        return variant.train(spec, cols)
+    cols = {k: np.asarray(v, dtype=float) for k, v in cols.items()}
+    variant.warn_dropped(spec, cols)
+    return [finite_loss(r) for r in variant.closed_forms(spec, cols)]
