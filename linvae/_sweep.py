@@ -41,6 +41,10 @@ class SweepSpec:
     rtol: object
     raw: object = None
 
+    def run_chunk(self, cols):
+        """:func:`run_chunk` of this spec (what :func:`linvae.distributed.map_chunks` calls on a worker)."""
+        return run_chunk(self, cols)
+
     def fingerprint(self, cols, chunk_size):
         """SHA-256 of the data's moments, the settings and the configuration table."""
         h = hashlib.sha256()
@@ -85,10 +89,22 @@ def take(cols, start, stop):
     return {k: np.asarray(v)[start:stop] for k, v in cols.items()}
 
 
+#: The fitting functions a chunk calls: ``fit`` (the public :func:`linvae.fit`, for the closed
+#: forms) and ``train_grid`` (batched gradient training of validated configurations). They are
+#: installed by :mod:`linvae.api` when it is imported, which ``import linvae`` (and so the import
+#: of this module, in a worker process too) always does first. A hook instead of an import keeps
+#: the layers acyclic (``api`` → ``_sweep`` → ``distributed``; ``tests/test_imports.py``).
+_FITTERS = {}
+
+
+def install_fitters(fit, train_grid):
+    """Install the functions :func:`run_chunk` calls (done once, by :mod:`linvae.api`)."""
+    _FITTERS.update(fit=fit, train_grid=train_grid)
+
+
 def run_chunk(spec, cols):
     """Fit the configurations ``cols`` (a dict of flat columns); returns a list of fit results."""
-    from .api import _train_grid, fit
-
+    fit, _train_grid = _FITTERS["fit"], _FITTERS["train_grid"]
     if spec.options is None:
         mh = spec.model == "mhvae"
         return [fit(spec.moments, model=spec.model, latent_dim=None if mh else spec.dims,

@@ -5,7 +5,7 @@ from typing import Union
 
 import numpy as np
 
-from . import _config, theory
+from . import _config, _sweep, theory
 from ._validation import (
     check_choice,
     check_int,
@@ -18,6 +18,9 @@ from ._validation import (
     check_seed,
     check_sigma,
 )
+from ._conditioning import warn_cvae_dropped as _warn_cvae_dropped
+from ._conditioning import warn_mhvae_dropped as _warn_mhvae_dropped
+from ._conditioning import warn_vae_dropped as _warn_dropped
 from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import pad, to_host
 
@@ -41,7 +44,7 @@ def as_moments(X, Y=None, center=False):
                              "Moments.from_arrays(X, center=True)")
         return X
     if _is_dask(X) or _is_dask(Y):
-        from .distributed import moments_from_dask
+        from .stats import moments_from_dask
 
         da = __import__("dask.array", fromlist=["array"])
         return moments_from_dask(da.asarray(X), None if Y is None else da.asarray(Y), center=center)
@@ -299,46 +302,6 @@ def _closed_form(moments, model, dims, beta, beta1, beta2, eta_enc, eta_dec, sig
         check_sigma(sigma2, "sigma2", dims[1])
         return theory.mhvae_sigma2_learnable(moments, dims, beta1, beta2, s1, eta_enc, eta_dec, rtol)
     return theory.mhvae_fixed(moments, dims, beta1, beta2, s1, s2, eta_enc, eta_dec, rtol)
-
-
-def _warn_dropped(moments, rtol, beta, eta_enc, eta_dec):
-    """Warn when ill-conditioning drops a mode that Thm 4 says is active (see ``warn_if_dropped_matters``)."""
-    from .stats import warn_if_dropped_matters
-
-    def active(theta):
-        return ~theory.thm4_spectra(theta[None, :], np.reshape(beta, (-1, 1)), np.reshape(eta_enc, (-1, 1)),
-                                    np.reshape(eta_dec, (-1, 1)))[3]
-
-    warn_if_dropped_matters(moments, active, rtol)
-
-
-def _warn_mhvae_dropped(moments, rtol, beta1, beta2, sigma1, sigma2, eta_enc, eta_dec):
-    """Warn when ill-conditioning drops a mode whose θ Thm 3/5 would use (see ``active`` below)."""
-    from .stats import warn_if_dropped_matters
-
-    cols = [np.reshape(a, (-1, 1)) for a in (beta1, beta2, sigma1, eta_enc, eta_dec)]
-
-    def spectra(theta):
-        paired = np.ones((1, theta.size), bool)
-        if sigma2 is None:
-            return theory.thm3_spectra(theta[None, :], paired, *cols)[:2]
-        return theory.thm5_spectra(theta[None, :], paired, *cols[:3], sigma2, *cols[3:])
-
-    def active(theta):
-        # the drop matters when treating θ as 0 changes the optimum: a live z₁ encoder (λ > 0)
-        # or a z₂ path that depends on θ (in Thm 3's case A, ω > 0 even for θ = 0)
-        lam, omega = spectra(theta)
-        omega0 = spectra(np.zeros_like(theta))[1]
-        return (lam > 0) | ~np.isclose(omega, omega0, rtol=1e-9, atol=0.0)
-
-    warn_if_dropped_matters(moments, active, rtol)
-
-
-def _warn_cvae_dropped(moments, rtol, beta, eta_dec):
-    """Warn when ill-conditioning changes E where Thm 2 would see it (see ``warn_if_cvae_drop_matters``)."""
-    from .stats import warn_if_cvae_drop_matters
-
-    warn_if_cvae_drop_matters(moments, float(np.min(np.asarray(beta) * np.asarray(eta_dec) ** 2)), rtol)
 
 
 def _check_cvae_sigma(sigma):
@@ -930,3 +893,7 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     cols["n_collapsed"] = collapsed.sum(axis=1).astype(np.int64)
     cols["n_active"] = collapsed.shape[1] - cols["n_collapsed"]
     return CollapseTable(model, theorem, cols, collapsed, kl, sigma=sig if model != "mhvae" else sig2)
+
+
+# run_chunk of the sweep engine calls back into these (see _sweep._FITTERS: no import cycle)
+_sweep.install_fitters(fit=fit, train_grid=_train_grid)
