@@ -2,9 +2,7 @@
 (shapes, clone, params, not-fitted, score vs a Monte-Carlo β-ELBO), and input validation."""
 import dataclasses
 import itertools
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
@@ -13,8 +11,7 @@ import linvae
 from linvae import CVAEFit, LinearCVAE, LinearMHVAE, LinearVAE, MHVAEFit, Moments, VAEFit
 from linvae.estimators import NotFittedError
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import naive  # noqa: E402
+import naive  # tests/ is on sys.path (conftest.py)
 
 LOG2PI = np.log(2 * np.pi)
 

@@ -1,13 +1,10 @@
 """Fast self-checks of the independent oracle in tests/naive.py."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import naive  # noqa: E402
+import naive  # tests/ is on sys.path (conftest.py)
 
 
 def _close(a, b, tol=1e-10):

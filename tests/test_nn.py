@@ -15,12 +15,8 @@ from linvae import nn as lnn  # noqa: E402
 from linvae.exceptions import TrainingDivergedError  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+#: every test runs in float64 (the ``float64`` fixture of conftest.py)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _grads_finite(model, out):

@@ -10,14 +10,6 @@ from linvae.nn import (CVAE, TanhMHVAE, TwoBranchCVAE, BatchedTrainer, Trainer, 
 from linvae.nn.models import GaussianHead  # noqa: E402
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _data(n=96, seed=0):
     X = np.random.default_rng(seed).random((n, 784))
     return X, X[:, :196], X[:, 196:]
