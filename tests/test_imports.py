@@ -123,3 +123,51 @@ def test_theory_imports_only_lower_layers(graph):
         if name == "linvae.theory" or name.startswith("linvae.theory."):
             upward = {d for d in deps if not d.startswith("linvae.theory")} - THEORY_MAY_IMPORT
             assert not upward, f"{name} imports {sorted(upward)} (a layer above the closed forms)"
+
+
+# ------------------------------------------------------------------ rooms: one home for each concern
+
+def _parsed():
+    for name, (path, _) in sorted(_modules().items()):
+        with open(path, encoding="utf-8") as f:
+            yield name, ast.parse(f.read(), filename=path)
+
+
+#: the one exception class declared outside linvae/exceptions.py, with its reason
+EXCEPTIONS_ELSEWHERE = {
+    ("linvae.estimators", "NotFittedError"): "subclasses scikit-learn's NotFittedError (optional dependency)",
+}
+
+
+def test_exceptions_and_warnings_are_declared_in_exceptions_py():
+    import linvae.exceptions
+
+    found = []
+    for name, tree in _parsed():
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef) and node.name.endswith(("Error", "Warning", "Exception")):
+                found.append((name, node.name))
+    elsewhere = {f for f in found if f[0] != "linvae.exceptions"}
+    assert elsewhere <= set(EXCEPTIONS_ELSEWHERE), sorted(elsewhere - set(EXCEPTIONS_ELSEWHERE))
+    assert set(linvae.exceptions.__all__) == {c for m, c in found if m == "linvae.exceptions"}
+    # the old homes still export them
+    from linvae import _deps, distributed
+
+    assert _deps.MissingDependencyError is linvae.exceptions.MissingDependencyError
+    assert distributed.SweepChunkError is linvae.exceptions.SweepChunkError
+
+
+#: modules that still move files into place themselves (owned by other work items; to be moved
+#: onto linvae._store): the torch trainer's checkpoints and the experiments' directory rename
+ATOMIC_ELSEWHERE = {"linvae.nn.trainer", "linvae.experiments._common"}
+
+
+def test_atomic_writes_go_through_store():
+    offenders = set()
+    for name, tree in _parsed():
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and (node.value.id, node.attr) in {("os", "replace"), ("os", "rename"), ("tempfile", "mkstemp")}):
+                offenders.add(name)
+    assert offenders - ATOMIC_ELSEWHERE <= {"linvae._store"}, sorted(offenders - ATOMIC_ELSEWHERE - {"linvae._store"})
+    assert "linvae._store" in offenders                                 # the finder sees the real one
