@@ -30,6 +30,7 @@ def out(tmp_path_factory):
     return str(tmp_path_factory.mktemp("results"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exp_id", list(experiments.REGISTRY))
 def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
     directory = experiments.run_experiment(exp_id, out, quick="tiny", seed=0)

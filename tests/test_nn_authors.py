@@ -87,6 +87,7 @@ def _max_param_diff(a, b):
     return max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, data_fn, clip", [
     (lambda b, e: TwoBranchCVAE(arch="relu", hidden=16, beta=b, eta_dec=e), lambda X, x, y: (x, y), 0.01),
     (lambda b, e: TwoBranchCVAE(arch="cnn", beta=b, eta_dec=e), lambda X, x, y: (x, y), 0.1),

@@ -227,6 +227,7 @@ def _cvae_data_with_residual_spectrum(n, dx, dy, e, rng):
     return X, X @ rng.normal(size=(dx, dy)) * 0.5 + R
 
 
+@pytest.mark.slow
 def test_beta_grid_of_50_in_one_call_reaches_closed_forms():
     betas = np.linspace(0.1, 5.0, 50)
     eta_dec = 0.7
@@ -339,6 +340,7 @@ def test_minibatch_gradient_matches_finite_differences(dx):
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_minibatch_training_approaches_closed_form(conditional):
     """Paper-style training (Adam, batch 128, reparameterized noise) ends within its stochastic
@@ -377,6 +379,7 @@ def test_minibatch_needs_raw_data_and_no_mhvae():
 
 # ----------------------------------------------------------------------------- float32 path
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("model", ["vae", "cvae", "mhvae"])
 def test_float32_adam_reaches_the_closed_form_within_its_tolerance(backend, model):
