@@ -156,6 +156,7 @@ def test_predict_collapse_vae_learnable_matches_fit():
                       lambda **p: linvae.fit(m, latent_dim=6, **p))
 
 
+@pytest.mark.slow
 def test_predict_collapse_vae_fixed_sigma_matches_fit():
     X = _vae_data(4)
     sigma = [1.0, 0.5, 2.0, 1.0, 0.3]
@@ -179,6 +180,7 @@ def test_predict_collapse_cvae_matches_fit():
                       lambda **p: linvae.fit(X, Y, latent_dim=4, **p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("latent_dims", [(5, 5), (4, 3), (3, 5)])
 def test_predict_collapse_mhvae_thm3_matches_fit(latent_dims):
     X = _vae_data(6)
@@ -191,6 +193,7 @@ def test_predict_collapse_mhvae_thm3_matches_fit(latent_dims):
                       lambda **p: linvae.fit(X, model="mhvae", latent_dims=latent_dims, **p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("latent_dims", [(5, 5), (4, 3)])
 def test_predict_collapse_mhvae_thm5_matches_fit(latent_dims):
     X = _vae_data(7)

@@ -90,6 +90,7 @@ def test_linear_cvae_theory_column_is_thm2(out):
     np.testing.assert_array_equal(active, [min(64, int(np.sum(theta > b))) for b in betas])
 
 
+@pytest.mark.slow
 def test_results_are_not_overwritten_and_all_resumes(tmp_path):
     out = str(tmp_path)
     experiments.run_experiment("table1", out, quick="tiny")

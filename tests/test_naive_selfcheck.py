@@ -138,6 +138,7 @@ def test_make_data_rejects_too_many_modes():
         naive.make_data(3, 5, np.ones(4), np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_minimize_tiny_vae_improves_on_init_and_matches_thm4():
     rng = np.random.default_rng(7)
     theta = np.array([2.0, 1.2, 0.4])
