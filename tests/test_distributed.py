@@ -166,6 +166,7 @@ def _csv_cells(path):
         return [cell for row in csv.reader(f) for cell in row]
 
 
+@pytest.mark.slow
 def test_cli_reproduce_all_accepts_a_scheduler(tmp_path, monkeypatch, capsys):
     from linvae import experiments
     from linvae.cli import main

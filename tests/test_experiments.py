@@ -109,6 +109,7 @@ def test_results_are_not_overwritten_and_all_resumes(tmp_path):
     assert "Run mode:** quick" in report
 
 
+@pytest.mark.slow
 def test_cli_reproduce(tmp_path, capsys):
     assert main(["reproduce", "--list"]) == 0
     listed = capsys.readouterr().out
