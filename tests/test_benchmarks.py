@@ -12,6 +12,7 @@ pytest.importorskip("mlxtend")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_compare_smoke_writes_results(tmp_path):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
