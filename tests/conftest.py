@@ -5,9 +5,9 @@
 * ``rng``: a fresh seeded generator per test.
 * torch: the ``float64`` fixture runs a test with torch's default dtype set to float64 (and
   restores it); it skips the test when torch is missing.
-* The ``slow`` marker (declared in ``pyproject.toml``) marks tests that take more than about a
-  second on a quiet machine; ``pytest -m "not slow"`` is the fast inner loop and the CI runs
-  everything.
+* The ``slow`` marker (declared in ``pyproject.toml``) marks the tests measured above ~2 s on a
+  busy 2-core machine (timings there were inflated several-fold); ``pytest -m "not slow"`` is
+  the fast inner loop and the CI runs everything.
 """
 import os
 import sys
