@@ -59,6 +59,7 @@ def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
             assert header and rows and all(len(r) == len(header) for r in rows)
 
 
+@pytest.mark.slow
 def test_fig2a_theory_curve_is_the_closed_form(out):
     directory = os.path.join(out, "fig2a")
     if not os.path.exists(directory):
@@ -75,6 +76,7 @@ def test_fig2a_theory_curve_is_the_closed_form(out):
     assert theory[-1] == 5
 
 
+@pytest.mark.slow
 def test_linear_cvae_theory_column_is_thm2(out):
     directory = os.path.join(out, "app_cvae_beta")
     if not os.path.exists(directory):

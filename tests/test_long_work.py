@@ -344,6 +344,7 @@ def test_new_files_follow_the_umask(tmp_path):
     assert (os.stat(tmp_path / "f").st_mode & 0o777) == 0o640
 
 
+@pytest.mark.slow
 def test_two_trainers_in_one_run_directory_do_not_race_on_history(tmp_path):
     torch = pytest.importorskip("torch")
     import threading
