@@ -1,5 +1,6 @@
 """SPEC §6 predicates P1–P6 as property tests over random spectra and hyperparameters."""
 import numpy as np
+import pytest
 import scipy.optimize
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
