@@ -12,10 +12,9 @@ LinearVAE, LinearCVAE, LinearMHVAE
 Moments           sufficient statistics of the data
 """
 from . import metrics
-from ._deps import MissingDependencyError
 from ._version import __version__
 from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
-from .exceptions import ConvergenceWarning, IllConditionedWarning, TrainingDivergedError
+from .exceptions import ConvergenceWarning, IllConditionedWarning, MissingDependencyError, TrainingDivergedError
 from .stats import Moments
 from .theory import CVAEFit, MHVAEFit, VAEFit
 

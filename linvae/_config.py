@@ -31,6 +31,21 @@ COLLAPSE_KL_TOL : float
 DIVERGENCE_FACTOR : float
     Gradient training raises ``TrainingDivergedError`` when a loss rises above
     ``L₀ + DIVERGENCE_FACTOR·max(|L₀|, 1)`` (``L₀``: the loss at the initialization).
+ROUNDOFF_FACTOR : int
+    An eigenvalue of an exactly equilibrated ``d × d`` second moment at or below
+    ``ROUNDOFF_FACTOR·d·eps·max`` is round-off: float64 does not resolve its direction
+    (``stats.resolved_eigh``, the CVAE's x-range).
+PSD_TOL : float
+    User-given second moments (``Moments.from_matrices``) must be symmetric to this relative
+    tolerance and have no eigenvalue of the equilibrated matrix below ``−PSD_TOL·max``.
+SYMMETRY_ATOL : float
+    ... with an absolute symmetry tolerance of ``SYMMETRY_ATOL·max(1, max|S|)``.
+OVERFLOW_MARGIN : int
+    Data whose mean square exceeds ``float64 max / (OVERFLOW_MARGIN·width)`` is refused (the
+    losses add ``width`` such terms).
+PRIOR_SIGMA_RTOL : float
+    A dead latent dim counts as collapsed to the prior when its σ equals η_enc to this relative
+    tolerance (SPEC P2).
 """
 RANK_RTOL = 1e-10
 FASTMATH = False
@@ -40,6 +55,11 @@ PARALLEL_MIN_TOTAL_WORK = 1e6
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6
 DIVERGENCE_FACTOR = 1e3
+ROUNDOFF_FACTOR = 64
+PSD_TOL = 1e-10
+SYMMETRY_ATOL = 1e-12
+OVERFLOW_MARGIN = 64
+PRIOR_SIGMA_RTOL = 1e-12
 
 #: Gradient training rescales VAE/CVAE data by a power of two when its RMS lies outside
 #: [1/TRAIN_SCALE_WINDOW, TRAIN_SCALE_WINDOW] (see ``train._NormalizedVAEProblem``).

@@ -1,6 +1,8 @@
 """Lazy imports of optional dependencies with the exact install line on failure."""
 import importlib
 
+from .exceptions import MissingDependencyError  # noqa: F401  (re-exported: its old home)
+
 #: module name -> (extra name, what it is needed for)
 _EXTRAS = {
     "torch": ("torch", "the PyTorch backend (nonlinear models)"),
@@ -13,10 +15,6 @@ _EXTRAS = {
     "sklearn": ("sklearn", "the scikit-learn estimators LinearVAE, LinearCVAE and LinearMHVAE"),
     "pandas": ("pandas", "tables as pandas DataFrames (to_frame)"),
 }
-
-
-class MissingDependencyError(ImportError):
-    """An optional dependency is not installed; the message holds the ``pip install`` line."""
 
 
 def import_optional(name):

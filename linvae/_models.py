@@ -120,7 +120,7 @@ class _VAE(Variant):
 
     def warn_dropped(self, spec, cols):
         """Thm 4's threshold decides whether a dropped mode would be active (see ``warn_if_dropped_matters``)."""
-        from .stats import warn_if_dropped_matters
+        from ._conditioning import warn_if_dropped_matters
 
         beta, ee, ed = (np.reshape(cols[k], (-1, 1)) for k in ("beta", "eta_enc", "eta_dec"))
 
@@ -144,7 +144,7 @@ class _CVAE(_VAE):
 
     def warn_dropped(self, spec, cols):
         """Ill-conditioning that changes E where Thm 2 sees it (see ``warn_if_cvae_drop_matters``)."""
-        from .stats import warn_if_cvae_drop_matters
+        from ._conditioning import warn_if_cvae_drop_matters
 
         warn_if_cvae_drop_matters(spec.moments, float(np.min(np.asarray(cols["beta"]) * np.asarray(cols["eta_dec"]) ** 2)),
                                   spec.rtol)
@@ -171,7 +171,7 @@ class _MHVAE(Variant):
 
     def warn_dropped(self, spec, cols):
         """Warn when ill-conditioning drops a mode whose θ Thm 3/5 would use (see ``active`` below)."""
-        from .stats import warn_if_dropped_matters
+        from ._conditioning import warn_if_dropped_matters
 
         grid = [np.reshape(a, (-1, 1)) for a in (cols["beta1"], cols["beta2"], self._sigma1(spec, cols),
                                                  cols["eta_enc"], cols["eta_dec"])]

@@ -109,7 +109,7 @@ def as_moments(X, Y=None, center=False):
                              "Moments.from_arrays(X, center=True)")
         return X
     if _is_dask(X) or _is_dask(Y):
-        from .distributed import moments_from_dask
+        from .stats import moments_from_dask
 
         da = __import__("dask.array", fromlist=["array"])
         return moments_from_dask(da.asarray(X), None if Y is None else da.asarray(Y), center=center)

@@ -53,6 +53,10 @@ class SweepSpec:
     raw: object = None
     fit_spec: object = None  # the validated linvae._spec.FitSpec the chunks run (not fingerprinted)
 
+    def run_chunk(self, cols):
+        """:func:`run_chunk` of this spec (what :func:`linvae.distributed.map_chunks` calls on a worker)."""
+        return run_chunk(self, cols)
+
     def fingerprint(self, cols, chunk_size):
         """SHA-256 of the data's moments, the settings and the configuration table."""
         h = hashlib.sha256()

@@ -22,26 +22,14 @@ import logging
 import os
 
 from ._deps import import_optional
+from .exceptions import SweepChunkError
+from .stats import moments_from_dask  # noqa: F401  (the Dask source of Moments; re-exported here)
 
 __all__ = ["map_chunks", "map_tasks", "client_for", "moments_from_dask", "SweepChunkError", "LOCAL_SCHEDULERS"]
 
 logger = logging.getLogger(__name__)
 
 LOCAL_SCHEDULERS = ("threads", "processes")
-
-
-class SweepChunkError(RuntimeError):
-    """Some chunks of a distributed sweep failed; the others finished (and were checkpointed).
-
-    Attributes
-    ----------
-    failures : dict of int -> BaseException
-        Chunk index -> the exception it raised.
-    """
-
-    def __init__(self, message, failures):
-        super().__init__(message)
-        self.failures = failures
 
 
 def _check_scheduler(scheduler):
@@ -80,13 +68,14 @@ def client_for(scheduler):
 
 
 def _task(spec, cols):
-    from ._sweep import run_chunk
-
-    return run_chunk(spec, cols)
+    return spec.run_chunk(cols)
 
 
 def map_chunks(scheduler, spec, work, finish):
     """Run ``work`` (``[(index, cols), ...]``) on ``scheduler``; call ``finish(index, results)`` per chunk.
+
+    ``spec`` is a :class:`linvae._sweep.SweepSpec` (any picklable object with a
+    ``run_chunk(cols)`` method).
 
     Raises
     ------
@@ -150,51 +139,3 @@ def _guarded(fn, *args):
         return True, fn(*args)
     except Exception as exc:   # noqa: BLE001 — reported to the caller with the task's key
         return False, exc
-
-
-def moments_from_dask(X, Y=None, center=False):
-    """:class:`linvae.Moments` of a (possibly out-of-core) ``dask.array``, by a tree reduction.
-
-    Each block of rows becomes a :class:`linvae.stats.MomentAccumulator` (mean and centred
-    scatter); Dask merges them pairwise up a tree with the Chan–Golub–LeVeque update, so no task
-    ever holds more than one block and two d×d matrices, and the result equals the in-memory
-    moments to rounding.
-
-    Parameters
-    ----------
-    X : dask.array.Array (n_samples, d_x)
-    Y : dask.array.Array (n_samples, d_y), optional
-        Rechunked to the row chunks of ``X``.
-    center : bool
-
-    Returns
-    -------
-    Moments
-    """
-    dask = import_optional("dask")
-    if X.ndim != 2:
-        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
-    X = X.rechunk({1: X.shape[1]})
-    blocks_x = list(X.to_delayed().ravel())
-    blocks_y = [None] * len(blocks_x)
-    if Y is not None:
-        if Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-            raise ValueError(f"Y must be 2-D with as many rows as X ({X.shape[0]}), got shape {Y.shape}")
-        blocks_y = list(Y.rechunk({0: X.chunks[0], 1: Y.shape[1]}).to_delayed().ravel())
-    parts = [dask.delayed(_block)(bx, by) for bx, by, size in zip(blocks_x, blocks_y, X.chunks[0]) if size]
-    if not parts:
-        raise ValueError(f"X is empty (shape {X.shape}); at least one sample is required")
-    while len(parts) > 1:
-        parts = [dask.delayed(_merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
-                 for i in range(0, len(parts), 2)]
-    return dask.compute(parts[0])[0].finalize(center=center)
-
-
-def _block(x, y):
-    from .stats import MomentAccumulator
-
-    return MomentAccumulator().add(x, y)
-
-
-def _merge(a, b):
-    return a.merge(b)

@@ -25,6 +25,7 @@ _sk_validation = import_optional("sklearn.utils.validation")
 
 from . import _models, _spec  # noqa: E402
 from ._validation import check_data  # noqa: E402
+from .objectives import gaussian_kl  # noqa: E402
 
 __all__ = ["LinearVAE", "LinearCVAE", "LinearMHVAE", "NotFittedError"]
 
@@ -79,8 +80,7 @@ def _expected_log_lik(resid_sq, U, var, eta_dec):
 
 def _kl_rows(mu, var, prior_var):
     """Per-example KL of ``N(mu, diag var)`` to ``N(0, prior_var I)`` (summed over dims)."""
-    r = var / prior_var
-    return 0.5 * np.sum(mu * mu / prior_var + r - 1.0 - np.log(r), axis=1)
+    return np.sum(gaussian_kl(mu * mu / prior_var, np.log(var / prior_var)), axis=1)
 
 
 class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.TransformerMixin,

@@ -1,4 +1,13 @@
-"""Exceptions and warnings of linvae."""
+"""Every exception and warning class of linvae, declared here once.
+
+The modules that raise them re-export them under their old names (``linvae._deps``,
+``linvae.distributed``), so existing imports keep working. The one exception declared elsewhere
+is :class:`linvae.estimators.NotFittedError`: it subclasses scikit-learn's ``NotFittedError``, an
+optional dependency this module must not import.
+"""
+
+__all__ = ["TrainingDivergedError", "ConvergenceWarning", "IllConditionedWarning", "OutputLockedError",
+           "SweepMismatchError", "SweepChunkError", "MissingDependencyError"]
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -66,3 +75,21 @@ class CorruptCheckpointError(SweepMismatchError):
 
 class CheckpointWarning(UserWarning):
     """A checkpoint chunk was unreadable, garbled, truncated or belongs elsewhere; it is recomputed."""
+
+
+class SweepChunkError(RuntimeError):
+    """Some chunks of a distributed sweep failed; the others finished (and were checkpointed).
+
+    Attributes
+    ----------
+    failures : dict of int -> BaseException
+        Chunk index -> the exception it raised.
+    """
+
+    def __init__(self, message, failures):
+        super().__init__(message)
+        self.failures = failures
+
+
+class MissingDependencyError(ImportError):
+    """An optional dependency is not installed; the message holds the ``pip install`` line."""

@@ -20,6 +20,8 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._deps import import_optional
+from ._kl import (_check_2d, _check_finite, _check_xy, _host_fit, _linear_kind, _np,  # noqa: F401
+                  gaussian_kl_terms, kl_per_dim, kl_per_example)
 
 logger = logging.getLogger(__name__)
 
@@ -38,101 +40,6 @@ __all__ = [
 ]
 
 _LOG_2PI = math.log(2 * math.pi)
-
-
-def _np(a, name):
-    """A float64 NumPy array from an array or tensor."""
-    if a is None:
-        return None
-    if hasattr(a, "detach"):
-        a = a.detach().cpu().numpy()
-    else:
-        from ._backend import to_host
-
-        a = to_host(a)
-    arr = np.asarray(a)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-    return arr.astype(np.float64, copy=False)
-
-
-def _host_fit(result):
-    """A linear fit with NumPy arrays (fits computed from CuPy input live on the GPU)."""
-    return result.to_numpy() if hasattr(result, "to_numpy") else result
-
-
-def _check_2d(a, name):
-    if a.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, latent_dim), got shape {a.shape}")
-    if a.size == 0:
-        raise ValueError(f"{name} is empty (shape {a.shape})")
-    return a
-
-
-def _check_finite(a, name):
-    if not np.all(np.isfinite(a)):
-        bad = np.argwhere(~np.isfinite(a))[0]
-        raise ValueError(f"{name} contains NaN or inf (first at row {bad[0]}, dim {bad[1]}: {a[tuple(bad)]}); "
-                         "encoder means must be finite")
-    return a
-
-
-def kl_per_dim(mu: Any, logvar: Optional[Any] = None, *, std: Optional[Any] = None,
-               prior_std: Union[float, Any] = 1.0) -> np.ndarray:
-    """KL of ``N(μ, σ²)`` to the prior ``N(0, η²)`` for every example and latent dim (nats).
-
-    Parameters
-    ----------
-    mu : array_like (n_samples, latent_dim)
-        Encoder means.
-    logvar : array_like, optional
-        Encoder log-variances ``log σ²`` (broadcast against ``mu``). Give this or ``std``.
-    std : array_like, optional
-        Encoder standard deviations σ (broadcast against ``mu``, e.g. a (latent_dim,) vector).
-    prior_std : float or array_like
-        η_enc, the prior standard deviation.
-
-    Returns
-    -------
-    ndarray (n_samples, latent_dim)
-        Never summed over dims.
-
-    Notes
-    -----
-    ``½[(μ² + σ²)/η² − 1 − log(σ²/η²)]``, evaluated as
-    ``½[μ²/η² + expm1(ℓ) − ℓ]`` with ``ℓ = log σ² − log η²`` so that dims close to the prior
-    (ℓ ≈ 0, the collapsed ones) keep full relative precision and σ from 1e-150 to 1e150 stay
-    finite.
-    """
-    mu = _check_finite(_check_2d(_np(mu, "mu"), "mu"), "mu")
-    if (logvar is None) == (std is None):
-        raise ValueError("give exactly one of logvar and std")
-    prior_std = _np(prior_std, "prior_std")
-    if np.any(~np.isfinite(prior_std)) or np.any(prior_std <= 0):
-        raise ValueError(f"prior_std must be finite and > 0, got {prior_std!r}")
-    if std is not None:
-        std = _np(std, "std")
-        if np.any(~(std > 0)) or np.any(~np.isfinite(std)):
-            raise ValueError("std must contain only finite values > 0 (σ is a standard deviation)")
-        logvar = 2.0 * np.log(std)
-    else:
-        logvar = _np(logvar, "logvar")
-        if np.any(~np.isfinite(logvar)):
-            raise ValueError("logvar contains NaN or inf")
-    try:
-        np.broadcast_shapes(np.shape(logvar), mu.shape)
-    except ValueError:
-        raise ValueError(f"the variances (shape {np.shape(logvar)}) do not broadcast against mu "
-                         f"(shape {mu.shape})") from None
-    with np.errstate(over="ignore"):
-        return gaussian_kl_terms(mu, logvar, 2.0 * np.log(prior_std), np)
-
-
-def gaussian_kl_terms(mu, logvar, log_prior_var, xp=np):
-    """``½[μ²/η² + expm1(ℓ) − ℓ]``, ``ℓ = log σ² − log η²``: the KL formula shared by the NumPy
-    metrics and the torch models (``xp`` is ``numpy`` or ``torch``)."""
-    ell = logvar - log_prior_var
-    return 0.5 * (mu * mu / xp.exp(log_prior_var) + xp.expm1(ell) - ell)
 
 
 def _check_kl(kl):
@@ -271,70 +178,6 @@ def _log_normal(x, mean, var):
 
 
 # ------------------------------------------------------------------------------- linear fits
-
-def _linear_kind(result):
-    kind = getattr(result, "model", None)
-    if kind not in ("vae", "cvae", "mhvae"):
-        raise TypeError(f"expected a linear fit result (VAEFit, CVAEFit, MHVAEFit), got {type(result).__name__}")
-    return kind
-
-
-def _check_xy(result, X, Y):
-    from ._validation import check_data, check_pair
-
-    kind = _linear_kind(result)
-    if kind == "cvae":
-        if Y is None:
-            raise ValueError("a CVAE fit needs Y (the target) as well as X")
-        X, Y = check_pair(X, Y)
-        expect = (result.W1.shape[1], result.W2.shape[1])
-        if (X.shape[1], Y.shape[1]) != expect:
-            raise ValueError(f"X and Y must have {expect} features, got {X.shape[1]} and {Y.shape[1]}")
-        return X, Y
-    if Y is not None:
-        raise ValueError(f"a {kind.upper()} fit takes no Y")
-    X = check_data(X)
-    d = result.U.shape[0] if kind == "vae" else result.U1.shape[0]
-    if X.shape[1] != d:
-        raise ValueError(f"X must have {d} features, got {X.shape[1]}")
-    return X, None
-
-
-def kl_per_example(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
-    """Closed-form per-example, per-dim KL of a linear fit (no sampling).
-
-    VAE: ``KL(q(z|x) ‖ p(z))``; CVAE: ``KL(q(z|x, y) ‖ p(z))``; MHVAE: the top latent,
-    ``E_{q(z₁|x)} KL(q(z₂|z₁) ‖ p(z₂))``.
-
-    Parameters
-    ----------
-    result : VAEFit, CVAEFit or MHVAEFit
-        A linear fit.
-    X : array_like (n_samples, n_features)
-        Data (the condition for the CVAE).
-    Y : array_like (n_samples, n_targets), optional
-        Target of the CVAE.
-
-    Returns
-    -------
-    ndarray (n_samples, latent_dim)
-        KL of each example and latent dim, nats.
-    """
-    result = _host_fit(result)
-    X, Y = _check_xy(result, X, Y)
-    kind = result.model
-    if kind == "vae":
-        mu, std = result.encode(X)
-    elif kind == "cvae":
-        mu, std = result.encode(X, Y)
-    else:
-        mu1 = result.encode(X)[0]
-        mu = mu1 @ result.W2.T
-        spread = np.sum(result.W2**2 * result.sigma1**2, axis=1)       # (W₂Σ₁W₂ᵀ)_ii
-        kl = kl_per_dim(mu, std=result.sigma2, prior_std=result.eta_enc)
-        return kl + 0.5 * spread / result.eta_enc**2
-    return kl_per_dim(mu, std=std, prior_std=result.eta_enc)
-
 
 def _marginal_cov(result):
     """Covariance of the Gaussian marginal (of x, or of y given x for the CVAE)."""

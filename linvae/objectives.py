@@ -10,7 +10,32 @@ and accept a leading batch shape on the parameters.
 """
 import numpy as np
 
-__all__ = ["vae_loss", "cvae_loss", "mhvae_loss"]
+__all__ = ["vae_loss", "cvae_loss", "mhvae_loss", "gaussian_kl"]
+
+
+def gaussian_kl(mean_sq_ratio, log_var_ratio, xp=np):
+    """KL of ``N(m, σ²)`` to ``N(0, η²)`` per dimension (nats), in the precise ``expm1`` form.
+
+    ``½[m²/η² + expm1(ℓ) − ℓ]`` with ``ℓ = log(σ²/η²)``, which equals
+    ``½[(m² + σ²)/η² − 1 − log(σ²/η²)]`` but keeps full relative precision for dims near the
+    prior (ℓ ≈ 0, the collapsed ones), where ``σ²/η² − 1 − ℓ`` cancels to round-off. This is the
+    one place the formula is written: the closed forms, the training results, the metrics, the
+    scikit-learn estimators and the torch models all call it.
+
+    Parameters
+    ----------
+    mean_sq_ratio : array_like
+        ``m²/η²`` (or the data mean ``E[m²]/η²``).
+    log_var_ratio : array_like
+        ``ℓ = log σ² − log η²``.
+    xp : module
+        ``numpy``, ``cupy`` or ``torch`` (any namespace with ``expm1``).
+
+    Notes
+    -----
+    SPEC §1 (the KL term of the β-ELBO, paper Eq. (1)); evaluated per dim, never summed.
+    """
+    return 0.5 * (mean_sq_ratio + xp.expm1(log_var_ratio) - log_var_ratio)
 
 
 def _sq_cols(M, var, xp):

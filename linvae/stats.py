@@ -4,6 +4,10 @@ The losses of every linear model of the paper depend on the data only through th
 moments ``E[xxᵀ]``, ``E[xyᵀ]`` and ``E[yyᵀ]``.  :class:`Moments` computes them once, in float64,
 from in-memory arrays or from an iterator of chunks (memory independent of ``N``), and the
 rest of the package works on these small ``d × d`` matrices.
+
+This module owns the moments and their sources (arrays, chunk iterators, CuPy streaming,
+:func:`moments_from_dask`) and the θ spectra cut to the numerical range. Whether a cut
+direction matters for a theorem's answer is decided by :mod:`linvae._conditioning`.
 """
 from dataclasses import dataclass, field
 
@@ -12,8 +16,6 @@ import numpy as np
 from . import _config
 from ._deps import import_optional
 from ._validation import check_data, check_pair
-from ._warn import warn as _warn
-from .exceptions import IllConditionedWarning
 
 __all__ = [
     "Moments",
@@ -24,6 +26,7 @@ __all__ = [
     "cvae_x_range",
     "resolved_eigh",
     "sign_flip",
+    "moments_from_dask",
 ]
 
 
@@ -186,11 +189,11 @@ def check_moment_range(S, amax, name, width, scatter=None):
     diag = np.diag(S)
     top = float(np.max(amax)) if amax is not None and np.size(amax) else float("nan")
     if not (np.all(np.isfinite(S)) and (scatter is None or np.all(np.isfinite(scatter)))) or \
-            np.max(diag) > big / (64 * width):
+            np.max(diag) > big / (_config.OVERFLOW_MARGIN * width):
         col = int(np.argmax(amax)) if amax is not None else int(np.argmax(np.where(np.isfinite(diag), diag, np.inf)))
         raise ValueError(
             f"{name} is too large for float64 second moments: its largest |value| is {top:.3g} (column {col}), "
-            f"and the mean square {name}ᵀ{name}/N overflows (it must stay below {big / (64 * width):.2g}); rescale "
+            f"and the mean square {name}ᵀ{name}/N overflows (it must stay below {big / (_config.OVERFLOW_MARGIN * width):.2g}); rescale "
             f"{name} by a power of two (e.g. {name} * 2.0**-{max(1, int(np.ceil(np.log2(max(top, 2.0)))))}; "
             "the collapse pattern is unchanged when eta_dec is scaled alike)")
     if amax is not None:
@@ -493,7 +496,7 @@ def _check_psd(S, name):
         raise ValueError(f"{name} must be a square (d, d) matrix, got shape {S.shape}")
     if not np.all(np.isfinite(S)):
         raise ValueError(f"{name} contains NaN or inf; all values must be finite")
-    if not np.allclose(S, S.T, rtol=1e-10, atol=1e-12 * max(1.0, np.abs(S).max())):
+    if not np.allclose(S, S.T, rtol=_config.PSD_TOL, atol=_config.SYMMETRY_ATOL * max(1.0, np.abs(S).max())):
         raise ValueError(f"{name} must be symmetric")
     S = _symmetrize(S)
     _check_semidefinite(S, name)
@@ -508,7 +511,7 @@ def _check_semidefinite(S, name):
         raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but diagonal entry "
                          f"{j} is {float(np.diag(S)[j])!r} < 0")
     mu = np.linalg.eigvalsh(_symmetrize(S / D[:, None] / D[None, :]))
-    if mu.size and mu[0] < -1e-10 * max(mu[-1], 0.0):
+    if mu.size and mu[0] < -_config.PSD_TOL * max(mu[-1], 0.0):
         raise ValueError(f"{name} must be positive semi-definite (a second-moment matrix), but it has a negative "
                          f"eigenvalue ({float(mu[0]):.3g} relative to the largest {float(mu[-1]):.3g}, after "
                          "equilibrating its diagonal)")
@@ -581,7 +584,7 @@ def resolved_eigh(S, floor_ref=None, scales=None):
     mu, V = np.linalg.eigh(A)
     mu, V = mu[::-1], V[:, ::-1]
     ref = (mu[0] if mu.size else 0.0) if floor_ref is None else float(floor_ref)
-    res = mu > max(64 * d * np.finfo(np.float64).eps * ref, 0.0)
+    res = mu > max(_config.ROUNDOFF_FACTOR * d * np.finfo(np.float64).eps * ref, 0.0)
     if ref <= 0 or not np.any(res):
         return np.zeros(0), np.zeros((d, 0))
     if np.all(D == D[0]):                    # one scale: eigh of A is already as accurate as it gets
@@ -628,72 +631,6 @@ def _cut(values, vectors, rtol, ref=None):
     return values[keep].copy(), vectors[:, keep].copy(), values[~keep].copy(), vectors[:, ~keep].copy()
 
 
-def dropped_resolved(S, rtol=None, scale=None):
-    """Modes of PSD ``S`` that the rank cut drops although float64 resolves them.
-
-    Those with eigenvalue at most ``rtol·ref`` (``ref``: ``scale``, as in
-    :func:`range_eigh_scaled`, or the largest eigenvalue, as in :func:`range_eigh`) but
-    resolved by :func:`resolved_eigh`: real directions that a condition number above ``1/rtol``
-    pushes out of the numerical range.
-
-    Returns
-    -------
-    values : ndarray (m,), descending
-    vectors : ndarray (d, m)
-    ref : float
-    """
-    values, vectors = resolved_eigh(S)
-    ref = float(scale) if scale is not None else (float(values[0]) if values.size else 0.0)
-    return (*_cut(values, vectors, _rtol(rtol), ref)[2:], ref)
-
-
-def warn_if_dropped_matters(moments, active, rtol=None):
-    """:class:`IllConditionedWarning` when a dropped-but-resolved mode of ``E[xxᵀ]`` would be active.
-
-    Parameters
-    ----------
-    moments : Moments
-    active : callable
-        ``active(theta) -> bool array``: which modes with these θ = √φ are not collapsed under
-        the caller's hyperparameters (e.g. Thm 4: θ above the βη_dec² threshold). Dropping modes
-        that would collapse anyway is exact; dropping an active one changes the answer.
-    rtol : float, optional
-    """
-    rtol = _rtol(rtol)
-    values, vectors = _resolved(moments, ("xx",), moments.xx)
-    _, _, dropped, _ = _cut(values, vectors, rtol)
-    theta = np.sqrt(dropped)
-    if theta.size and np.any(active(theta)):
-        _warn(
-            f"ill-conditioned data: mode(s) of E[xxᵀ] with θ up to {theta[0]:.3g} (condition number "
-            f"{values[0] / theta[0] ** 2:.2g}) lie below rtol·max and are treated as zero, but at these "
-            f"hyperparameters they would be active; pass a smaller rtol (e.g. rtol={min(rtol, 0.1 * theta[-1] ** 2 / values[0]):.0e}) "
-            "to keep them (they are resolved in float64), or rescale the data",
-            IllConditionedWarning)
-
-
-def warn_if_cvae_drop_matters(moments, threshold, rtol=None):
-    """:class:`IllConditionedWarning` when ill-conditioning changes the CVAE's key matrix E.
-
-    Two places drop resolved directions: modes of the equilibrated ``E[xxᵀ]`` below ``rtol·max``
-    are left out of the regression of y on x (their share of y, ``BᵀB`` of those modes, stays in
-    E), and eigenvalues of E below ``rtol·tr E[yyᵀ]`` are treated as zero. Either matters when it
-    exceeds ``threshold`` = the smallest βη_dec² of the call (Thm 2: a mode of E is active iff
-    θ > βη_dec²).
-    """
-    parts = _cvae_parts(moments, _rtol(rtol))
-    share, e_drop = parts["share"], parts["e_drop"]
-    if share > threshold:
-        _warn(f"ill-conditioned condition x: modes of E[xxᵀ] below rtol·max are left out of the regression "
-              f"of y on x, but they explain y-variance up to {share:.3g} > βη_dec² = {threshold:.3g}, which "
-              "stays in E and can keep modes active; pass a smaller rtol (or rescale the data) to keep them",
-              IllConditionedWarning)
-    if e_drop > threshold:
-        _warn(f"ill-conditioned CVAE key matrix: eigenvalue(s) of E up to {e_drop:.3g} lie below "
-              f"rtol·tr E[yyᵀ] and are treated as zero, but exceed βη_dec² = {threshold:.3g} (they would be "
-              "active); pass a smaller rtol to keep them", IllConditionedWarning)
-
-
 def vae_spectrum(moments, rtol=None):
     """θ spectrum of the (MH)VAE.
 
@@ -736,7 +673,7 @@ def _cvae_parts(moments, rtol):
     mu, V = np.linalg.eigh(Axx)
     mu, V = mu[::-1], V[:, ::-1]
     top = mu[0] if mu.size else 0.0
-    floor = 64 * moments.dx * eps * top
+    floor = _config.ROUNDOFF_FACTOR * moments.dx * eps * top
     keep = mu > max(rtol * top, floor) if top > 0 else np.zeros(mu.shape, bool)
     drop = (mu > floor) & ~keep if top > 0 else keep
     B = (V[:, keep].T @ Axy) / np.sqrt(mu[keep])[:, None]
@@ -807,3 +744,49 @@ def range_eigh_scaled(S, rtol=None, scale=None):
     """
     values, vectors = resolved_eigh(S)
     return _cut(values, vectors, _rtol(rtol), ref=scale)[:2]
+
+
+def moments_from_dask(X, Y=None, center=False):
+    """:class:`linvae.Moments` of a (possibly out-of-core) ``dask.array``, by a tree reduction.
+
+    Each block of rows becomes a :class:`MomentAccumulator` (mean and centred
+    scatter); Dask merges them pairwise up a tree with the Chan–Golub–LeVeque update, so no task
+    ever holds more than one block and two d×d matrices, and the result equals the in-memory
+    moments to rounding.
+
+    Parameters
+    ----------
+    X : dask.array.Array (n_samples, d_x)
+    Y : dask.array.Array (n_samples, d_y), optional
+        Rechunked to the row chunks of ``X``.
+    center : bool
+
+    Returns
+    -------
+    Moments
+    """
+    dask = import_optional("dask")
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D of shape (n_samples, n_features), got shape {X.shape}")
+    X = X.rechunk({1: X.shape[1]})
+    blocks_x = list(X.to_delayed().ravel())
+    blocks_y = [None] * len(blocks_x)
+    if Y is not None:
+        if Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+            raise ValueError(f"Y must be 2-D with as many rows as X ({X.shape[0]}), got shape {Y.shape}")
+        blocks_y = list(Y.rechunk({0: X.chunks[0], 1: Y.shape[1]}).to_delayed().ravel())
+    parts = [dask.delayed(_block)(bx, by) for bx, by, size in zip(blocks_x, blocks_y, X.chunks[0]) if size]
+    if not parts:
+        raise ValueError(f"X is empty (shape {X.shape}); at least one sample is required")
+    while len(parts) > 1:
+        parts = [dask.delayed(_merge)(parts[i], parts[i + 1]) if i + 1 < len(parts) else parts[i]
+                 for i in range(0, len(parts), 2)]
+    return dask.compute(parts[0])[0].finalize(center=center)
+
+
+def _block(x, y):
+    return MomentAccumulator().add(x, y)
+
+
+def _merge(a, b):
+    return a.merge(b)

@@ -1,33 +1,18 @@
-"""Public API: fit dispatch, Moments input, predict_collapse vs per-point fits, estimators
-(shapes, clone, params, not-fitted, score vs a Monte-Carlo β-ELBO), and input validation."""
+"""Public API: fit dispatch, Moments input, predict_collapse vs per-point fits, and input
+validation (the estimators' own tests are in tests/test_estimators.py)."""
 import dataclasses
 import itertools
-import os
 import re
-import sys
 
 import numpy as np
 import pytest
 
 import linvae
 from linvae import CVAEFit, LinearCVAE, LinearMHVAE, LinearVAE, MHVAEFit, Moments, VAEFit
-from linvae.estimators import NotFittedError
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import naive  # noqa: E402
-
-LOG2PI = np.log(2 * np.pi)
-
-
-def _vae_data(seed=0, n=300, scales=(3.0, 1.5, 0.8, 0.4, 0.1)):
-    return naive.make_data(n, len(scales), np.asarray(scales), seed)
-
-
-def _cvae_data(seed=0, n=300, dx=4, dy=3):
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, dx))
-    Y = 0.7 * X @ rng.normal(size=(dx, dy)) + rng.normal(size=(n, dy)) * [1.5, 0.6, 0.2]
-    return X, Y
+import naive  # tests/ is on sys.path (conftest.py)
+from testdata import cvae_data as _cvae_data
+from testdata import vae_data as _vae_data
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -171,6 +156,7 @@ def test_predict_collapse_vae_learnable_matches_fit():
                       lambda **p: linvae.fit(m, latent_dim=6, **p))
 
 
+@pytest.mark.slow
 def test_predict_collapse_vae_fixed_sigma_matches_fit():
     X = _vae_data(4)
     sigma = [1.0, 0.5, 2.0, 1.0, 0.3]
@@ -194,6 +180,7 @@ def test_predict_collapse_cvae_matches_fit():
                       lambda **p: linvae.fit(X, Y, latent_dim=4, **p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("latent_dims", [(5, 5), (4, 3), (3, 5)])
 def test_predict_collapse_mhvae_thm3_matches_fit(latent_dims):
     X = _vae_data(6)
@@ -206,6 +193,7 @@ def test_predict_collapse_mhvae_thm3_matches_fit(latent_dims):
                       lambda **p: linvae.fit(X, model="mhvae", latent_dims=latent_dims, **p))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("latent_dims", [(5, 5), (4, 3)])
 def test_predict_collapse_mhvae_thm5_matches_fit(latent_dims):
     X = _vae_data(7)
@@ -229,262 +217,6 @@ def test_predict_collapse_from_moments_and_scalar():
     np.testing.assert_array_equal(s.collapsed[0], linvae.fit(X, beta=2.0).collapsed)
     d = s.to_dict()
     assert d["n_collapsed"][0] == linvae.fit(X, beta=2.0).n_collapsed
-
-
-# ----------------------------------------------------------------------------- estimators
-
-def test_estimator_shapes_and_maps():
-    X = _vae_data(9, n=120)
-    Xc, Yc = _cvae_data(9, n=120)
-    v = LinearVAE(latent_dim=3, beta=0.5).fit(X)
-    Z = v.transform(X)
-    assert Z.shape == (120, 3)
-    np.testing.assert_allclose(Z, X @ v.W_.T, rtol=1e-12, atol=1e-12)
-    R = v.inverse_transform(Z)
-    assert R.shape == (120, 5)
-    np.testing.assert_allclose(R, Z @ v.U_.T, rtol=1e-12, atol=1e-12)
-    assert v.n_features_in_ == 5 and v.collapsed_.shape == (3,)
-    assert v.n_collapsed_ == linvae.fit(X, beta=0.5, latent_dim=3).n_collapsed
-
-    c = LinearCVAE(latent_dim=2, beta=0.5).fit(Xc, Yc)
-    Zc = c.transform(Xc, Yc)
-    assert Zc.shape == (120, 2)
-    np.testing.assert_allclose(Zc, Xc @ c.W1_.T + Yc @ c.W2_.T, rtol=1e-12, atol=1e-12)
-    Yh = c.inverse_transform(Zc, Xc)
-    assert Yh.shape == (120, 3)
-    np.testing.assert_allclose(Yh, Zc @ c.U1_.T + Xc @ c.U2_.T, rtol=1e-12, atol=1e-12)
-
-    h = LinearMHVAE(latent_dims=(4, 2)).fit(X)
-    Z1 = h.transform(X)
-    assert Z1.shape == (120, 4)
-    np.testing.assert_allclose(Z1, X @ h.W1_.T, rtol=1e-12, atol=1e-12)
-    assert h.inverse_transform(Z1).shape == (120, 5)
-    assert h.sigma2_.shape == (2,) and h.sigma1_.shape == (4,)
-
-    with pytest.raises(ValueError, match="features"):
-        v.transform(X[:, :4])
-    with pytest.raises(ValueError, match="features"):
-        v.inverse_transform(Z[:, :2])
-    with pytest.raises(ValueError, match="features"):
-        c.transform(Xc[:, :3], Yc)
-
-
-def test_estimator_center_roundtrip():
-    X = _vae_data(10, n=200) + [5.0, -3.0, 1.0, 0.0, 2.0]
-    v = LinearVAE(beta=1e-6, center=True).fit(X)
-    # almost no regularisation, full latent: the reconstruction is nearly the identity,
-    # and it includes the mean (a bias-free map could not reproduce the offset)
-    np.testing.assert_allclose(v.inverse_transform(v.transform(X)), X, atol=1e-3)
-    np.testing.assert_allclose(v.transform(X).mean(0), 0.0, atol=1e-10)
-
-
-@pytest.mark.parametrize("cls,params", [
-    (LinearVAE, dict(latent_dim=3, beta=2.0, eta_enc=0.5, eta_dec=0.3, sigma=[0.1, 0.2, 0.3], center=True)),
-    (LinearCVAE, dict(latent_dim=2, beta=0.5, eta_enc=2.0, eta_dec=0.7, center=True)),
-    (LinearMHVAE, dict(latent_dims=(3, 2), beta1=2.0, beta2=0.5, eta_enc=1.5, eta_dec=0.4, sigma1=0.2,
-                       sigma2=0.9, center=True)),
-])
-def test_estimator_params_clone(cls, params):
-    sklearn_base = pytest.importorskip("sklearn.base")
-    est = cls(**params)
-    got = est.get_params()
-    assert got == params | {k: v for k, v in got.items() if k not in params}
-    for k, v in params.items():
-        assert got[k] is v
-    default = cls()
-    assert default.get_params() != got
-    # set_params round trip
-    assert default.set_params(**got) is default
-    assert default.get_params() == got
-    with pytest.raises(ValueError, match="nonexistent"):
-        default.set_params(nonexistent=1)
-    # clone: same params, unfitted, independent object
-    c = sklearn_base.clone(est)
-    assert c is not est and type(c) is cls
-    assert c.get_params() == got
-    assert not hasattr(c, "result_")
-    assert repr(c).startswith(cls.__name__)
-
-
-def test_clone_of_fitted_is_unfitted():
-    sklearn_base = pytest.importorskip("sklearn.base")
-    X = _vae_data(11, n=50)
-    est = LinearVAE(beta=0.5).fit(X)
-    c = sklearn_base.clone(est)
-    with pytest.raises(NotFittedError):
-        c.transform(X)
-    np.testing.assert_allclose(c.fit(X).W_, est.W_, rtol=0, atol=0)
-
-
-@pytest.mark.parametrize("make,call", [
-    (LinearVAE, lambda e, X, Y: e.transform(X)),
-    (LinearVAE, lambda e, X, Y: e.inverse_transform(X)),
-    (LinearVAE, lambda e, X, Y: e.score(X)),
-    (LinearCVAE, lambda e, X, Y: e.transform(X, Y)),
-    (LinearCVAE, lambda e, X, Y: e.inverse_transform(X, X)),
-    (LinearCVAE, lambda e, X, Y: e.score(X, Y)),
-    (LinearMHVAE, lambda e, X, Y: e.transform(X)),
-    (LinearMHVAE, lambda e, X, Y: e.score(X)),
-])
-def test_not_fitted_error(make, call):
-    X, Y = _cvae_data(12, n=20)
-    with pytest.raises(NotFittedError, match="not fitted"):
-        call(make(), X, Y)
-    # also an AttributeError / ValueError as in scikit-learn
-    assert issubclass(NotFittedError, ValueError) and issubclass(NotFittedError, AttributeError)
-
-
-# --- β-ELBO by Monte Carlo, computed from the fitted matrices only -----------------------------
-
-def _log_normal(x, mean, var):
-    """log N(x | mean, diag var), summed over the last axis (var broadcastable)."""
-    var = np.broadcast_to(var, np.broadcast_shapes(np.shape(x), np.shape(mean)))
-    return -0.5 * np.sum((x - mean) ** 2 / var + np.log(var) + LOG2PI, axis=-1)
-
-
-def _mc_check(per_example, elbo, score):
-    vals = np.stack(per_example)                  # (N, S)
-    S = vals.shape[1]
-    mc = vals.mean(1)
-    se = vals.std(1) / np.sqrt(S)
-    assert np.all(np.abs(elbo - mc) <= 5 * se + 1e-9), (elbo - mc, se)
-    se_mean = np.sqrt(np.sum(se**2)) / len(mc)
-    assert abs(score - mc.mean()) <= 5 * se_mean + 1e-9
-    assert score == pytest.approx(float(np.mean(elbo)), rel=1e-12)
-    return se
-
-
-S_MC = 40000
-
-
-def test_vae_score_equals_monte_carlo_elbo():
-    rng = np.random.default_rng(13)
-    X = _vae_data(13, n=6, scales=(2.0, 1.0, 0.2)) + 0.3 * rng.normal(size=(6, 3))
-    beta, ee, ed = 0.7, 1.3, 0.6
-    est = LinearVAE(latent_dim=4, beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
-    assert 0 < est.n_collapsed_ < 4
-    W, U, s = est.W_, est.U_, est.sigma_
-    vals = []
-    for x in X:
-        z = x @ W.T + s * rng.standard_normal((S_MC, 4))
-        logp_x = _log_normal(x, z @ U.T, ed**2)
-        log_q = _log_normal(z, x @ W.T, s**2)
-        log_p = _log_normal(z, 0.0, ee**2)
-        vals.append(logp_x - beta * (log_q - log_p))
-    _mc_check(vals, est.elbo(X), est.elbo_score(X))
-
-
-def test_vae_fixed_sigma_score_equals_monte_carlo_elbo():
-    rng = np.random.default_rng(14)
-    X = _vae_data(14, n=5, scales=(2.0, 1.0, 0.5))
-    beta, ee, ed = 1.5, 0.8, 0.5
-    sig = np.array([0.3, 0.8, 1.2])
-    est = LinearVAE(beta=beta, eta_enc=ee, eta_dec=ed, sigma=sig).fit(X)
-    vals = []
-    for x in X:
-        z = x @ est.W_.T + sig * rng.standard_normal((S_MC, 3))
-        vals.append(_log_normal(x, z @ est.U_.T, ed**2)
-                    - beta * (_log_normal(z, x @ est.W_.T, sig**2) - _log_normal(z, 0.0, ee**2)))
-    _mc_check(vals, est.elbo(X), est.elbo_score(X))
-
-
-def test_cvae_score_equals_monte_carlo_elbo():
-    rng = np.random.default_rng(15)
-    X, Y = _cvae_data(15, n=6, dx=2, dy=3)
-    beta, ee, ed = 0.5, 0.7, 0.4
-    est = LinearCVAE(latent_dim=3, beta=beta, eta_enc=ee, eta_dec=ed).fit(X, Y)
-    W1, W2, U1, U2, s = est.W1_, est.W2_, est.U1_, est.U2_, est.sigma_
-    vals = []
-    for x, y in zip(X, Y):
-        mu = W1 @ x + W2 @ y
-        z = mu + s * rng.standard_normal((S_MC, 3))
-        logp_y = _log_normal(y, z @ U1.T + U2 @ x, ed**2)
-        vals.append(logp_y - beta * (_log_normal(z, mu, s**2) - _log_normal(z, 0.0, ee**2)))
-    _mc_check(vals, est.elbo(X, Y), est.elbo_score(X, Y))
-
-
-@pytest.mark.parametrize("sigma2", ["learnable", 0.9])
-def test_mhvae_score_equals_monte_carlo_elbo(sigma2):
-    rng = np.random.default_rng(16)
-    X = _vae_data(16, n=5, scales=(2.0, 1.2, 0.3))
-    b1, b2, ee, ed, s1 = 1.5, 0.6, 0.9, 0.5, 0.4
-    est = LinearMHVAE(latent_dims=(3, 2), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
-                      sigma2=sigma2).fit(X)
-    W1, W2, U1, U2, v1, v2 = est.W1_, est.W2_, est.U1_, est.U2_, est.sigma1_**2, est.sigma2_**2
-    vals = []
-    for x in X:
-        mu1 = W1 @ x
-        z1 = mu1 + np.sqrt(v1) * rng.standard_normal((S_MC, 3))
-        z2 = z1 @ W2.T + np.sqrt(v2) * rng.standard_normal((S_MC, 2))
-        rec = _log_normal(x, z1 @ U1.T, ed**2)
-        t1 = _log_normal(z1, mu1, v1) - _log_normal(z1, z2 @ U2.T, ed**2)
-        t2 = _log_normal(z2, z1 @ W2.T, v2) - _log_normal(z2, 0.0, ee**2)
-        vals.append(rec - b1 * t1 - b2 * t2)
-    _mc_check(vals, est.elbo(X), est.elbo_score(X))
-
-
-@pytest.mark.parametrize("sigma2", ["learnable", 0.9])
-def test_mhvae_score_is_maximal_at_closed_form(sigma2):
-    rng = np.random.default_rng(17)
-    X = _vae_data(17, n=200, scales=(2.5, 1.2, 0.6, 0.2))
-    b1, b2, ee, ed, s1 = 1.3, 0.7, 1.1, 0.5, 0.4
-    est = LinearMHVAE(latent_dims=(4, 3), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
-                      sigma2=sigma2).fit(X)
-    res = est.result_
-    best = est.elbo_score(X)
-    A = X.T @ X / X.shape[0]
-
-    def loss(r):
-        return naive.mhvae_loss_moments(A, r.W1, r.W2, r.U1, r.U2, r.sigma1, r.sigma2, b1, b2, ee, ed)
-
-    L0 = loss(res)
-    names = ["W1", "W2", "U1", "U2"] + (["sigma2"] if sigma2 == "learnable" else [])
-    for name in names:
-        for eps in (1e-1, 1e-3):
-            G = rng.normal(size=getattr(res, name).shape)
-            new = getattr(res, name) * np.exp(eps * G) if name == "sigma2" else getattr(res, name) + eps * G
-            pert = dataclasses.replace(res, **{name: new})
-            other = LinearMHVAE(**est.get_params()).fit(X)
-            other.result_ = pert
-            s = other.elbo_score(X)
-            assert s <= best + 1e-12, (name, eps, s - best)
-            # the score difference is the (independently computed) loss difference / (2 η_dec²)
-            expected = -(loss(pert) - L0) / (2 * ed**2)
-            assert s - best == pytest.approx(expected, rel=1e-6, abs=1e-12), name
-
-
-def test_vae_and_cvae_score_differences_match_loss():
-    rng = np.random.default_rng(18)
-    X = _vae_data(18, n=100, scales=(2.0, 1.0, 0.4))
-    beta, ee, ed = 0.8, 1.2, 0.6
-    est = LinearVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
-    r = est.result_
-    best = est.elbo_score(X)
-    L0 = naive.vae_loss_loop(X, r.W, r.U, r.sigma, beta, ee, ed)
-    for name in ("W", "U", "sigma"):
-        G = rng.normal(size=getattr(r, name).shape)
-        new = getattr(r, name) * np.exp(0.05 * G) if name == "sigma" else getattr(r, name) + 0.05 * G
-        p = dataclasses.replace(r, **{name: new})
-        est.result_ = p
-        s = est.elbo_score(X)
-        L = naive.vae_loss_loop(X, p.W, p.U, p.sigma, beta, ee, ed)
-        assert s < best
-        assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)
-
-    Xc, Yc = _cvae_data(18, n=100)
-    c = LinearCVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(Xc, Yc)
-    r = c.result_
-    best = c.elbo_score(Xc, Yc)
-    L0 = naive.cvae_loss_loop(Xc, Yc, r.W1, r.W2, r.U1, r.U2, r.sigma, beta, ee, ed)
-    for name in ("W1", "W2", "U1", "U2", "sigma"):
-        G = rng.normal(size=getattr(r, name).shape)
-        new = getattr(r, name) * np.exp(0.05 * G) if name == "sigma" else getattr(r, name) + 0.05 * G
-        p = dataclasses.replace(r, **{name: new})
-        c.result_ = p
-        s = c.elbo_score(Xc, Yc)
-        L = naive.cvae_loss_loop(Xc, Yc, p.W1, p.W2, p.U1, p.U2, p.sigma, beta, ee, ed)
-        assert s < best
-        assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -12,6 +12,7 @@ pytest.importorskip("mlxtend")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_compare_smoke_writes_results(tmp_path):
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
     try:
@@ -33,6 +34,7 @@ def test_compare_smoke_writes_results(tmp_path):
     assert rows and all(float(r.split("|")[6]) > 0 for r in rows)      # torch / Numba ratio present
 
 
+@pytest.mark.slow
 def test_asv_suites_import_and_set_up():
     sys.path.insert(0, ROOT)
     try:
@@ -54,6 +56,7 @@ def test_asv_suites_import_and_set_up():
     assert m.track_is_error_nats(100) < 1.0
 
 
+@pytest.mark.slow
 def test_first_use_suites_use_private_cache_dirs(tmp_path, monkeypatch):
     """The cold-compile and data-loading suites never touch the package's or the user's caches."""
     sys.path.insert(0, ROOT)

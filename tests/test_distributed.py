@@ -41,6 +41,7 @@ def _same(a, b):
                 np.testing.assert_array_equal(da_[key], db_[key], err_msg=key)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 @pytest.mark.parametrize("solver", ["closed_form", "adam"])
 def test_cluster_sweep_equals_the_local_sweep(client, solver):
@@ -54,12 +55,13 @@ def test_cluster_sweep_equals_the_local_sweep(client, solver):
 
 
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
-@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+@pytest.mark.parametrize("scheduler", ["threads", pytest.param("processes", marks=pytest.mark.slow)])
 def test_local_dask_schedulers_equal_the_in_process_sweep(scheduler):
     local = linvae.sweep(X, beta=BETAS, solver="gd", max_iter=500)
     _same(local, linvae.sweep(X, beta=BETAS, solver="gd", max_iter=500, scheduler=scheduler, chunk_size=4))
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_a_worker_killed_mid_sweep_still_yields_the_complete_result(client, tmp_path):
     Xb = np.random.default_rng(5).normal(size=(500, 40)) * np.linspace(3, 0.1, 40)
@@ -87,6 +89,7 @@ def test_a_worker_killed_mid_sweep_still_yields_the_complete_result(client, tmp_
     client.wait_for_workers(2, timeout=60)                        # the nanny restarted it
 
 
+@pytest.mark.slow
 def test_a_failing_chunk_is_reported_and_the_rest_completes(client):
     moments = linvae.Moments.from_arrays(X)
     spec = _sweep.SweepSpec(moments, "vae", 6, "learnable", 0.5, "learnable", None, None)
@@ -133,6 +136,7 @@ def test_bad_scheduler_is_named():
             linvae.sweep(X, beta=[1.0, 2.0], scheduler=42)
 
 
+@pytest.mark.slow
 def test_reproduce_all_on_a_cluster_writes_the_same_results_and_resumes(client, tmp_path, monkeypatch):
     from linvae import experiments
 
@@ -162,6 +166,7 @@ def _csv_cells(path):
         return [cell for row in csv.reader(f) for cell in row]
 
 
+@pytest.mark.slow
 def test_cli_reproduce_all_accepts_a_scheduler(tmp_path, monkeypatch, capsys):
     from linvae import experiments
     from linvae.cli import main

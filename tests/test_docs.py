@@ -50,6 +50,7 @@ def _public_names():
     return names
 
 
+@pytest.mark.slow
 def test_public_api_docstrings_pass_numpydoc_validation():
     validate = pytest.importorskip("numpydoc.validate")
     pytest.importorskip("sklearn")

@@ -30,6 +30,7 @@ def out(tmp_path_factory):
     return str(tmp_path_factory.mktemp("results"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("exp_id", list(experiments.REGISTRY))
 def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
     directory = experiments.run_experiment(exp_id, out, quick="tiny", seed=0)
@@ -58,6 +59,7 @@ def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
             assert header and rows and all(len(r) == len(header) for r in rows)
 
 
+@pytest.mark.slow
 def test_fig2a_theory_curve_is_the_closed_form(out):
     directory = os.path.join(out, "fig2a")
     if not os.path.exists(directory):
@@ -74,6 +76,7 @@ def test_fig2a_theory_curve_is_the_closed_form(out):
     assert theory[-1] == 5
 
 
+@pytest.mark.slow
 def test_linear_cvae_theory_column_is_thm2(out):
     directory = os.path.join(out, "app_cvae_beta")
     if not os.path.exists(directory):
@@ -89,6 +92,7 @@ def test_linear_cvae_theory_column_is_thm2(out):
     np.testing.assert_array_equal(active, [min(64, int(np.sum(theta > b))) for b in betas])
 
 
+@pytest.mark.slow
 def test_results_are_not_overwritten_and_all_resumes(tmp_path):
     out = str(tmp_path)
     experiments.run_experiment("table1", out, quick="tiny")
@@ -107,6 +111,7 @@ def test_results_are_not_overwritten_and_all_resumes(tmp_path):
     assert "Run mode:** quick" in report
 
 
+@pytest.mark.slow
 def test_cli_reproduce(tmp_path, capsys):
     assert main(["reproduce", "--list"]) == 0
     listed = capsys.readouterr().out

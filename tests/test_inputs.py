@@ -199,6 +199,7 @@ def _data(n, d, seed, log_scale):
     return rng.normal(size=(n, d)) * 10.0 ** log_scale * rng.uniform(0.05, 3, size=d)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(_arrays, st.floats(0.05, 20), st.floats(0.05, 5))
 def test_fuzz_fit_predict_sweep_are_finite_and_consistent(params, beta, eta):
@@ -439,6 +440,7 @@ def test_seed_and_backend_are_validated_for_every_solver():
 _graded = st.tuples(st.integers(2, 6), st.integers(0, 2**31 - 1), st.floats(-140, 137))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(_graded, st.lists(st.floats(-6, 6), min_size=6, max_size=6))
 def test_fuzz_graded_data_spectra_are_accurate(params, log_scales):
@@ -460,6 +462,7 @@ def test_fuzz_graded_data_spectra_are_accurate(params, log_scales):
     assert default.n_active == int(np.sum(exact > eta)) or warned
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.integers(0, 2**31 - 1), st.lists(st.floats(-6, 6), min_size=4, max_size=4))
 def test_fuzz_cvae_invariant_to_column_rescaling_of_x(seed, log_scales):

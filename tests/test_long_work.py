@@ -49,6 +49,7 @@ def _counting(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_checkpointed_sweep_equals_in_memory_and_reloads(tmp_path, reference):
     out = tmp_path / "sweep"
@@ -61,6 +62,7 @@ def test_checkpointed_sweep_equals_in_memory_and_reloads(tmp_path, reference):
     assert len(rows) == 1 + len(BETAS) and rows[0].startswith("beta,eta_enc,eta_dec,seed")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_resume_recomputes_only_missing_chunks(tmp_path, monkeypatch, reference):
     out = tmp_path / "sweep"
@@ -131,6 +133,7 @@ def _chunks(out):
     return sorted(n for n in os.listdir(out) if n.startswith("chunk-")) if os.path.isdir(out) else []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_killed_sweep_resumes_without_recomputing_or_losing_chunks(tmp_path, monkeypatch, reference, sig):
@@ -152,6 +155,7 @@ def test_killed_sweep_resumes_without_recomputing_or_losing_chunks(tmp_path, mon
     assert not os.path.exists(out / LOCK_NAME)
 
 
+@pytest.mark.slow
 def test_concurrent_run_into_the_same_directory_is_refused(tmp_path):
     out = tmp_path / "sweep"
     proc = _start(_SLOW_SWEEP, out)
@@ -195,6 +199,7 @@ _SLOW_REPRODUCE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_killed_reproduce_all_resumes_with_the_missing_experiments(tmp_path):
     out = tmp_path / "results"
@@ -217,6 +222,7 @@ def test_killed_reproduce_all_resumes_with_the_missing_experiments(tmp_path):
     assert not os.path.exists(out / LOCK_NAME)
 
 
+@pytest.mark.slow
 def test_cli_turns_sigterm_into_a_clean_interrupt(tmp_path):
     out = tmp_path / "results"
     script = _SLOW_REPRODUCE.replace(
@@ -234,6 +240,7 @@ def test_cli_turns_sigterm_into_a_clean_interrupt(tmp_path):
     assert not os.path.exists(out / LOCK_NAME)               # released, not left stale
 
 
+@pytest.mark.slow
 def test_doctor_reports_versions_threading_and_optional_packages(capsys):
     from linvae.cli import main
 
@@ -248,6 +255,7 @@ def test_doctor_reports_versions_threading_and_optional_packages(capsys):
     assert 'pip install "linvae[cuda12]"' in text or "GPU" in text
 
 
+@pytest.mark.slow
 def test_doctor_self_check_runs_the_kernels():
     from linvae.doctor import diagnose
 
@@ -277,6 +285,7 @@ def test_lock_holds_between_threads_of_one_process(tmp_path):
         assert os.path.exists(tmp_path / LOCK_NAME)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_two_threads_sweeping_into_one_directory_do_not_mix(tmp_path, reference):
     import threading
@@ -335,6 +344,7 @@ def test_new_files_follow_the_umask(tmp_path):
     assert (os.stat(tmp_path / "f").st_mode & 0o777) == 0o640
 
 
+@pytest.mark.slow
 def test_two_trainers_in_one_run_directory_do_not_race_on_history(tmp_path):
     torch = pytest.importorskip("torch")
     import threading
@@ -364,6 +374,7 @@ def test_two_trainers_in_one_run_directory_do_not_race_on_history(tmp_path):
     del torch
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::linvae.ConvergenceWarning")
 def test_reproduce_never_touches_what_linvae_did_not_write(tmp_path):
     out = tmp_path / "o"

@@ -51,6 +51,7 @@ def _reference(model, X):
     return mu.double().numpy(), kl.double().numpy()
 
 
+@pytest.mark.slow
 def test_monitor_in_a_plain_torch_loop():
     torch.manual_seed(0)
     X = _data()

@@ -1,13 +1,10 @@
 """Fast self-checks of the independent oracle in tests/naive.py."""
 
-import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import naive  # noqa: E402
+import naive  # tests/ is on sys.path (conftest.py)
 
 
 def _close(a, b, tol=1e-10):
@@ -141,6 +138,7 @@ def test_make_data_rejects_too_many_modes():
         naive.make_data(3, 5, np.ones(4), np.random.default_rng(0))
 
 
+@pytest.mark.slow
 def test_minimize_tiny_vae_improves_on_init_and_matches_thm4():
     rng = np.random.default_rng(7)
     theta = np.array([2.0, 1.2, 0.4])

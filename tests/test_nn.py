@@ -16,12 +16,8 @@ from linvae import nn as lnn  # noqa: E402
 from linvae.exceptions import TrainingDivergedError  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+#: every test runs in float64 (the ``float64`` fixture of conftest.py)
+pytestmark = pytest.mark.usefixtures("float64")
 
 
 def _grads_finite(model, out):
@@ -31,7 +27,7 @@ def _grads_finite(model, out):
     assert any(float(g.abs().sum()) > 0 for g in grads)
 
 
-@pytest.mark.parametrize("arch", ["mlp", "cnn", "resnet18", "linear"])
+@pytest.mark.parametrize("arch", ["mlp", "cnn", pytest.param("resnet18", marks=pytest.mark.slow), "linear"])
 @pytest.mark.parametrize("sigma", ["learnable", "global", 0.7])
 def test_vae_shapes_and_gradients(arch, sigma):
     torch.manual_seed(0)
@@ -122,6 +118,7 @@ def test_mlp_gradient_matches_finite_differences():
             assert (up - down) / 2e-6 == pytest.approx(p.grad.view(-1)[i].item(), rel=1e-5, abs=1e-8)
 
 
+@pytest.mark.slow
 def test_linear_torch_vae_reaches_closed_form():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 6)) * [3, 2, 1, 0.5, 0.3, 0.1]

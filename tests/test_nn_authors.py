@@ -10,14 +10,6 @@ from linvae.nn import (CVAE, TanhMHVAE, TwoBranchCVAE, BatchedTrainer, Trainer, 
 from linvae.nn.models import GaussianHead  # noqa: E402
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _data(n=96, seed=0):
     X = np.random.default_rng(seed).random((n, 784))
     return X, X[:, :196], X[:, 196:]
@@ -95,6 +87,7 @@ def _max_param_diff(a, b):
     return max(float((p - q).detach().abs().max()) for p, q in zip(a.parameters(), b.parameters()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("make, data_fn, clip", [
     (lambda b, e: TwoBranchCVAE(arch="relu", hidden=16, beta=b, eta_dec=e), lambda X, x, y: (x, y), 0.01),
     (lambda b, e: TwoBranchCVAE(arch="cnn", beta=b, eta_dec=e), lambda X, x, y: (x, y), 0.1),

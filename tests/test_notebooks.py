@@ -12,6 +12,7 @@ pytest.importorskip("matplotlib")
 HERE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["predict_collapse_before_training.ipynb", "reproduce_a_figure.ipynb"])
 def test_notebook_executes(name, tmp_path):
     nb = nbformat.read(os.path.join(HERE, name), as_version=4)

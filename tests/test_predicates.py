@@ -1,5 +1,6 @@
 """SPEC §6 predicates P1–P6 as property tests over random spectra and hyperparameters."""
 import numpy as np
+import pytest
 import scipy.optimize
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -140,6 +141,7 @@ def _mode_loss(v, theta, b1, b2, s1, s2, c):
             + b2 * c**2 * (w**2 * lam**2 + w**2 * s1**2))
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(theta=st.floats(0.05, 5.0), beta1=st.floats(0.1, 4.0), beta2=st.floats(0.1, 4.0),
        sigma1=st.floats(0.1, 2.0), sigma2=st.floats(0.1, 2.0), eta_enc=eta, eta_dec=eta)

@@ -55,6 +55,7 @@ VAE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,d,theta,latent,beta,eta_enc,eta_dec", VAE_CASES)
 def test_thm4_vae_learnable(n, d, theta, latent, beta, eta_enc, eta_dec):
     X = _data(n, d, theta, 0)
@@ -68,6 +69,7 @@ def test_thm4_vae_learnable(n, d, theta, latent, beta, eta_enc, eta_dec):
     assert 0 < res.n_collapsed < latent
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,d,theta,latent,beta,eta_enc,eta_dec", VAE_CASES)
 def test_thm1_vae_fixed_sigma(n, d, theta, latent, beta, eta_enc, eta_dec):
     X = _data(n, d, theta, 2)
@@ -83,6 +85,7 @@ def test_thm1_vae_fixed_sigma(n, d, theta, latent, beta, eta_enc, eta_dec):
     assert res.dead.any() and not res.dead.all()
 
 
+@pytest.mark.slow
 def test_thm1_pairing_is_better_than_any_other():
     """Every other assignment of the fixed σ's to the data modes gives a larger loss."""
     import itertools
@@ -102,6 +105,7 @@ CVAE_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n,dx,dy,latent,beta,eta_enc,eta_dec", CVAE_CASES)
 def test_thm2_cvae(n, dx, dy, latent, beta, eta_enc, eta_dec):
     rng = np.random.default_rng(7)
@@ -142,6 +146,7 @@ def _thm5_case(theta, b1, b2, s1, s2, c):
 MH_THETA = [3.0, 2.0, 1.2, 0.7, 0.3]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("d1,d2", [(4, 3), (3, 4)])
 @pytest.mark.parametrize(
     "beta1,beta2,sigma1,eta_enc,eta_dec",
@@ -164,6 +169,7 @@ def test_thm3_mhvae_sigma2_learnable(d1, d2, beta1, beta2, sigma1, eta_enc, eta_
                        "sigma1": res.sigma1, "sigma2": res.sigma2}, numeric, X)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "beta1,beta2,sigma1,sigma2,eta_enc,eta_dec,cases",
     [

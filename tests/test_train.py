@@ -109,7 +109,7 @@ def _random_state(kind, dims, B, rng):
     ("mhvae", (6, 2, 5, 3), [True, True]),
 ])
 @pytest.mark.parametrize("adam", [False, True])
-@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("parallel", [False, pytest.param(True, marks=pytest.mark.slow)])   # True: compiles the prange kernels
 def test_kernel_matches_numpy_reference(kind, dims, learn, adam, parallel):
     rng = np.random.default_rng(1)
     B = 4
@@ -229,6 +229,7 @@ def _cvae_data_with_residual_spectrum(n, dx, dy, e, rng):
     return X, X @ rng.normal(size=(dx, dy)) * 0.5 + R
 
 
+@pytest.mark.slow
 def test_beta_grid_of_50_in_one_call_reaches_closed_forms():
     betas = np.linspace(0.1, 5.0, 50)
     eta_dec = 0.7
@@ -319,6 +320,7 @@ def _mb_loss(X, Y, E, W1, W2, U1, U2, s, beta, c2, ed2):
     return (np.sum(R**2) + beta * c2 * np.sum(M**2)) / n + beta * c2 * np.sum(sig**2) - beta * ed2 * np.sum(2 * s)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dx", [0, 3])
 def test_minibatch_gradient_matches_finite_differences(dx):
     rng = np.random.default_rng(dx)
@@ -342,6 +344,7 @@ def test_minibatch_gradient_matches_finite_differences(dx):
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditional", [False, True])
 def test_minibatch_training_approaches_closed_form(conditional):
     """Paper-style training (Adam, batch 128, reparameterized noise) ends within its stochastic
@@ -380,6 +383,7 @@ def test_minibatch_needs_raw_data_and_no_mhvae():
 
 # ----------------------------------------------------------------------------- float32 path
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("model", ["vae", "cvae", "mhvae"])
 def test_float32_adam_reaches_the_closed_form_within_its_tolerance(backend, model):
@@ -435,6 +439,7 @@ def test_warnings_point_at_the_callers_line():
     assert {w.filename for w in caught} == {__file__}            # not a line inside linvae
 
 
+@pytest.mark.slow
 def test_float32_minibatch_training_matches_float64_within_stochastic_noise():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(2000, 6)) * [3, 2, 1, 0.5, 0.3, 0.1]
@@ -512,6 +517,7 @@ def _digits_problem():
     return X, dict(latent_dim=5, beta=1.0, eta_dec=float(np.sqrt(ev[5:].mean())))
 
 
+@pytest.mark.slow
 def test_gd_reaches_closed_form_on_raw_scale_digits():
     """SPEC P7 for plain GD inside the old no-rescaling window (RMS 4.3): the step-size scale now
     comes from the whitened spectrum and η_enc (before: 3e-4 from the optimum after 2e4 steps,

@@ -1,10 +1,10 @@
 """MNIST: the embedded 5,000-image subset and the CVAE quadrant split."""
 import hashlib
 import importlib.util
+import io
 import logging
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 
@@ -85,19 +85,15 @@ def _read_cache(path, key):
 
 
 def _write_cache(path, pixels, labels, full, key):
-    """Write the cache atomically (temporary file + rename); an unwritable directory is skipped."""
+    """Write the cache atomically (``_store.atomic_write_bytes``); an unwritable directory is skipped."""
+    from .._store import atomic_write_bytes
+
+    buffer = io.BytesIO()
+    np.savez(buffer, pixels=pixels, labels=labels, full_checksum=np.array(full), source=np.array(key),
+             checksum=np.array(_digest(pixels, labels, full, key)))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, pixels=pixels, labels=labels, full_checksum=np.array(full), source=np.array(key),
-                         checksum=np.array(_digest(pixels, labels, full, key)))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as exc:
         logger.info("could not cache the MNIST subset in %s (%s); it will be parsed again", path.parent, exc)
 

@@ -4,6 +4,7 @@ import dataclasses
 import numpy as np
 
 from .._backend import array_module, to_host  # re-exported; _backend holds the one CuPy check
+from ..objectives import gaussian_kl as _gaussian_kl
 
 __all__ = ["gaussian_kl", "pad", "sqrt_pos", "FitResultMixin", "array_module", "to_host"]
 
@@ -11,11 +12,10 @@ __all__ = ["gaussian_kl", "pad", "sqrt_pos", "FitResultMixin", "array_module", "
 def gaussian_kl(mean_sq, var, prior_var):
     """Data-mean KL of ``N(m, var)`` to ``N(0, prior_var)`` per dimension (nats).
 
-    ``½[(E[m²] + var)/prior_var − 1 − log(var/prior_var)]`` (SPEC §1), written with
-    ``log1p``-free terms that stay finite for any positive ``var``.
+    ``½[(E[m²] + var)/prior_var − 1 − log(var/prior_var)]`` (SPEC §1), evaluated by
+    :func:`linvae.objectives.gaussian_kl` (the precise ``expm1`` form).
     """
-    ratio = var / prior_var
-    return 0.5 * (mean_sq / prior_var + ratio - 1.0 - np.log(ratio))
+    return _gaussian_kl(mean_sq / prior_var, np.log(var / prior_var))
 
 
 def pad(values, size):
@@ -108,7 +108,7 @@ class FitResultMixin:
 
         See :func:`linvae.metrics.kl_per_example`.
         """
-        from ..metrics import kl_per_example
+        from .._kl import kl_per_example
 
         return kl_per_example(self, X, Y)
 

@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import objectives
+from .. import _config, objectives
 from ..stats import vae_spectrum
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
@@ -139,7 +139,7 @@ def thm1_pairing(sigma):
 
 def prior_collapse(dead, sigma, eta_enc):
     """Collapse of a dim: its encoder row is zero *and* its σ equals the prior's η_enc (SPEC P2)."""
-    return dead & np.isclose(sigma, eta_enc, rtol=1e-12, atol=0.0)
+    return dead & np.isclose(sigma, eta_enc, rtol=_config.PRIOR_SIGMA_RTOL, atol=0.0)
 
 
 def dim_kl(power, sigma, eta_enc, collapsed):
