@@ -14,7 +14,8 @@ Moments           sufficient statistics of the data
 from . import metrics
 from ._version import __version__
 from .api import CollapseTable, SweepResult, fit, predict_collapse, sweep
-from .exceptions import ConvergenceWarning, IllConditionedWarning, MissingDependencyError, TrainingDivergedError
+from .exceptions import (CheckpointWarning, ConvergenceWarning, CorruptCheckpointError, IllConditionedWarning,
+                         MissingDependencyError, TrainingDivergedError)
 from .stats import Moments
 from .theory import CVAEFit, MHVAEFit, VAEFit
 
@@ -36,6 +37,8 @@ __all__ = [
     "CVAEFit",
     "MHVAEFit",
     "MissingDependencyError",
+    "CorruptCheckpointError",
+    "CheckpointWarning",
     "metrics",
     "data",
 ]

@@ -7,7 +7,8 @@ optional dependency this module must not import.
 """
 
 __all__ = ["TrainingDivergedError", "ConvergenceWarning", "IllConditionedWarning", "OutputLockedError",
-           "SweepMismatchError", "SweepChunkError", "MissingDependencyError"]
+           "SweepMismatchError", "SweepChunkError", "MissingDependencyError", "CorruptCheckpointError",
+           "CheckpointWarning"]
 
 
 class TrainingDivergedError(FloatingPointError):
