@@ -265,13 +265,13 @@ class SweepResult:
         """
         return self.table().to_frame(form)
 
-    def to_dict(self, json_safe: bool = False) -> dict:
+    def to_dict(self, json_safe: bool = True) -> dict:
         """The summary table as a dict (see :meth:`CollapseTable.to_dict`), plus ``model``.
 
         Parameters
         ----------
-        json_safe : bool, default False
-            Give lists and Python scalars instead of arrays (``json.dumps`` accepts the result).
+        json_safe : bool, default True
+            Lists and Python scalars (``json.dumps`` accepts the result); ``False`` gives arrays.
 
         Returns
         -------
@@ -429,19 +429,20 @@ class CollapseTable:
             return row
         return self.columns[name]
 
-    def to_dict(self, json_safe: bool = False) -> dict:
+    def to_dict(self, json_safe: bool = True) -> dict:
         """Return the columns plus ``collapsed``, ``kl_per_dim`` (and ``sigma``) as a plain dict.
 
         Parameters
         ----------
-        json_safe : bool, default False
-            Give lists and Python scalars instead of NumPy arrays, so that ``json.dumps``
-            accepts the result (non-finite floats become ``None``), plus ``model`` and ``theorem``.
+        json_safe : bool, default True
+            Lists and Python scalars, so that ``json.dumps`` accepts the result (non-finite floats
+            become ``None``), plus ``model`` and ``theorem``; ``False`` gives NumPy arrays
+            (``pandas.DataFrame`` accepts either form; see also :meth:`to_frame`).
 
         Returns
         -------
         dict
-            Arrays (or lists with ``json_safe=True``) keyed by column name.
+            Lists (arrays with ``json_safe=False``) keyed by column name.
         """
         out = {k: v.copy() for k, v in self.columns.items()}
         out["collapsed"] = self.collapsed.copy()
