@@ -160,3 +160,19 @@ def test_style_file_ships_with_the_package():
 def test_trend_verdict_needs_an_ordered_and_non_flat_sequence(values, increasing, expected):
     from linvae.experiments._verdict import trend
     assert (trend([values], increasing=increasing)[0] == "confirmed") is expected      # one seed
+
+
+def test_run_size_is_one_clear_type():
+    from linvae.experiments._common import RunSize, size
+
+    assert RunSize.of(False) is RunSize.FULL and RunSize.of("full") is RunSize.FULL
+    assert RunSize.of(True) is RunSize.QUICK and RunSize.of("quick") is RunSize.QUICK
+    assert RunSize.of("tiny") is RunSize.TINY and RunSize.of(RunSize.TINY) is RunSize.TINY
+    assert not RunSize.FULL and RunSize.QUICK and RunSize.TINY          # "is this a reduced run?"
+    assert [size(q, 100, 10, 1) for q in (False, True, "tiny")] == [100, 10, 1]
+    assert size("tiny", 100, 10) == 10                                  # tiny defaults to the quick value
+    for bad in ("Tiny", "yes", 1, None, 0.5):
+        with pytest.raises(ValueError, match="quick must be"):
+            RunSize.of(bad)
+    with pytest.raises(ValueError, match="quick must be"):
+        experiments.Experiment("fig1").compute(quick="fast")

@@ -15,7 +15,7 @@ import tempfile
 import shutil
 
 from .._store import DirectoryLock, atomic_write_bytes, is_own_temp_dir, own_temp_dir
-from ._common import commit_directory, save_output, timer, versions
+from ._common import RunSize, commit_directory, save_output, timer, versions
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class Experiment:
         """Run the experiment and return its :class:`~linvae.experiments._common.Output` (nothing written)."""
         module, func, _, _ = REGISTRY[self.id]
         fn = getattr(importlib.import_module(f".{module}", __name__), func)
-        return fn(quick=quick, seed=seed, backend=backend, data=data)
+        return fn(quick=RunSize.of(quick), seed=seed, backend=backend, data=data)
 
     def run(self, out_dir="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False):
         """Run and write ``<out_dir>/<id>/``; see :func:`run_experiment`."""
@@ -88,6 +88,7 @@ def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto"
     str
         The directory written.
     """
+    quick = RunSize.of(quick)
     final = os.path.join(out, exp_id)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
@@ -101,7 +102,8 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
     elapsed = timer()
     output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
     tmp = own_temp_dir(out, f"{exp_id}-")
-    meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "seed": seed, "backend": backend,
+    meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "size": quick.value, "seed": seed,
+            "backend": backend,
             "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
             "wall_time_s": round(elapsed(), 3), "versions": versions()}
     save_output(output, tmp, meta)
@@ -126,6 +128,7 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
     list of str
         The ids that were run (the others already had results).
     """
+    quick = RunSize.of(quick)
     with DirectoryLock(out, purpose="linvae reproduce all"):
         _remove_partial(out)
         return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler)

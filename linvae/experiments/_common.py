@@ -1,6 +1,7 @@
 """Shared machinery of the reproduction: output directories, metadata, CSV, claims."""
 import contextlib
 import csv
+import enum
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import numpy as np
 from .._store import OWN_MARKER
 from .._version import __version__
 
-__all__ = ["Claim", "Output", "load_data", "versions", "write_csv", "verdict", "size"]
+__all__ = ["Claim", "Output", "RunSize", "load_data", "versions", "write_csv", "verdict", "size"]
 
 CONFIRMED, NOT_CONFIRMED, NOT_RUN = "confirmed", "not confirmed", "not run"
 #: a per-coordinate and a rotation-invariant measure disagree (fig2a, Σ = I)
@@ -54,12 +55,44 @@ class Output:
     meta: dict = field(default_factory=dict)
 
 
+class RunSize(str, enum.Enum):
+    """How large an experiment runs: the paper's size, ``--quick``, or the test suite's tiny runs.
+
+    Every experiment accepts ``quick=`` as ``False`` / ``"full"`` (:attr:`FULL`), ``True`` /
+    ``"quick"`` (:attr:`QUICK`) or ``"tiny"`` (:attr:`TINY`, seconds-long smoke runs) and turns it
+    into a :class:`RunSize` with :meth:`of`. ``bool(size)`` is False only for :attr:`FULL`, so
+    "is this a reduced run?" reads ``if quick:``.
+    """
+
+    FULL = "full"
+    QUICK = "quick"
+    TINY = "tiny"
+
+    def __bool__(self):
+        return self is not RunSize.FULL
+
+    @classmethod
+    def of(cls, quick):
+        """The :class:`RunSize` of a ``quick=`` argument (bool, name or :class:`RunSize`)."""
+        if isinstance(quick, cls):
+            return quick
+        if isinstance(quick, (bool, np.bool_)):
+            return cls.QUICK if quick else cls.FULL
+        if isinstance(quick, str):
+            try:
+                return cls(quick)
+            except ValueError:
+                pass
+        raise ValueError(f"quick must be True, False, 'full', 'quick' or 'tiny', got {quick!r}")
+
+
 def size(quick, full, quick_value, tiny_value=None):
     """Pick a size: ``full`` for full runs, ``quick_value`` for ``--quick`` and ``tiny_value`` for
     ``quick="tiny"`` (the test suite's seconds-long smoke runs; defaults to ``quick_value``)."""
-    if quick == "tiny":
+    quick = RunSize.of(quick)
+    if quick is RunSize.TINY:
         return quick_value if tiny_value is None else tiny_value
-    return quick_value if quick else full
+    return quick_value if quick is RunSize.QUICK else full
 
 
 def verdict(ok):
