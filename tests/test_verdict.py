@@ -58,3 +58,12 @@ def test_mean_sd_is_over_seeds():
 def test_bad_input_is_rejected(bad):
     with pytest.raises(ValueError, match="settings"):
         trend(bad)
+
+
+def test_greater_names_a_reversal_instead_of_an_overlap():
+    from linvae.experiments._verdict import greater
+
+    v, why = greater([0.28, 0.27, 0.28], [0.81, 0.69, 0.81])      # clearly the other way round
+    assert v == "not confirmed" and "reversed" in why and "overlap" not in why
+    v, why = greater([0.5, 0.6, 0.7], [0.55, 0.5, 0.65])           # mixed: overlapping intervals
+    assert v == "not confirmed" and "overlap" in why and "reversed" not in why

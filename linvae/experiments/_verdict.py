@@ -108,7 +108,10 @@ def greater(a, b):
     reasons = []
     if not np.all(a > b):
         reasons.append(f"not larger on seed(s) {[int(i) for i in np.nonzero(~(a > b))[0]]}")
-    if a.mean() - a.std(ddof=ddof) <= b.mean() + b.std(ddof=ddof):
-        reasons.append(f"mean ± 1 sd intervals overlap ({a.mean():.3g} ± {a.std(ddof=ddof):.2g} vs "
-                       f"{b.mean():.3g} ± {b.std(ddof=ddof):.2g})")
+    sa, sb = a.std(ddof=ddof), b.std(ddof=ddof)
+    intervals = f"({a.mean():.3g} ± {sa:.2g} vs {b.mean():.3g} ± {sb:.2g})"
+    if a.mean() + sa < b.mean() - sb:
+        reasons.append(f"reversed: the mean ± 1 sd intervals are disjoint the other way {intervals}")
+    elif a.mean() - sa <= b.mean() + sb:
+        reasons.append(f"mean ± 1 sd intervals overlap {intervals}")
     return (CONFIRMED, "") if not reasons else (NOT_CONFIRMED, "; ".join(reasons))
