@@ -176,3 +176,40 @@ def test_run_size_is_one_clear_type():
             RunSize.of(bad)
     with pytest.raises(ValueError, match="quick must be"):
         experiments.Experiment("fig1").compute(quick="fast")
+
+
+@pytest.mark.slow
+def test_a_stopped_experiment_continues_from_its_checkpoints(tmp_path, monkeypatch):
+    from linvae.experiments import _nonlinear_common
+    from linvae.nn import BatchedTrainer
+
+    whole = experiments.run_experiment("fig3a", str(tmp_path / "whole"), quick="tiny")
+    monkeypatch.setattr(_nonlinear_common, "CHECKPOINT_EVERY", 0.0)
+    out = str(tmp_path / "stopped")
+    original, calls, stop = BatchedTrainer._epoch, [], [True]
+
+    class Stopped(Exception):
+        """Stands for the session ending (pytest handles a real KeyboardInterrupt itself)."""
+
+    def stop_in_fifth_training(self, epoch, *args):      # 9 trainings × 3 epochs; stop in the 5th's 2nd epoch
+        calls.append(epoch)
+        if len(calls) == 14 and stop:
+            stop.clear()
+            raise Stopped
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(BatchedTrainer, "_epoch", stop_in_fifth_training)
+    with pytest.raises(Stopped):
+        experiments.run_experiment("fig3a", out, quick="tiny")
+    work = os.path.join(out, experiments.WORK_DIR, "fig3a")
+    assert len(os.listdir(work)) == 5 and not os.path.exists(os.path.join(out, "fig3a"))
+    calls.clear()
+    final = experiments.run_experiment("fig3a", out, quick="tiny")
+    assert len(calls) == 2 + 4 * 3                        # the 5th training's last 2 epochs, then 4 more trainings
+    assert _read_csv(os.path.join(final, "per_digit.csv")) == _read_csv(os.path.join(whole, "per_digit.csv"))
+    with open(os.path.join(final, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["training"]["trainings"] == 9 and meta["training"]["resumed"] == 5
+    assert [r["resumed_from"] for r in meta["training"]["per_training"][:5]] == [3, 3, 3, 3, 1]
+    assert "resumed from checkpoints" in meta["wall_time_note"]
+    assert not os.path.exists(os.path.join(out, experiments.WORK_DIR))       # removed once the results are in

@@ -114,6 +114,59 @@ def test_batched_training_equals_sequential_training(float64, make, data_fn, cli
     np.testing.assert_allclose(histories[1]["loss"], ref.fit(*data)["loss"], rtol=1e-9)
 
 
+def test_batched_checkpoint_resumes_to_the_uninterrupted_run(float64, tmp_path, monkeypatch):
+    X, x, y = _data()
+    make = lambda: [TwoBranchCVAE(arch="relu", hidden=16, beta=b) for b in (0.5, 2.0)]  # noqa: E731
+    whole = make()
+    BatchedTrainer(whole, seeds=[0, 3], epochs=4, batch_size=40, clip=0.01, device="cpu").fit(x, y)
+
+    path = tmp_path / "stack.pt"
+    stopped = make()
+    trainer = BatchedTrainer(stopped, seeds=[0, 3], epochs=4, batch_size=40, clip=0.01, device="cpu",
+                             checkpoint=path, checkpoint_every=0)
+    original = BatchedTrainer._epoch
+
+    def stop_in_third_epoch(self, epoch, *args):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(BatchedTrainer, "_epoch", stop_in_third_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit(x, y)
+    monkeypatch.setattr(BatchedTrainer, "_epoch", original)
+    assert torch.load(path, weights_only=True)["epoch"] == 2
+
+    resumed = make()
+    again = BatchedTrainer(resumed, seeds=[0, 3], epochs=4, batch_size=40, clip=0.01, device="cpu",
+                           checkpoint=path, checkpoint_every=0)
+    histories = again.fit(x, y)
+    assert again.resumed_from == 2 and again.steps == 12 and histories[0]["epoch"] == [1, 2, 3, 4]
+    for a, b in zip(whole, resumed):
+        assert _max_param_diff(a, b) == 0.0          # the same computation, bit for bit
+    # a finished checkpoint trains nothing: its weights come back as they are
+    done = make()
+    loaded = BatchedTrainer(done, seeds=[0, 3], epochs=4, batch_size=40, clip=0.01, device="cpu", checkpoint=path)
+    monkeypatch.setattr(BatchedTrainer, "_epoch", lambda *a: pytest.fail("trained from a finished checkpoint"))
+    loaded.fit(x, y)
+    assert loaded.resumed_from == 4 and all(_max_param_diff(a, b) == 0.0 for a, b in zip(whole, done))
+
+
+def test_batched_checkpoint_of_other_settings_is_refused(tmp_path):
+    _, x, y = _data(40)
+    path = tmp_path / "stack.pt"
+    BatchedTrainer([TwoBranchCVAE(hidden=4)], epochs=1, batch_size=40, device="cpu", checkpoint=path).fit(x, y)
+    with pytest.raises(ValueError, match="other models, seeds, settings or data"):
+        BatchedTrainer([TwoBranchCVAE(hidden=4)], lr=1e-2, epochs=1, batch_size=40, device="cpu",
+                       checkpoint=path).fit(x, y)
+    with pytest.raises(ValueError, match="other models, seeds, settings or data"):
+        BatchedTrainer([TwoBranchCVAE(hidden=4)], epochs=1, batch_size=40, device="cpu",
+                       checkpoint=path).fit(x + 1e-3, y)
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="junk.pt"):
+        BatchedTrainer([TwoBranchCVAE(hidden=4)], epochs=1, device="cpu", checkpoint=tmp_path / "junk.pt").fit(x, y)
+
+
 def test_batched_trainer_rejects_mixed_models_and_batch_norm():
     with pytest.raises(ValueError, match="one class"):
         BatchedTrainer([TwoBranchCVAE(), CVAE()])

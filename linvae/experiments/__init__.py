@@ -5,8 +5,11 @@ and returns an :class:`~linvae.experiments._common.Output`; :func:`run_experimen
 ``<out>/<id>/{figure.png, *.csv, meta.json}`` atomically (a temporary directory renamed into
 place), never over existing results unless ``overwrite=True``; :func:`run_all` skips the
 experiments that already have results, so an interrupted ``all`` resumes; :func:`write_report`
-collects every claim into ``REPORT.md``.
+collects every claim into ``REPORT.md``.  While an experiment runs, its trainings checkpoint into
+``<out>/.linvae-work/<id>/``; a stopped experiment run again continues from there (the result is
+the uninterrupted run's), and the directory goes once the results are written.
 """
+import contextlib
 import importlib
 import json
 import logging
@@ -97,17 +100,41 @@ def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto"
         return _run_locked(experiment, out, final, quick, seed, backend, data, overwrite)
 
 
+#: where the trainings of an unfinished experiment keep their checkpoints: ``<out>/.linvae-work/<id>``
+WORK_DIR = ".linvae-work"
+
+
 def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
+    from ._nonlinear_common import training_record, work_directory
+
     exp_id = experiment.id
     elapsed = timer()
-    output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
+    work = os.path.join(out, WORK_DIR, exp_id)
+    try:
+        with work_directory(work) as ledger:
+            output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
+    except BaseException:
+        if any(os.scandir(work)):
+            logger.warning("%s stopped; its training checkpoints are kept in %s and the same command continues "
+                           "from them", exp_id, work)
+        raise
     tmp = own_temp_dir(out, f"{exp_id}-")
     meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "size": quick.value, "seed": seed,
             "backend": backend,
             "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
             "wall_time_s": round(elapsed(), 3), "versions": versions()}
+    record = training_record(ledger)
+    if record is not None:
+        meta["training"] = record
+        if record["resumed"]:
+            meta["wall_time_note"] = (f"wall_time_s is the last session's; {record['resumed']} of "
+                                      f"{record['trainings']} trainings resumed from checkpoints of earlier "
+                                      "sessions (training.train_seconds_all_sessions counts them all)")
     save_output(output, tmp, meta)
     commit_directory(tmp, final, overwrite)
+    shutil.rmtree(work, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        os.rmdir(os.path.join(out, WORK_DIR))             # only when no other experiment's work is left
     logger.info("%s done in %.1f s -> %s", exp_id, meta["wall_time_s"], final)
     return final
 

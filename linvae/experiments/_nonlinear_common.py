@@ -6,7 +6,10 @@ steps per epoch) for 100 epochs, ≈ 46,900 steps.  A run here matches the paper
 on whatever data it is given (the embedded 4,000 training images need ≈ 1,466 epochs for it),
 not its epoch count; ``meta.json`` records N, epochs, steps and the ratio to the paper's steps.
 """
+import contextlib
+import contextvars
 import math
+import os
 
 import numpy as np
 
@@ -16,7 +19,7 @@ from ..data import train_test_split
 from ._common import size
 
 __all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
-           "measure", "curve_band", "effective", "split"]
+           "measure", "curve_band", "effective", "split", "work_directory", "training_record"]
 
 #: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
 PAPER_STEPS = 100 * 469
@@ -71,8 +74,59 @@ def seeds_for(quick, seed):
     return [seed + i for i in range(size(quick, 3, 3, 2))]
 
 
+#: seconds between a training's checkpoint writes inside :func:`work_directory`
+CHECKPOINT_EVERY = 60.0
+
+#: (directory, ledger) of the experiment being run: where its training checkpoints go, and one
+#: record per batched training (see :func:`work_directory`)
+_WORK = contextvars.ContextVar("linvae_experiment_work", default=None)
+
+
+@contextlib.contextmanager
+def work_directory(path):
+    """Checkpoint every training of the experiments run inside to ``path``; yields the ledger.
+
+    A stopped run (session end, Ctrl-C, a killed job) run again with the same ``path`` continues
+    each batched training from its last checkpoint (:class:`~linvae.nn.BatchedTrainer`'s
+    ``checkpoint``; :class:`~linvae.nn.Trainer`'s ``run_dir`` for fig5) and skips the finished
+    ones; the result is the uninterrupted run's.  The ledger lists, per training, the number of
+    models, the epoch it resumed from and its training seconds over all sessions.
+    """
+    os.makedirs(path, exist_ok=True)
+    ledger = []
+    token = _WORK.set((os.fspath(path), ledger))
+    try:
+        yield ledger
+    finally:
+        _WORK.reset(token)
+
+
+def training_record(ledger):
+    """What ``meta.json`` records of an experiment's trainings (None when nothing trained)."""
+    if not ledger:
+        return None
+    return {"trainings": len(ledger), "resumed": sum(r["resumed_from"] is not None for r in ledger),
+            "train_seconds_all_sessions": round(sum(r["train_seconds"] for r in ledger), 1),
+            "per_training": ledger}
+
+
+def checkpoint_path(label):
+    """A file for one training's checkpoint in the current work directory (None outside one)."""
+    work = _WORK.get()
+    return None if work is None else os.path.join(work[0], label)
+
+
+def record_training(**record):
+    work = _WORK.get()
+    if work is not None:
+        work[1].append(record)
+
+
 def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", chunk=None):
     """Train every (configuration, seed) pair as one batched model (or in chunks of ``chunk``).
+
+    Inside :func:`work_directory` each chunk checkpoints to a file named by its fingerprint
+    (models, seeds, settings, data), so an interrupted experiment resumes where it stopped.
 
     Parameters
     ----------
@@ -101,9 +155,14 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
     step = chunk or len(keys)
     for start in range(0, len(keys), step):
         part = slice(start, start + step)
-        BatchedTrainer(models[part], seeds=[s for _, s in keys[part]], lr=settings["lr"], epochs=plan["epochs"],
-                       batch_size=plan["batch_size"], clip=settings["clip"], device=device,
-                       progress=True).fit(*data)
+        trainer = BatchedTrainer(models[part], seeds=[s for _, s in keys[part]], lr=settings["lr"],
+                                 epochs=plan["epochs"], batch_size=plan["batch_size"], clip=settings["clip"],
+                                 device=device, progress=True, checkpoint_every=CHECKPOINT_EVERY)
+        if _WORK.get() is not None:
+            trainer.checkpoint = checkpoint_path(f"{type(models[0]).__name__}-{trainer.fingerprint(*data)[:20]}.pt")
+        trainer.fit(*data)
+        record_training(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
+                        train_seconds=round(trainer.train_seconds, 1))
     return dict(zip(keys, models))
 
 

@@ -15,9 +15,9 @@ from .. import fit, metrics, predict_collapse
 from ..data import correlated_pairs, quadrant_split, reassemble_quadrants, train_test_split
 from ..plotting import style
 from ._common import CONFIRMED, MEASURED, NOT_CONFIRMED, Claim, Output, load_data, size
-from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, curve_band, curve_columns, effective,
-                                evaluate_kl, long_rows, measure, per_seed, seeds_for, split, torch_module,
-                                train_grid)
+from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,
+                                curve_columns, effective, evaluate_kl, long_rows, measure, per_seed, seeds_for,
+                                split, torch_module, train_grid)
 from ._verdict import GREATER_RULE, TREND_RULE, greater, mean_sd, trend
 
 __all__ = ["fig2b", "fig2c", "fig3a", "fig3b", "cnn_mhvae", "fig5", "recon", "table4", "theory_vs_nonlinear"]
@@ -355,7 +355,9 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
         for s in seeds:
             model = VAE(784, 16, arch="resnet18", sigma=sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0)
             device = "cuda" if backend == "cupy" else "auto"
-            trainer = Trainer(model, lr=1e-3, epochs=plan["epochs"], batch_size=batch, seed=s, device=device)
+            run_dir = checkpoint_path(f"fig5-{sigma}-seed{s}-{plan['epochs']}ep-n{len(train)}")
+            trainer = Trainer(model, lr=1e-3, epochs=plan["epochs"], batch_size=batch, seed=s, device=device,
+                              run_dir=run_dir, resume=run_dir is not None)
             trainer.fit(train)
             kl = trainer.evaluate_kl(test, batch_size=64)
             results[(name, s)] = dict(measure(kl), curve=metrics.collapse_curve(kl, EPS, 0.01),

@@ -11,8 +11,12 @@ its own: the same initialization, the same shuffled batches and the same reparam
 """
 import contextlib
 import copy
+import hashlib
+import json
 import logging
 import math
+import os
+import time
 
 import numpy as np
 import torch
@@ -20,7 +24,7 @@ import torch
 from .._deps import import_optional
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
-from .trainer import Trainer, epoch_seeds, initialize
+from .trainer import Trainer, _atomic_save, data_fingerprint, epoch_seeds, initialize, model_config
 
 logger = logging.getLogger(__name__)
 
@@ -58,16 +62,28 @@ class BatchedTrainer:
     progress : bool
         A ``tqdm.auto`` bar over epochs.
     device : {"auto", "cpu", "cuda"}
+    checkpoint : str or path-like, optional
+        A file that holds the whole stack (weights, Adam moments, histories, epoch) written
+        atomically at most every ``checkpoint_every`` seconds and after the last epoch.  When it
+        exists, :meth:`fit` continues from it, and a finished checkpoint is loaded without any
+        training, so a long run survives being stopped.  The file records a fingerprint of the
+        models' configurations, seeds, settings and data; a checkpoint with another fingerprint
+        is refused (ValueError naming the file) rather than silently continued.
+    checkpoint_every : float
+        Seconds between checkpoint writes (0: after every epoch).
 
     Notes
     -----
     ``trainer.fit(X[, Y])`` trains and writes the trained weights back into ``models``; the
     per-model histories are in ``trainer.histories``.  Equivalence with sequential training is
-    tested to 1e-6 (float64) in ``tests/test_nn_batched.py``.
+    tested to 1e-6 (float64) in ``tests/test_nn_batched.py``.  Every epoch reseeds its shuffling
+    and noise from ``(seed, epoch)``, so a run resumed from a checkpoint is the uninterrupted run
+    (tested to rounding in ``tests/test_nn_authors.py``).  ``trainer.train_seconds`` is the
+    training time of every session of the run, the resumed ones included.
     """
 
     def __init__(self, models, *, seeds=0, lr=1e-3, epochs=100, batch_size=128, clip=None, progress=False,
-                 device="auto"):
+                 device="auto", checkpoint=None, checkpoint_every=60.0):
         self.models = list(models)
         if not self.models:
             raise ValueError("models must hold at least one model")
@@ -92,8 +108,43 @@ class BatchedTrainer:
         self.clip = None if clip is None else check_nonneg(clip, "clip")
         self.progress = bool(progress)
         self.device = device
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
+        self.checkpoint_every = check_nonneg(checkpoint_every, "checkpoint_every")
         self.histories = [{"epoch": [], "loss": [], "kl": []} for _ in range(B)]
         self.steps = 0
+        self.train_seconds = 0.0
+        self.resumed_from = None
+
+    def fingerprint(self, X, Y=None):
+        """SHA-256 of what determines the trained stack: configurations, seeds, settings, data."""
+        data = [data_fingerprint(np.asarray(a)) for a in ([X] if Y is None else [X, Y])]
+        record = {"models": [model_config(m) for m in self.models], "seeds": self.seeds, "lr": self.lr,
+                  "epochs": self.epochs, "batch_size": self.batch_size, "clip": self.clip, "data": data,
+                  "dtype": str(torch.get_default_dtype())}
+        return hashlib.sha256(json.dumps(record, sort_keys=True, default=repr).encode()).hexdigest()
+
+    def _load_checkpoint(self, fingerprint, device):
+        if self.checkpoint is None or not os.path.exists(self.checkpoint):
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location=device, weights_only=True)
+        except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
+            raise ValueError(f"checkpoint {self.checkpoint} is not a readable BatchedTrainer checkpoint "
+                             f"(read with weights_only=True): {type(exc).__name__}: {exc}") from exc
+        if not isinstance(state, dict) or state.get("format") != "linvae-batched-1":
+            raise ValueError(f"checkpoint {self.checkpoint} is not a BatchedTrainer checkpoint; move it away or "
+                             "choose another checkpoint path")
+        if state["fingerprint"] != fingerprint:
+            raise ValueError(f"checkpoint {self.checkpoint} was written for other models, seeds, settings or data "
+                             f"(fingerprint {state['fingerprint'][:12]}, now {fingerprint[:12]}); delete it to "
+                             "start afresh, or choose another checkpoint path")
+        return state
+
+    def _save_checkpoint(self, fingerprint, epoch, params, buffers, opt):
+        _atomic_save({"format": "linvae-batched-1", "fingerprint": fingerprint, "epoch": epoch,
+                      "params": {k: v.detach() for k, v in params.items()}, "buffers": dict(buffers),
+                      "optimizer": opt.state_dict(), "histories": self.histories, "steps": self.steps,
+                      "train_seconds": self.train_seconds}, self.checkpoint)
 
     def fit(self, X, Y=None):
         """Train every model on ``X`` (and ``Y`` for CVAEs); returns the per-model histories."""
@@ -121,13 +172,35 @@ class BatchedTrainer:
 
         step = func.vmap(one)
         opt = torch.optim.Adam(list(params.values()), lr=self.lr)
+        fingerprint = self.fingerprint(X, Y) if self.checkpoint is not None else None
+        start = 0
+        state = self._load_checkpoint(fingerprint, device)
+        if state is not None:
+            with torch.no_grad():
+                for k, v in params.items():
+                    v.copy_(state["params"][k])
+                for k, v in buffers.items():
+                    v.copy_(state["buffers"][k])
+            opt.load_state_dict(state["optimizer"])
+            self.histories, self.steps = state["histories"], state["steps"]
+            self.train_seconds = float(state["train_seconds"])
+            start = self.resumed_from = int(state["epoch"])
+            logger.info("%s: continuing from epoch %d of %d", self.checkpoint, start, self.epochs)
         bar = None
         if self.progress:
-            bar = import_optional("tqdm.auto").tqdm(total=self.epochs, desc=f"{type(base).__name__} ×{len(self.models)}",
-                                                    unit="epoch")
+            bar = import_optional("tqdm.auto").tqdm(total=self.epochs, initial=start, unit="epoch",
+                                                    desc=f"{type(base).__name__} ×{len(self.models)}")
+        began = last_save = time.perf_counter()
+        done_before = self.train_seconds
         try:
-            for epoch in range(self.epochs):
+            for epoch in range(start, self.epochs):
                 self._epoch(epoch, data, n, step, params, buffers, hyper, opt)
+                now = time.perf_counter()
+                self.train_seconds = done_before + (now - began)
+                if self.checkpoint is not None and (epoch + 1 == self.epochs
+                                                    or now - last_save >= self.checkpoint_every):
+                    self._save_checkpoint(fingerprint, epoch + 1, params, buffers, opt)
+                    last_save = now
                 if bar is not None:
                     bar.update(1)
         finally:

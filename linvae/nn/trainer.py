@@ -1,10 +1,10 @@
 """Training loop for the torch models: Adam, clipping, seeded, checkpointed, resumable."""
 import hashlib
+import io
 import json
 import logging
 import math
 import os
-import tempfile
 
 import numpy as np
 import torch
@@ -33,17 +33,10 @@ def _device(device):
 
 
 def _atomic_save(obj, path):
-    """Write with ``torch.save`` to a temporary file in the same directory, then rename."""
-    directory = os.path.dirname(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=directory)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    """``torch.save`` through :func:`linvae._store.atomic_write_bytes` (temporary file + rename)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def initialize(model, seed):
