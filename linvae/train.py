@@ -99,54 +99,39 @@ def _half(P, phi, power):
 
 
 class _VAEProblem:
-    """VAE (q = 0) and CVAE (q = rank of E[xxᵀ]) in the whitened coordinates of the kernels."""
+    """The VAE (q = 0) in the whitened coordinates of the kernels (family ``"vae"``).
+
+    :class:`_CVAEProblem` is its CVAE twin; each knows its whitening, its initialization in
+    whitened coordinates, the map back to data coordinates and its result, so the training code
+    never asks which model it has.
+    """
 
     family = "vae"          # the kernel family (contract.LAYOUTS) of both models
+    model = "vae"
+    single_scale = True     # x is the target: one data scale (sx = t)
 
-    def __init__(self, moments, model, latent, rtol=None):
-        self.model = model
+    def __init__(self, moments, latent, rtol=None):
         self.moments = moments
         self.k = latent
-        if model == "vae":
-            theta, P = vae_spectrum(moments, rtol)
-            self.phi, self.P = theta**2, P
-            self.Z = _half(P, theta**2, 0.5)
-            self.d = moments.dx
-            self.q = 0
-            self.theta_modes = pad(theta, latent)
-        else:
-            _, self.U2star, ev, Q = cvae_residual(moments, rtol)
-            self.phi, self.P = ev, Q
-            self.Z = _half(Q, ev, 0.5)
-            self.d = moments.dy
-            from .stats import cvae_x_range
-
-            self.phix, self.Px = cvae_x_range(moments, rtol)
-            self.q = self.Px.shape[1]
-            self.theta_modes = pad(ev, latent)
+        self._whiten(moments, rtol)
+        self.theta_modes = pad(self.data_theta, latent)
         self.r = self.Z.shape[1]
         self.dims = np.array([self.d, self.k, self.r, self.q], dtype=np.int64)
         self.P_size = size(self.family, self.dims)
 
+    def _whiten(self, moments, rtol):
+        theta, P = vae_spectrum(moments, rtol)
+        self.phi, self.P = theta**2, P
+        self.Z = _half(P, theta**2, 0.5)
+        self.d, self.q = moments.dx, 0
+        self.data_theta = theta
+
     def init(self, rng, scale, log_sigma):
         """Random data-coordinate matrices N(0, scale²), mapped to whitened coordinates."""
         k, m = self.k, self.moments
-        if self.model == "vae":
-            W = rng.normal(scale=scale, size=(k, m.dx))
-            U = rng.normal(scale=scale, size=(m.dx, k))
-            V = W @ _half(self.P, self.phi, 0.5)
-            A = np.zeros((k, 0))
-            C = np.zeros((self.d, 0))
-        else:
-            W1 = rng.normal(scale=scale, size=(k, m.dx))
-            W2 = rng.normal(scale=scale, size=(k, m.dy))
-            U = rng.normal(scale=scale, size=(m.dy, k))
-            U2 = rng.normal(scale=scale, size=(m.dy, m.dx))
-            xh = _half(self.Px, self.phix, 0.5)
-            V = W2 @ _half(self.P, self.phi, 0.5)
-            A = (W1 + W2 @ self.U2star) @ xh
-            C = (U2 - self.U2star) @ xh
-        return pack([U, V, A, C, log_sigma])
+        W = rng.normal(scale=scale, size=(k, m.dx))
+        U = rng.normal(scale=scale, size=(m.dx, k))
+        return pack([U, W @ _half(self.P, self.phi, 0.5), np.zeros((k, 0)), np.zeros((self.d, 0)), log_sigma])
 
     def kl_per_dim(self, params, eta_enc, xp=np):
         """Data-mean KL per latent dim (B, k) for a batch of packed parameters of module ``xp``
@@ -158,19 +143,61 @@ class _VAEProblem:
     def matrices(self, th):
         """Data-coordinate matrices and σ of one packed parameter vector."""
         U, V, A, C, s = (b[0] for b in unpack(self.family, th[None], self.dims))
-        if self.model == "vae":
-            mats = dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
-        else:
-            xinv = self.Px / np.sqrt(self.phix)
-            W2 = (V / np.sqrt(self.phi)) @ self.P.T
-            mats = dict(W1=A @ xinv.T - W2 @ self.U2star, W2=W2, U1=U, U2=self.U2star + C @ xinv.T)
-        return mats, np.exp(s)
+        return self._data_matrices(U, V, A, C), np.exp(s)
+
+    def _data_matrices(self, U, V, A, C):
+        return dict(W=(V / np.sqrt(self.phi)) @ self.P.T, U=U)
+
+    def rescaled(self, mats, sx, t):
+        """``mats`` of the problem trained on ``x/sx, y/t`` mapped back to the original data."""
+        return dict(W=mats["W"] / sx, U=mats["U"] * sx)
 
     def result(self, th, cfg, n_iter, history, solver, mats=None):
         """The fit result of ``th`` (or of given ``mats = (matrices, σ)`` in data coordinates)."""
         mats, sigma = self.matrices(th) if mats is None else mats
         return linear_result(self.model, self.moments, mats, sigma, cfg, solver, n_iter, history,
-                             self.theta_modes, np.sqrt(self.phi) if self.model == "vae" else self.phi)
+                             self.theta_modes, self.data_theta)
+
+
+class _CVAEProblem(_VAEProblem):
+    """The CVAE (q = rank of E[xxᵀ]) in the kernels' whitened coordinates (family ``"vae"``)."""
+
+    model = "cvae"
+    single_scale = False    # x and y have their own scales
+
+    def _whiten(self, moments, rtol):
+        from .stats import cvae_x_range
+
+        _, self.U2star, ev, Q = cvae_residual(moments, rtol)
+        self.phi, self.P = ev, Q
+        self.Z = _half(Q, ev, 0.5)
+        self.phix, self.Px = cvae_x_range(moments, rtol)
+        self.d, self.q = moments.dy, self.Px.shape[1]
+        self.data_theta = ev
+
+    def init(self, rng, scale, log_sigma):
+        k, m = self.k, self.moments
+        W1 = rng.normal(scale=scale, size=(k, m.dx))
+        W2 = rng.normal(scale=scale, size=(k, m.dy))
+        U = rng.normal(scale=scale, size=(m.dy, k))
+        U2 = rng.normal(scale=scale, size=(m.dy, m.dx))
+        xh = _half(self.Px, self.phix, 0.5)
+        V = W2 @ _half(self.P, self.phi, 0.5)
+        A = (W1 + W2 @ self.U2star) @ xh
+        C = (U2 - self.U2star) @ xh
+        return pack([U, V, A, C, log_sigma])
+
+    def _data_matrices(self, U, V, A, C):
+        xinv = self.Px / np.sqrt(self.phix)
+        W2 = (V / np.sqrt(self.phi)) @ self.P.T
+        return dict(W1=A @ xinv.T - W2 @ self.U2star, W2=W2, U1=U, U2=self.U2star + C @ xinv.T)
+
+    def rescaled(self, mats, sx, t):
+        return dict(W1=mats["W1"] / sx, W2=mats["W2"] / t, U1=mats["U1"] * t, U2=mats["U2"] * (t / sx))
+
+
+#: the whitened training problem of each model of the ``"vae"`` kernel family
+VAE_FAMILY = {"vae": _VAEProblem, "cvae": _CVAEProblem}
 
 
 def _power_of_two(mean_square):
@@ -223,13 +250,14 @@ class _NormalizedVAEProblem:
 
     def __init__(self, moments, model, latent, rtol=None, solver="adam", eta_enc=None):
         m = moments
+        kind = VAE_FAMILY[model]
         self.sx = _power_of_two(np.trace(m.xx) / m.dx)
-        self.t = self.sx if model == "vae" else _power_of_two(np.trace(m.yy) / m.dy)
+        self.t = self.sx if kind.single_scale else _power_of_two(np.trace(m.yy) / m.dy)
         probe = None
         if solver == "gd" and eta_enc is not None:
-            probe = _VAEProblem(moments, model, latent, rtol)
+            probe = kind(moments, latent, rtol)
             self.t = _gd_scale(probe.phi, eta_enc)
-            if model == "vae":
+            if kind.single_scale:
                 self.sx = self.t
         sx, t = self.sx, self.t
         scaled = Moments(n=m.n, xx=m.xx / sx**2, xy=None if m.xy is None else m.xy / (sx * t),
@@ -237,8 +265,8 @@ class _NormalizedVAEProblem:
                          mean_x=None if m.mean_x is None else m.mean_x / sx,
                          mean_y=None if m.mean_y is None else m.mean_y / t, centered=m.centered)
         unit = (sx, t) == (1.0, 1.0)
-        self.inner = probe if unit and probe is not None else _VAEProblem(scaled, model, latent, rtol)
-        self.original = self.inner if unit else probe or _VAEProblem(moments, model, latent, rtol)
+        self.inner = probe if unit and probe is not None else kind(scaled, latent, rtol)
+        self.original = self.inner if unit else probe or kind(moments, latent, rtol)
 
     def __getattr__(self, name):
         # the kernels see the rescaled problem (Z, dims, init, kl_per_dim, ...)
@@ -252,11 +280,7 @@ class _NormalizedVAEProblem:
 
     def result(self, th, cfg, n_iter, history, solver):
         mats, sigma = self.inner.matrices(th)
-        sx, t = self.sx, self.t
-        if self.model == "vae":
-            mats = dict(W=mats["W"] / sx, U=mats["U"] * sx)
-        else:
-            mats = dict(W1=mats["W1"] / sx, W2=mats["W2"] / t, U1=mats["U1"] * t, U2=mats["U2"] * (t / sx))
+        mats = self.inner.rescaled(mats, self.sx, self.t)
         return self.original.result(th, cfg, n_iter, history, solver, mats=(mats, sigma))
 
 
