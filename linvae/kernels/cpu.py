@@ -40,11 +40,12 @@ _clip_factor = njit(**_JIT)(_rules.clip_factor)
 @njit(**_JIT)
 def workspace_size(kind, dims):
     """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
-    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R`` and a k₁×r product for the MHVAE
-    (:func:`_mhvae_loss_grad`)."""
+    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ or k₂×k₁
+    matrices and the two variance vectors for the MHVAE (:func:`_mhvae_loss_grad`)."""
     if kind == 0:
         return dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
-    return dims[0] * dims[2] + dims[1] * dims[2]
+    k1, k2 = dims[1], dims[3]
+    return dims[0] * dims[2] + k1 * dims[2] + 4 * k1 * k1 + 2 * k2 * k1 + k1 + k2
 
 
 @njit(**_JIT)
@@ -129,9 +130,10 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     """Loss and gradient (written into ``g``) of one MHVAE configuration (``off``: the ``"mhvae"``
     layout offsets).
 
-    The d × r residual ``R = U₁V₁ − Z`` and a k₁ × r product live in the scratch ``ws``
-    (``d·r + k₁·r`` floats) and the two large products are written in place; the k₁ × k₁ and
-    k₁ × k₂ algebra of the second latent is small and stays in NumPy expressions.
+    Every product is an ``np.dot`` into scratch space (``ws``, :func:`workspace_size` floats)
+    with one of the three layouts the VAE kernel uses (C·C, C·Cᵀ, Cᵀ·C), and all element-wise
+    work is written as loops: NumPy array expressions would each compile their own broadcasting
+    and allocation code, which once cost this kernel three quarters of its 16 s compile.
     """
     d, k1, r, k2 = dims[0], dims[1], dims[2], dims[3]
     beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
@@ -149,31 +151,63 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gW2 = g[o3:o4].reshape((k2, k1))
     gs1 = g[o4:o5]
     gs2 = g[o5:o5 + k2]
-    v1 = np.exp(2.0 * s1)
-    v2 = np.exp(2.0 * s2)
-    R = ws[:d * r].reshape((d, r))
-    T = ws[d * r:d * r + k1 * r].reshape((k1, r))
-    rsq = _residual(U1, V1, Z, R)
-    M = U2 @ W2
+    a = d * r
+    R = ws[:a].reshape((d, r))
+    T = ws[a:a + k1 * r].reshape((k1, r))
+    a += k1 * r
+    kk, wk = k1 * k1, k2 * k1
+    M = ws[a:a + kk].reshape((k1, k1))                 # U₂W₂ − I
+    G = ws[a + kk:a + 2 * kk].reshape((k1, k1))        # V₁V₁ᵀ + diag(σ₁²)
+    MG = ws[a + 2 * kk:a + 3 * kk].reshape((k1, k1))
+    H = ws[a + 3 * kk:a + 4 * kk].reshape((k1, k1))    # β₁MᵀM + β₂c²W₂ᵀW₂
+    a += 4 * kk
+    W2G = ws[a:a + wk].reshape((k2, k1))
+    WW = ws[a + wk:a + 2 * wk].reshape((k2, k1))       # U₂ᵀ(MG), for ∂/∂W₂
+    a += 2 * wk
+    v1 = ws[a:a + k1]
+    v2 = ws[a + k1:a + k1 + k2]
+    for j in range(k1):
+        v1[j] = math.exp(2.0 * s1[j])
+    for j in range(k2):
+        v2[j] = math.exp(2.0 * s2[j])
+    loss = _residual(U1, V1, Z, R)
+    np.dot(U2, W2, M)
+    np.dot(V1, V1.T, G)
     for i in range(k1):
         M[i, i] -= 1.0
-    G = V1 @ V1.T
-    for i in range(k1):
         G[i, i] += v1[i]
-    MG = M @ G
-    W2G = W2 @ G
-    loss = rsq + beta1 * np.sum(MG * M) + b2c * np.sum(W2G * W2)
+    np.dot(M, G, MG)
+    np.dot(W2, G, W2G)
+    for i in range(k1):
+        for j in range(k1):
+            loss += beta1 * MG[i, j] * M[i, j]
+    for i in range(k2):
+        for j in range(k1):
+            loss += b2c * W2G[i, j] * W2[i, j]
+    np.dot(M.T, M, H)
+    for i in range(k1):
+        for j in range(k1):
+            acc = 0.0
+            for c in range(k2):
+                acc += W2[c, i] * W2[c, j]
+            H[i, j] = beta1 * H[i, j] + b2c * acc
+    np.dot(H, V1, T)
     np.dot(R, V1.T, gU1)
     np.dot(U1.T, R, gV1)
-    np.dot(beta1 * (M.T @ M) + b2c * (W2.T @ W2), V1, T)
     for i in range(d):
         for j in range(k1):
             gU1[i, j] *= 2.0
     for j in range(k1):
         for c in range(r):
             gV1[j, c] = 2.0 * (gV1[j, c] + T[j, c])
-    gU2[:, :] = (2.0 * beta1) * (MG @ W2.T)
-    gW2[:, :] = (2.0 * beta1) * (U2.T @ MG) + (2.0 * b2c) * W2G
+    np.dot(MG, W2.T, gU2)
+    np.dot(U2.T, MG, WW)
+    for i in range(k1):
+        for j in range(k2):
+            gU2[i, j] *= 2.0 * beta1
+    for i in range(k2):
+        for j in range(k1):
+            gW2[i, j] = (2.0 * beta1) * WW[i, j] + (2.0 * b2c) * W2G[i, j]
     for j in range(k1):
         col = 0.0
         mcol = 0.0
