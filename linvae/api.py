@@ -58,7 +58,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         σ₂ of the MHVAE: learned (Thm 3) or fixed isotropic (Thm 5).
     solver : {"closed_form", "gd", "adam", "minibatch"}, default "closed_form"
         ``"closed_form"`` is exact and instant. ``"gd"`` / ``"adam"`` train by full-batch
-        gradient descent on the moment matrices (the only way to study the MHVAE with both
+        gradient descent on the moment matrices (``"gd"``: heavy-ball momentum 0.9, restarted
+        whenever a step raises the loss, with a "bold driver" step size; the only way to study the MHVAE with both
         Σ₁ and Σ₂ learned, ``sigma1="learnable"``, which has no closed form). Plain GD is slow
         on MHVAEs whose optimum has large ω and small σ₂ (an ill-conditioned valley); use Adam
         there. ``"minibatch"`` (VAE, CVAE) trains on the raw data like the paper's scripts:

@@ -56,6 +56,8 @@ class TrainOptions:
         ``lr_t = lr / (1 + lr_decay·t)``.
     adapt : float
         GD only: halve the step after a loss increase, else grow it by ``1 + adapt``.
+    momentum : float
+        GD only: heavy-ball momentum (0: plain GD); the velocity restarts after a loss increase.
     init_scale : float
         Standard deviation of the random initialization of the data-coordinate matrices.
     seed : int or sequence
@@ -76,6 +78,7 @@ class TrainOptions:
     clip: float = 0.0
     lr_decay: float = 0.0
     adapt: float = 0.01
+    momentum: float = 0.9
     init_scale: float = 0.1
     seed: object = 0
     history_every: int = 100

@@ -54,7 +54,7 @@ def test_fused_update_source_compiles_and_matches_numpy(tmp_path, adam):
                       c2=np.full(n, 1 - b2**t), eps=np.full(n, eps), p=p, m=m, v=v)
     else:
         source, params = gpu.GD_SOURCE, gpu.GD_PARAMS
-        inputs = dict(g=g, lr=np.full(n, lr), p=p)
+        inputs = dict(g=g, lr=np.full(n, lr), mu=np.full(n, 0.9), p=p, m=m)
     src = tmp_path / "kernel.c"
     src.write_text(_c_program(source, params, n))
     exe = tmp_path / "kernel"
@@ -63,8 +63,8 @@ def test_fused_update_source_compiles_and_matches_numpy(tmp_path, adam):
     out = np.array(subprocess.run([str(exe)], input=stdin, capture_output=True, text=True, check=True).stdout.split(),
                    dtype=float)
     ref_p, ref_m, ref_v = update_numpy(p[None], g[None], m[None], v[None], np.array([[lr]]), np.array([[t]]),
-                                       adam, b1, b2, eps)
-    expected = np.concatenate([ref_p[0], ref_m[0], ref_v[0]]) if adam else ref_p[0]
+                                       adam, b1, b2, eps, momentum=0.9)
+    expected = np.concatenate([ref_p[0], ref_m[0], ref_v[0]] if adam else [ref_p[0], ref_m[0]])
     np.testing.assert_allclose(out, expected, rtol=1e-14, atol=1e-16)
 
 

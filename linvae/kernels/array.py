@@ -36,13 +36,15 @@ def loss_grad(family, Z, params, hyper, dims, learn, xp=np):
     return loss, xp.concatenate([g.reshape(params.shape[0], -1) for g in grads], axis=1)
 
 
-def update_numpy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=np):
+def update_numpy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=np, momentum=0.0):
     """Optimizer update of the rows ``params`` (B', P) (copies of the caller's rows).
 
-    Returns the new ``(params, m, v)``. ``lr_t`` and ``t`` have shape (B', 1).
+    Returns the new ``(params, m, v)``. ``lr_t`` and ``t`` have shape (B', 1). GD keeps its
+    velocity in ``m`` (``momentum = 0``: plain GD).
     """
     if not adam:
-        return params - lr_t * g, m, v
+        m = momentum * m + g
+        return params - lr_t * m, m, v
     m = b1 * m + (1 - b1) * g
     v = b2 * v + (1 - b2) * g * g
     return params - lr_t * (m / (1 - b1**t)) / (xp.sqrt(v / (1 - b2**t)) + eps), m, v
@@ -69,6 +71,8 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
         state.status[idx[converged]] = CONVERGED
         go = xp.logical_not(xp.logical_or(diverged, converged))
         idx, g, gn, loss = idx[go], g[go], gn[go], loss[go]
+        if o.momentum > 0 and not o.adam:
+            state.adam_m[idx] = state.adam_m[idx] * rules.velocity_kept(loss, state.prev_loss[idx])[:, None]
         if o.adapt > 0 and not o.adam:
             state.lr[idx] = rules.bold_driver(state.lr[idx], loss, state.prev_loss[idx], o.adapt)
         state.prev_loss[idx] = loss
@@ -78,7 +82,8 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
             g = g * rules.clip_factor(gn, o.clip)[:, None]
         tt = state.step[idx][:, None].astype(state.params.dtype)
         state.params[idx], state.adam_m[idx], state.adam_v[idx] = update(
-            state.params[idx], g, state.adam_m[idx], state.adam_v[idx], lr_t, tt, o.adam, o.b1, o.b2, o.eps, xp=xp)
+            state.params[idx], g, state.adam_m[idx], state.adam_v[idx], lr_t, tt, o.adam, o.b1, o.b2, o.eps, xp=xp,
+            momentum=o.momentum)
 
 
 def train_vae(problem, state, options, n_steps, *, parallel=None):

@@ -127,7 +127,7 @@ class TrainState(NamedTuple):
     grad : (B, P)
         Gradient at the last evaluated point.
     adam_m, adam_v : (B, P)
-        Adam's first and second moments.
+        Adam's first and second moments (GD with momentum keeps its velocity in ``adam_m``).
     lr : (B,)
         Step size (changed by the bold driver, GD with ``adapt > 0``).
     step : int64 (B,)
@@ -185,6 +185,9 @@ class KernelOptions(NamedTuple):
         ``lr_t = lr / (1 + lr_decay·t)``.
     adapt : float
         GD only: the bold driver (0: fixed step).
+    momentum : float
+        GD only: heavy-ball momentum μ (0: plain GD), ``m ← μm + g, θ ← θ − lr·m``; the
+        velocity restarts from zero after a step that increased the loss.
     """
 
     adam: bool = True
@@ -196,6 +199,7 @@ class KernelOptions(NamedTuple):
     gtol: float = 0.0
     lr_decay: float = 0.0
     adapt: float = 0.0
+    momentum: float = 0.0
 
     @classmethod
     def of(cls, **kwargs):
@@ -208,7 +212,7 @@ class KernelOptions(NamedTuple):
         """The kernel options of a :class:`linvae.train.TrainOptions`."""
         return cls.of(adam=options.solver == "adam", b1=options.b1, b2=options.b2, eps=options.eps,
                       clip=options.clip, tol=options.tol, gtol=options.gtol, lr_decay=options.lr_decay,
-                      adapt=options.adapt)
+                      adapt=options.adapt, momentum=options.momentum)
 
 
 def make_rules(xp):
@@ -224,6 +228,9 @@ def make_rules(xp):
     ``bold_driver(lr, loss, prev_loss, adapt) -> lr``
         GD step adaptation: halve the step after a step that increased the loss, else multiply it
         by ``1 + adapt``.
+    ``velocity_kept(loss, prev_loss) -> factor``
+        GD momentum's restart: 0 after a step that increased the loss (the velocity is dropped),
+        else 1.
     ``decayed_lr(lr, lr_decay, step) -> lr_t``
         ``lr / (1 + lr_decay·step)``.
     ``clip_factor(grad_norm, clip) -> factor``
@@ -240,6 +247,9 @@ def make_rules(xp):
         rose = loss > prev_loss
         return lr * (rose * 0.5 + xp.logical_not(rose) * (1.0 + adapt))    # exactly 0.5·lr or (1 + adapt)·lr
 
+    def velocity_kept(loss, prev_loss):
+        return 1.0 - (loss > prev_loss)                            # exactly 0.0 or 1.0
+
     def decayed_lr(lr, lr_decay, step):
         return lr / (1.0 + lr_decay * step)
 
@@ -248,5 +258,5 @@ def make_rules(xp):
             return clip / xp.maximum(grad_norm, clip)               # exactly 1 when within the norm
         return 1.0
 
-    return SimpleNamespace(stopped=stopped, bold_driver=bold_driver, decayed_lr=decayed_lr,
-                           clip_factor=clip_factor)
+    return SimpleNamespace(stopped=stopped, bold_driver=bold_driver, velocity_kept=velocity_kept,
+                           decayed_lr=decayed_lr, clip_factor=clip_factor)

@@ -34,6 +34,7 @@ _rules = make_rules(np)
 _stopped = njit(**_JIT)(_rules.stopped)
 _bold_driver = njit(**_JIT)(_rules.bold_driver)
 _decayed_lr = njit(**_JIT)(_rules.decayed_lr)
+_velocity_kept = njit(**_JIT)(_rules.velocity_kept)
 _clip_factor = njit(**_JIT)(_rules.clip_factor)
 
 
@@ -246,7 +247,8 @@ def _norm(g):
 
 @njit(**_JIT)
 def _step(th, g, m, v, t, lr, options, gnorm):
-    """One optimizer update of a flat parameter vector (GD or Adam, optional norm clipping)."""
+    """One optimizer update of a flat parameter vector (GD with momentum, or Adam; optional
+    norm clipping). GD keeps its velocity in ``m``; with ``momentum = 0`` it is plain GD."""
     scale = _clip_factor(gnorm, options.clip)
     if options.adam:
         # bias corrections folded into two scalars; locals instead of re-reads let LLVM
@@ -264,8 +266,11 @@ def _step(th, g, m, v, t, lr, options, gnorm):
             v[i] = vi
             th[i] -= a * mi / (math.sqrt(vi * inv_c2) + eps)
     else:
+        mu = options.momentum
         for i in range(th.shape[0]):
-            th[i] -= lr * scale * g[i]
+            mi = mu * m[i] + scale * g[i]
+            m[i] = mi
+            th[i] -= lr * mi
 
 
 @njit(**_JIT)
@@ -284,8 +289,11 @@ def _advance(state, b, loss, options):
     if converged:
         state.status[b] = CONVERGED
         return False
-    if options.adapt > 0.0 and not options.adam:
-        state.lr[b] = _bold_driver(state.lr[b], loss, state.prev_loss[b], options.adapt)
+    if not options.adam:
+        if options.momentum > 0.0 and _velocity_kept(loss, state.prev_loss[b]) == 0.0:
+            state.adam_m[b][:] = 0.0
+        if options.adapt > 0.0:
+            state.lr[b] = _bold_driver(state.lr[b], loss, state.prev_loss[b], options.adapt)
     state.prev_loss[b] = loss
     state.step[b] += 1
     lr_t = _decayed_lr(state.lr[b], options.lr_decay, state.step[b])

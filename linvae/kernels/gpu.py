@@ -28,13 +28,15 @@ v = vv;
 p = p - lr * (mm / c1) / (sqrt(vv / c2) + eps);
 """
 
-#: Body of the fused gradient-descent update.
+#: Body of the fused gradient-descent update with heavy-ball momentum ``mu`` (velocity ``m``).
 GD_SOURCE = r"""
-p = p - lr * g;
+T mm = mu * m + g;
+m = mm;
+p = p - lr * mm;
 """
 
 ADAM_PARAMS = ("T g, T lr, T b1, T b2, T c1, T c2, T eps", "T p, T m, T v")
-GD_PARAMS = ("T g, T lr", "T p")
+GD_PARAMS = ("T g, T lr, T mu", "T p, T m")
 
 _KERNELS = {}
 
@@ -49,12 +51,12 @@ def _kernel(name):
     return _KERNELS[name]
 
 
-def update_cupy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None):
+def update_cupy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None, momentum=0.0):
     """Fused optimizer update of a (B', P) block on the GPU; returns ``(params, m, v)``."""
     lr_t = lr_t.astype(params.dtype, copy=False)          # every operand of the kernel has type T
     g = g.astype(params.dtype, copy=False)
     if not adam:
-        _kernel("gd")(g, lr_t, params)
+        _kernel("gd")(g, lr_t, params.dtype.type(momentum), params, m)
         return params, m, v
     dtype = params.dtype.type
     t = t.astype(params.dtype, copy=False)
