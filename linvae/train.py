@@ -155,6 +155,36 @@ class _VAEProblem:
         """``mats`` of the problem trained on ``x/sx, y/t`` mapped back to the original data."""
         return dict(W=mats["W"] / sx, U=mats["U"] * sx)
 
+    decoder = "U"           # the decoder matrix of the latent (its column norms are ω)
+
+    @staticmethod
+    def power_and_loss(m, mats, sigma, cfg):
+        """Encoder-mean power E[m_i²] per dim and the exact SPEC §2 loss of data-coordinate ``mats``."""
+        W = mats["W"]
+        loss = objectives.vae_loss(m.xx, W, mats["U"], sigma, cfg["beta"], cfg["eta_enc"], cfg["eta_dec"])
+        return np.einsum("ij,jk,ik->i", W, m.xx, W), float(loss)
+
+    @staticmethod
+    def fit_result(m, mats, cfg, lam, common):
+        return VAEFit(theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
+                      sigma_learnable=cfg["learn"], dead=lam**2 < _config.COLLAPSE_KL_TOL * cfg["eta_enc"]**2,
+                      mean=m.mean_x if m.centered else np.zeros(m.dx), **mats, **common)
+
+    @staticmethod
+    def minibatch_arrays(X, Y, dtype):
+        """``(condition, target)`` of the data-space minibatch kernel (the VAE has no condition)."""
+        return np.zeros((X.shape[0], 0), dtype), np.ascontiguousarray(X, dtype)
+
+    @staticmethod
+    def minibatch_matrices(W1, W2, U1, U2):
+        """The data-coordinate matrices of the minibatch layout's blocks."""
+        return dict(W=W2, U=U1)
+
+    @staticmethod
+    def spectrum(moments, rtol):
+        """The data spectrum a result reports (``data_theta``), without building the problem."""
+        return vae_spectrum(moments, rtol)[0]
+
     def result(self, th, cfg, n_iter, history, solver, mats=None):
         """The fit result of ``th`` (or of given ``mats = (matrices, σ)`` in data coordinates)."""
         mats, sigma = self.matrices(th) if mats is None else mats
@@ -197,6 +227,34 @@ class _CVAEProblem(_VAEProblem):
 
     def rescaled(self, mats, sx, t):
         return dict(W1=mats["W1"] / sx, W2=mats["W2"] / t, U1=mats["U1"] * t, U2=mats["U2"] * (t / sx))
+
+    decoder = "U1"
+
+    @staticmethod
+    def power_and_loss(m, mats, sigma, cfg):
+        W1, W2 = mats["W1"], mats["W2"]
+        power = (np.einsum("ij,jk,ik->i", W1, m.xx, W1) + 2 * np.einsum("ij,jk,ik->i", W1, m.xy, W2)
+                 + np.einsum("ij,jk,ik->i", W2, m.yy, W2))
+        loss = objectives.cvae_loss(m.xx, m.xy, m.yy, W1, W2, mats["U1"], mats["U2"], sigma, cfg["beta"],
+                                    cfg["eta_enc"], cfg["eta_dec"])
+        return power, float(loss)
+
+    @staticmethod
+    def fit_result(m, mats, cfg, lam, common):
+        return CVAEFit(theorem="trained (Thm 2)", mean_x=m.mean_x if m.centered else np.zeros(m.dx),
+                       mean_y=m.mean_y if m.centered else np.zeros(m.dy), **mats, **common)
+
+    @staticmethod
+    def minibatch_arrays(X, Y, dtype):
+        return np.ascontiguousarray(X, dtype), np.ascontiguousarray(Y, dtype)
+
+    @staticmethod
+    def minibatch_matrices(W1, W2, U1, U2):
+        return dict(W1=W1, W2=W2, U1=U1, U2=U2)
+
+    @staticmethod
+    def spectrum(moments, rtol):
+        return cvae_residual(moments, rtol)[2]
 
 
 #: the whitened training problem of each model of the ``"vae"`` kernel family
@@ -292,31 +350,20 @@ def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, the
 
     Per latent dim: ``λ_i² = E[m_i²]`` (the encoder-mean power), ``ω_i = ‖U[:, i]‖``, the exact
     data-mean KL, ``collapsed`` = KL below ``_config.COLLAPSE_KL_TOL``; the loss is the exact
-    SPEC §2 loss of the matrices (:mod:`linvae.objectives`).
+    SPEC §2 loss of the matrices (:mod:`linvae.objectives`). The model-specific parts are the
+    ``power_and_loss`` and ``fit_result`` of its problem class (:data:`VAE_FAMILY`).
     """
-    m = moments
-    eta_enc, eta_dec, beta = cfg["eta_enc"], cfg["eta_dec"], cfg["beta"]
-    if model == "vae":
-        W, U = mats["W"], mats["U"]
-        power = np.einsum("ij,jk,ik->i", W, m.xx, W)
-        loss = float(objectives.vae_loss(m.xx, W, U, sigma, beta, eta_enc, eta_dec))
-    else:
-        W1, W2, U = mats["W1"], mats["W2"], mats["U1"]
-        power = (np.einsum("ij,jk,ik->i", W1, m.xx, W1) + 2 * np.einsum("ij,jk,ik->i", W1, m.xy, W2)
-                 + np.einsum("ij,jk,ik->i", W2, m.yy, W2))
-        loss = float(objectives.cvae_loss(m.xx, m.xy, m.yy, W1, W2, U, mats["U2"], sigma, beta, eta_enc, eta_dec))
+    kind = VAE_FAMILY[model]
+    eta_enc = cfg["eta_enc"]
+    power, loss = kind.power_and_loss(moments, mats, sigma, cfg)
     lam = np.sqrt(np.maximum(power, 0.0))
     kl = gaussian_kl(lam**2, sigma**2, eta_enc**2)
-    common = dict(model=model, beta=beta, eta_enc=eta_enc, eta_dec=eta_dec, theta=theta_modes.copy(),
+    U = mats[kind.decoder]
+    common = dict(model=model, beta=cfg["beta"], eta_enc=eta_enc, eta_dec=cfg["eta_dec"], theta=theta_modes.copy(),
                   omega=np.sqrt(np.sum(U * U, axis=0)), lambda_=lam, sigma=sigma, collapsed=kl < _config.COLLAPSE_KL_TOL,
                   kl_per_dim=kl, loss=loss, data_theta=np.array(data_theta), solver=solver,
                   n_iter=int(n_iter), history=history)
-    if model == "vae":
-        return VAEFit(theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
-                      sigma_learnable=cfg["learn"], dead=lam**2 < _config.COLLAPSE_KL_TOL * eta_enc**2,
-                      mean=m.mean_x if m.centered else np.zeros(m.dx), **mats, **common)
-    return CVAEFit(theorem="trained (Thm 2)", mean_x=m.mean_x if m.centered else np.zeros(m.dx),
-                   mean_y=m.mean_y if m.centered else np.zeros(m.dy), **mats, **common)
+    return kind.fit_result(moments, mats, cfg, lam, common)
 
 
 class _MHVAEProblem:
@@ -665,8 +712,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     from .kernels import cpu
 
     dtype = np.dtype(options.dtype)
-    cond = np.zeros((X.shape[0], 0), dtype) if model == "vae" else np.ascontiguousarray(X, dtype)
-    target = np.ascontiguousarray(X if model == "vae" else Y, dtype)
+    cond, target = VAE_FAMILY[model].minibatch_arrays(X, Y, dtype)
     N, dx, dy = target.shape[0], cond.shape[1], target.shape[1]
     k = latent
     dims = np.array([dx, dy, k], np.int64)
@@ -707,7 +753,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
         if bar is not None:
             bar.close()
     params = state.params.astype(np.float64)            # results are evaluated in float64
-    data_theta = vae_spectrum(moments, rtol)[0] if model == "vae" else cvae_residual(moments, rtol)[2]
+    data_theta = VAE_FAMILY[model].spectrum(moments, rtol)
     out = []
     for b in range(B):
         hist = {"epoch": np.arange(1, epochs + 1), "loss": np.array([row[b] for row in losses])}
@@ -720,7 +766,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
 def _minibatch_result(model, moments, th, dims, cfg, n_iter, hist, data_theta):
     """The VAEFit / CVAEFit of one packed minibatch parameter vector (``data_theta`` None: not needed)."""
     W1, W2, U1, U2, log_sigma = (b[0] for b in unpack("minibatch", th[None], dims))
-    mats = dict(W=W2, U=U1) if model == "vae" else dict(W1=W1, W2=W2, U1=U1, U2=U2)
+    mats = VAE_FAMILY[model].minibatch_matrices(W1, W2, U1, U2)
     if data_theta is None:
         data_theta = np.zeros(0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
