@@ -179,20 +179,6 @@ def _log_normal(x, mean, var):
 
 # ------------------------------------------------------------------------------- linear fits
 
-def _marginal_cov(result):
-    """Covariance of the Gaussian marginal (of x, or of y given x for the CVAE)."""
-    ee2, ed2 = result.eta_enc**2, result.eta_dec**2
-    if result.model == "vae":
-        U = result.U
-        return ee2 * U @ U.T + ed2 * np.eye(U.shape[0])
-    if result.model == "cvae":
-        U = result.U1
-        return ee2 * U @ U.T + ed2 * np.eye(U.shape[0])
-    U1, U2 = result.U1, result.U2
-    cov1 = ee2 * U2 @ U2.T + ed2 * np.eye(U2.shape[0])
-    return U1 @ cov1 @ U1.T + ed2 * np.eye(U1.shape[0])
-
-
 def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """Exact per-example marginal log-likelihood of a linear Gaussian fit (nats).
 
@@ -220,11 +206,8 @@ def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.nda
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
-    cov = _marginal_cov(result)
-    if result.model == "cvae":
-        target = Y - result.decode(np.zeros((len(X), result.U1.shape[1])), X)
-    else:
-        target = X - result.mean
+    cov = result.marginal_cov()
+    target = (X if Y is None else Y) - result.marginal_mean(X)      # Y is given for the CVAE only
     L = np.linalg.cholesky(cov)
     sol = np.linalg.solve(L, target.T)
     logdet = 2 * np.sum(np.log(np.diag(L)))

@@ -79,6 +79,15 @@ class CVAEFit(FitResultMixin):
         X = as_float(self.xp, X) - self.mean_x
         return as_float(self.xp, Z) @ self.U1.T + X @ self.U2.T + self.mean_y
 
+    def marginal_mean(self, X):
+        """Mean of ``p(y|x)`` for each row of ``X``: ``U₂x`` (plus the target mean when centred)."""
+        return self.decode(self.xp.zeros((len(X), self.U1.shape[1])), X)
+
+    def marginal_cov(self):
+        """Covariance of ``p(y|x) = N(U₂x, η_enc²U₁U₁ᵀ + η_dec²I)`` (the same for every x)."""
+        xp = self.xp
+        return self.eta_enc**2 * self.U1 @ self.U1.T + self.eta_dec**2 * xp.eye(self.U1.shape[0])
+
     def sample(self, X, seed=None, noise=True):
         """Sample y given each row of ``X`` (``z ~ N(0, η_enc² I)``)."""
         X = as_float(self.xp, X)

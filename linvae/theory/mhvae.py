@@ -150,6 +150,16 @@ class MHVAEFit(FitResultMixin):
         """Mean of ``p(x|z₁)``."""
         return as_float(self.xp, Z1) @ self.U1.T + self.mean
 
+    def marginal_mean(self, X):
+        """Mean of the model's Gaussian marginal ``p(x)`` (the data mean; ``X`` is not used)."""
+        return self.mean
+
+    def marginal_cov(self):
+        """Covariance of ``p(x) = N(mean, U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I)``."""
+        xp, ed2 = self.xp, self.eta_dec**2
+        cov1 = self.eta_enc**2 * self.U2 @ self.U2.T + ed2 * xp.eye(self.U2.shape[0])
+        return self.U1 @ cov1 @ self.U1.T + ed2 * xp.eye(self.U1.shape[0])
+
     def sample(self, n, seed=None, noise=True):
         """Ancestral samples: ``z₂ ~ N(0, η_enc²I)``, ``z₁ ~ N(U₂z₂, η_dec²I)``, ``x ~ N(U₁z₁, η_dec²I)``."""
         rng = np.random.default_rng(seed)

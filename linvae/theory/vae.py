@@ -116,6 +116,15 @@ class VAEFit(FitResultMixin):
         """Decoder mean ``Uz`` (plus the data mean when centred)."""
         return as_float(self.xp, Z) @ self.U.T + self.mean
 
+    def marginal_mean(self, X):
+        """Mean of the model's Gaussian marginal ``p(x)`` (the data mean; ``X`` is not used)."""
+        return self.mean
+
+    def marginal_cov(self):
+        """Covariance of the model's marginal: ``p(x) = N(mean, η_enc²UUᵀ + η_dec²I)``."""
+        xp = self.xp
+        return self.eta_enc**2 * self.U @ self.U.T + self.eta_dec**2 * xp.eye(self.U.shape[0])
+
     def sample(self, n, seed=None, noise=True):
         """Draw ``n`` samples from the generative model (``z ~ N(0, η_enc² I)``)."""
         rng = np.random.default_rng(seed)
