@@ -185,3 +185,14 @@ def test_batched_divergence_names_the_model(float64):
 
     with pytest.raises(TrainingDivergedError, match="model 1"):
         BatchedTrainer(models, seeds=[0, 1], epochs=1, batch_size=48, device="cpu").fit(x * 1e150, y * 1e150)
+
+
+def test_batched_fingerprint_follows_the_network_code(monkeypatch):
+    from linvae.nn import batched
+
+    _, x, y = _data(40)
+    trainer = BatchedTrainer([TwoBranchCVAE(hidden=4)], epochs=1, batch_size=40, device="cpu")
+    before = trainer.fingerprint(x, y)
+    assert trainer.fingerprint(x, y) == before
+    monkeypatch.setattr(batched, "_nn_source_digest", lambda: "edited network code")
+    assert trainer.fingerprint(x, y) != before

@@ -44,6 +44,17 @@ def _hyperparameters(module, values):
             setattr(module, k, v)
 
 
+def _nn_source_digest():
+    """SHA-256 of the source of :mod:`linvae.nn` (models, networks, trainers): a checkpoint written by
+    other network code is never continued."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(n for n in os.listdir(here) if n.endswith(".py")):
+        with open(os.path.join(here, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
 class BatchedTrainer:
     """Minibatch Adam for B models of one architecture, trained together.
 
@@ -67,7 +78,8 @@ class BatchedTrainer:
         atomically at most every ``checkpoint_every`` seconds and after the last epoch.  When it
         exists, :meth:`fit` continues from it, and a finished checkpoint is loaded without any
         training, so a long run survives being stopped.  The file records a fingerprint of the
-        models' configurations, seeds, settings and data; a checkpoint with another fingerprint
+        models' configurations, seeds, settings, data, torch version and the source of
+        :mod:`linvae.nn`; a checkpoint with another fingerprint
         is refused (ValueError naming the file) rather than silently continued.
     checkpoint_every : float
         Seconds between checkpoint writes (0: after every epoch).
@@ -120,7 +132,8 @@ class BatchedTrainer:
         data = [data_fingerprint(np.asarray(a)) for a in ([X] if Y is None else [X, Y])]
         record = {"models": [model_config(m) for m in self.models], "seeds": self.seeds, "lr": self.lr,
                   "epochs": self.epochs, "batch_size": self.batch_size, "clip": self.clip, "data": data,
-                  "dtype": str(torch.get_default_dtype())}
+                  "dtype": str(torch.get_default_dtype()), "code": _nn_source_digest(),
+                  "torch": torch.__version__}
         return hashlib.sha256(json.dumps(record, sort_keys=True, default=repr).encode()).hexdigest()
 
     def _load_checkpoint(self, fingerprint, device):
