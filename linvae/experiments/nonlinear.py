@@ -79,6 +79,17 @@ def _one_at_a_time(shared, sweeps):
     return configs, names
 
 
+def _sweep_output(table, fig, claims, results, configs, seeds, meta):
+    """The Output of a one-at-a-time sweep (fig2b, fig2c): collapse curves and the paper's table
+    (``table3`` / ``table5``: LL, KL, AU per configuration and seed), whose trends are the claims."""
+    tables = {"collapse_curves": curve_columns(results, list(configs), seeds),
+              table: long_rows(results, list(configs), seeds, extra=["LL_IS"])}
+    number = table[len("table"):]
+    meta = dict(meta, tables=f"Table {number} (LL, KL, AU per configuration and seed) is {table}.csv; its trends "
+                             "are the claims above, counted once")
+    return Output(fig, tables, claims, meta)
+
+
 def fig2b(*, quick=False, seed=0, backend="auto", data=None):
     """ReLU two-branch CVAE (h = 16, d_z = 16): collapse over β and η_dec, with Table 3's LL/KL/AU."""
     from ..nn import TwoBranchCVAE
@@ -114,12 +125,9 @@ def fig2b(*, quick=False, seed=0, backend="auto", data=None):
                f"linear Thm 2: collapsed {list(map(int, theory_e))}",
                per_seed(results, eta_names, seeds, "score"), eta_names, True, quick, plan),
     ]
-    tables = {"collapse_curves": curve_columns(results, list(configs), seeds),
-              "table3": long_rows(results, list(configs), seeds, extra=["LL_IS"])}
-    return Output(fig, tables, claims, _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train),
-                                             len(test), S=S, n_eval_ll=n,
-                                             tables="Table 3 (LL, KL, AU per configuration and seed) is "
-                                                    "table3.csv; its trends are the claims above, counted once"))
+    return _sweep_output("table3", fig, claims, results, configs, seeds,
+                         _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train), len(test), S=S,
+                               n_eval_ll=n))
 
 
 # --------------------------------------------------------------------------------------- Fig 2c / Table 5
@@ -164,12 +172,9 @@ def fig2c(*, quick=False, seed=0, backend="auto", data=None):
                f"linear Thm 3: collapsed {list(map(int, theory['β₁']))}",
                per_seed(results, names["β₁"], seeds, "score"), names["β₁"], False, quick, plan),
     ]
-    tables = {"collapse_curves": curve_columns(results, list(configs), seeds),
-              "table5": long_rows(results, list(configs), seeds, extra=["LL_IS"])}
-    return Output(fig, tables, claims, _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train),
-                                             len(test), S=S, n_eval_ll=n,
-                                             tables="Table 5 (LL, KL, AU per configuration and seed) is "
-                                                    "table5.csv; its trends are the claims above, counted once"))
+    return _sweep_output("table5", fig, claims, results, configs, seeds,
+                         _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train), len(test), S=S,
+                               n_eval_ll=n))
 
 
 # --------------------------------------------------------------------------------------- Fig 3a
