@@ -209,10 +209,9 @@ class KernelOptions(NamedTuple):
 
     @classmethod
     def from_train_options(cls, options):
-        """The kernel options of a :class:`linvae.train.TrainOptions`."""
-        return cls.of(adam=options.solver == "adam", b1=options.b1, b2=options.b2, eps=options.eps,
-                      clip=options.clip, tol=options.tol, gtol=options.gtol, lr_decay=options.lr_decay,
-                      adapt=options.adapt, momentum=options.momentum)
+        """The kernel options of a :class:`linvae.train.TrainOptions` (every field but ``adam`` has
+        the same name there)."""
+        return cls.of(adam=options.solver == "adam", **{f: getattr(options, f) for f in cls._fields[1:]})
 
 
 def make_rules(xp):
