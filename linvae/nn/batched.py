@@ -24,7 +24,7 @@ import torch
 from .._deps import import_optional
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
-from .trainer import Trainer, _atomic_save, data_fingerprint, epoch_seeds, initialize, model_config
+from .trainer import Trainer, _atomic_save, data_fingerprint, epoch_seeds, initialize, model_config, torch_load
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +139,7 @@ class BatchedTrainer:
     def _load_checkpoint(self, fingerprint, device):
         if self.checkpoint is None or not os.path.exists(self.checkpoint):
             return None
-        try:
-            state = torch.load(self.checkpoint, map_location=device, weights_only=True)
-        except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
-            raise ValueError(f"checkpoint {self.checkpoint} is not a readable BatchedTrainer checkpoint "
-                             f"(read with weights_only=True): {type(exc).__name__}: {exc}") from exc
+        state = torch_load(self.checkpoint, device)
         if not isinstance(state, dict) or state.get("format") != "linvae-batched-1":
             raise ValueError(f"checkpoint {self.checkpoint} is not a BatchedTrainer checkpoint; move it away or "
                              "choose another checkpoint path")

@@ -52,6 +52,19 @@ def epoch_seeds(seed, epoch):
     return seed * 1_000_003 + epoch, seed * 1_000_033 + epoch
 
 
+def torch_load(path, device):
+    """``torch.load(path, weights_only=True)`` (a crafted file runs no code), any failure but a
+    missing file raised as a ValueError naming the file."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{path} is not a loadable linvae checkpoint (read with weights_only=True, which "
+                         f"refuses anything but tensors and plain data): {first}") from exc
+
+
 def _load_state(path, device):
     """The checkpoint dict at ``path``, read with ``weights_only=True`` (a crafted file runs no code).
 
@@ -60,14 +73,7 @@ def _load_state(path, device):
     ValueError
         Naming the file, when it is not a readable linvae Trainer checkpoint.
     """
-    try:
-        state = torch.load(path, map_location=device, weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:                     # noqa: BLE001 - torch raises many kinds here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ValueError(f"{path} is not a loadable linvae checkpoint (read with weights_only=True, which "
-                         f"refuses anything but tensors and plain data): {first}") from exc
+    state = torch_load(path, device)
     if not isinstance(state, dict) or not {"model", "optimizer", "history", "epoch"} <= set(state):
         raise ValueError(f"{path} is not a linvae Trainer checkpoint (it lacks model, optimizer, history "
                          "or epoch)")
