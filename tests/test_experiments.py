@@ -213,3 +213,60 @@ def test_a_stopped_experiment_continues_from_its_checkpoints(tmp_path, monkeypat
     assert [r["resumed_from"] for r in meta["training"]["per_training"][:5]] == [3, 3, 3, 3, 1]
     assert "resumed from checkpoints" in meta["wall_time_note"]
     assert not os.path.exists(os.path.join(out, experiments.WORK_DIR))       # removed once the results are in
+
+
+@pytest.mark.slow
+def test_finished_trainings_are_measured_once_and_their_small_records_carry_over(tmp_path, monkeypatch):
+    """fig2c trains one batched model per seed and keeps each one's measurements as a small JSON file:
+    only those files, carried to a fresh output directory (another machine, a later session), spare
+    the finished trainings; a file written for another training or evaluation is not used."""
+    import glob
+    import shutil
+
+    from linvae.experiments import _nonlinear_common
+    from linvae.nn import BatchedTrainer
+
+    whole = experiments.run_experiment("fig2c", str(tmp_path / "whole"), quick="tiny")
+    monkeypatch.setattr(_nonlinear_common, "CHECKPOINT_EVERY", 0.0)
+    original, fits = BatchedTrainer.fit, []
+
+    class Stopped(Exception):
+        """Stands for the session ending."""
+
+    def stop_in_second(self, *args):
+        fits.append(len(self.models))
+        if len(fits) == 2:
+            raise Stopped
+        return original(self, *args)
+
+    monkeypatch.setattr(BatchedTrainer, "fit", stop_in_second)
+    first = str(tmp_path / "first")
+    with pytest.raises(Stopped):
+        experiments.run_experiment("fig2c", first, quick="tiny")
+    work = os.path.join(first, experiments.WORK_DIR, "fig2c")
+    kept = glob.glob(os.path.join(work, "*" + _nonlinear_common.RESULT_SUFFIX))
+    assert len(kept) == 1 and not glob.glob(os.path.join(work, "*.pt"))     # measured, then its weights dropped
+    assert os.path.getsize(kept[0]) < 200_000
+    later = tmp_path / "later"
+    os.makedirs(later / experiments.WORK_DIR / "fig2c")
+    shutil.copy(kept[0], later / experiments.WORK_DIR / "fig2c")
+    monkeypatch.setattr(BatchedTrainer, "fit", original)
+    trained = []
+    monkeypatch.setattr(BatchedTrainer, "fit", lambda self, *a: trained.append(1) or original(self, *a))
+    final = experiments.run_experiment("fig2c", str(later), quick="tiny")
+    assert len(trained) == 1                                  # only the unfinished seed trains
+    assert _read_csv(os.path.join(final, "table5.csv")) == _read_csv(os.path.join(whole, "table5.csv"))
+    with open(os.path.join(final, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["training"]["trainings"] == 2 and meta["training"]["reused_measurements"] == 1
+    # a record of another evaluation (here: edited) is not trusted: that training runs again
+    stale = tmp_path / "stale"
+    os.makedirs(stale / experiments.WORK_DIR / "fig2c")
+    with open(kept[0]) as f:
+        record = json.load(f)
+    record["identity"]["evaluation"]["S"] += 1
+    with open(stale / experiments.WORK_DIR / "fig2c" / os.path.basename(kept[0]), "w") as f:
+        json.dump(record, f)
+    trained.clear()
+    experiments.run_experiment("fig2c", str(stale), quick="tiny")
+    assert len(trained) == 2

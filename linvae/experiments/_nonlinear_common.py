@@ -8,6 +8,10 @@ not its epoch count; ``meta.json`` records N, epochs, steps and the ratio to the
 """
 import contextlib
 import contextvars
+import hashlib
+import inspect
+import json
+import logging
 import math
 import os
 
@@ -15,11 +19,15 @@ import numpy as np
 
 from .. import metrics
 from .._deps import import_optional
+from .._store import atomic_write_json
 from ..data import train_test_split
 from ._common import size
 
+logger = logging.getLogger(__name__)
+
 __all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
-           "measure", "curve_band", "effective", "split", "work_directory", "training_record"]
+           "measure", "curve_band", "effective", "split", "work_directory", "training_record",
+           "finished", "digest", "RESULT_SUFFIX"]
 
 #: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
 PAPER_STEPS = 100 * 469
@@ -105,7 +113,9 @@ def training_record(ledger):
     """What ``meta.json`` records of an experiment's trainings (None when nothing trained)."""
     if not ledger:
         return None
-    return {"trainings": len(ledger), "resumed": sum(r["resumed_from"] is not None for r in ledger),
+    return {"trainings": len(ledger),
+            "resumed": sum(r["resumed_from"] is not None or r.get("reused", False) for r in ledger),
+            "reused_measurements": sum(r.get("reused", False) for r in ledger),
             "train_seconds_all_sessions": round(sum(r["train_seconds"] for r in ledger), 1),
             "per_training": ledger}
 
@@ -122,7 +132,84 @@ def record_training(**record):
         work[1].append(record)
 
 
-def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", chunk=None):
+#: file suffix of a finished training's measurements in the work directory.  Unlike the
+#: checkpoints (``*.pt``, tens of MB), these are small JSON files: kept (for example committed)
+#: between machines, they let a later run of the same experiment skip the trainings they hold
+RESULT_SUFFIX = ".result.json"
+
+
+def digest(*arrays):
+    """Short SHA-256 of arrays' shapes and float64 bytes (what an evaluation's data is)."""
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(repr(a.shape).encode() + a.tobytes())
+    return h.hexdigest()[:20]
+
+
+def _to_json(value):
+    if isinstance(value, dict):
+        return {k: _to_json(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return {"__array__": value.tolist(), "dtype": str(value.dtype)}
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _from_json(value):
+    if isinstance(value, dict):
+        if "__array__" in value:
+            return np.asarray(value["__array__"], dtype=value["dtype"])
+        return {k: _from_json(v) for k, v in value.items()}
+    return value
+
+
+def finished(label, identity, run):
+    """Measurements of one training: from the work directory when a run with ``identity`` finished.
+
+    ``run()`` trains and measures; it returns ``(entries, record)``: a list of ``[name, seed,
+    measurements]`` (measurements a dict of numbers and arrays) and the ledger record of the
+    training.  Inside :func:`work_directory` the entries are written to ``<label>.result.json``
+    together with ``identity`` (a JSON-able description of everything that determines them:
+    training fingerprint, evaluation settings and data digest, the source of the measurement
+    code); a later call with an equal identity reads them back and trains nothing.  A file with
+    another identity is ignored and replaced.  Outside a work directory ``run()`` is just called.
+
+    Returns
+    -------
+    dict
+        ``(name, seed)`` → measurements.
+    """
+    work = _WORK.get()
+    path = None if work is None else os.path.join(work[0], label + RESULT_SUFFIX)
+    identity = json.loads(json.dumps(identity, sort_keys=True, default=repr))
+    stored = None
+    if path is not None and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            stored = json.load(f)
+        if stored.get("identity") != identity:
+            logger.warning("%s holds measurements of another training or evaluation; training again", path)
+            stored = None
+    if stored is None:
+        entries, record = run()
+        stored = {"format": "linvae-finished-1", "identity": identity, "record": record,
+                  "entries": [[name, s, _to_json(m)] for name, s, m in entries]}
+        if path is not None:
+            atomic_write_json(path, stored)
+    else:
+        logger.info("%s: measurements of a finished training read from %s", label, path)
+        stored["record"] = dict(stored["record"], reused=True)
+    record_training(**stored["record"])
+    return {(name, s): _from_json(m) for name, s, m in stored["entries"]}
+
+
+def _measure_source():
+    return hashlib.sha256((inspect.getsource(measure) + inspect.getsource(evaluate_kl)).encode()).hexdigest()[:20]
+
+
+def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", chunk=None, evaluate=None,
+               evaluation=None):
     """Train every (configuration, seed) pair as one batched model (or in chunks of ``chunk``).
 
     Inside :func:`work_directory` each chunk checkpoints to a file named by its fingerprint
@@ -141,29 +228,60 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         From :func:`budget`.
     settings : dict
         ``lr``, ``clip`` (from :data:`AUTHORS`).
+    chunk : int or "seed", optional
+        Models per batched training; ``"seed"``: one training per seed (all configurations).
+    evaluate : callable, optional
+        ``evaluate(model)`` → dict of measurements.  Given, each chunk is measured as soon as it
+        is trained and :func:`finished` keeps its measurements, so that a re-run (on this machine
+        or another, with the ``*.result.json`` files of the work directory) skips finished chunks.
+    evaluation : dict, optional
+        With ``evaluate``: what determines the measurements besides the training (settings, a
+        :func:`digest` of the evaluation data); part of the identity :func:`finished` compares.
 
     Returns
     -------
     dict
-        ``(name, seed)`` → trained model.
+        ``(name, seed)`` → trained model, or with ``evaluate`` → ``evaluate(model)``.
     """
     from ..nn import BatchedTrainer
 
-    keys = [(name, s) for name in configs for s in seeds]
-    models = [make(**configs[name]) for name, _ in keys]
+    if chunk == "seed":
+        keys = [(name, s) for s in seeds for name in configs]
+        step = len(configs)
+    else:
+        keys = [(name, s) for name in configs for s in seeds]
+        step = chunk or len(keys)
     device = "cuda" if backend == "cupy" else "cpu"
-    step = chunk or len(keys)
+    out = {}
     for start in range(0, len(keys), step):
-        part = slice(start, start + step)
-        trainer = BatchedTrainer(models[part], seeds=[s for _, s in keys[part]], lr=settings["lr"],
+        part = keys[start:start + step]
+        models = [make(**configs[name]) for name, _ in part]
+        trainer = BatchedTrainer(models, seeds=[s for _, s in part], lr=settings["lr"],
                                  epochs=plan["epochs"], batch_size=plan["batch_size"], clip=settings["clip"],
                                  device=device, progress=True, checkpoint_every=CHECKPOINT_EVERY)
+        fingerprint = trainer.fingerprint(*data)
+        label = f"{type(models[0]).__name__}-{fingerprint[:20]}"
         if _WORK.get() is not None:
-            trainer.checkpoint = checkpoint_path(f"{type(models[0]).__name__}-{trainer.fingerprint(*data)[:20]}.pt")
-        trainer.fit(*data)
-        record_training(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
-                        train_seconds=round(trainer.train_seconds, 1))
-    return dict(zip(keys, models))
+            trainer.checkpoint = checkpoint_path(label + ".pt")
+
+        def run(trainer=trainer, part=part, models=models):
+            trainer.fit(*data)
+            record = dict(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
+                          train_seconds=round(trainer.train_seconds, 1))
+            if evaluate is None:
+                return record
+            entries = [[name, s, evaluate(model)] for (name, s), model in zip(part, models)]
+            return entries, record
+
+        if evaluate is None:
+            record_training(**run())
+            out.update(zip(part, models))
+            continue
+        identity = {"training": fingerprint, "evaluation": evaluation, "measure": _measure_source()}
+        out.update(finished(label, identity, run))
+        if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
+            os.remove(trainer.checkpoint)             # measured and kept: the weights are not needed again
+    return out
 
 
 def evaluate_kl(model, *data):

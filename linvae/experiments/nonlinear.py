@@ -9,6 +9,10 @@ optimizer steps on the data given (full runs), on three seeds, trained together 
 models.  Verdicts follow the seed rules of :mod:`._verdict`.  ``--quick`` runs a few hundred steps
 on a 1,000-image slice: its verdicts say "quick" and test little.
 """
+import os
+import shutil
+import time
+
 import numpy as np
 
 from .. import fit, metrics, predict_collapse
@@ -16,8 +20,8 @@ from ..data import correlated_pairs, quadrant_split, reassemble_quadrants, train
 from ..plotting import style
 from ._common import CONFIRMED, MEASURED, NOT_CONFIRMED, Claim, Output, load_data, size
 from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,
-                                curve_columns, effective, evaluate_kl, long_rows, measure, per_seed, seeds_for,
-                                split, torch_module, train_grid)
+                                curve_columns, digest, effective, evaluate_kl, finished, long_rows, measure,
+                                per_seed, seeds_for, split, torch_module, train_grid)
 from ._verdict import GREATER_RULE, TREND_RULE, greater, mean_sd, trend
 
 __all__ = ["fig2b", "fig2c", "fig3a", "fig3b", "cnn_mhvae", "fig5", "recon", "table4", "theory_vs_nonlinear"]
@@ -46,14 +50,20 @@ def _meta(meta_data, plan, seeds, model, settings, n_train, n_test, **extra):
             "settings": {k: v for k, v in settings.items()}, "verdict_rules": [TREND_RULE, GREATER_RULE], **extra}
 
 
-def _evaluate(models, data, ll=None):
-    """Measurements of every trained (config, seed) model; ``ll(model)`` adds a log-likelihood."""
-    out = {}
-    for key, model in models.items():
-        out[key] = measure(evaluate_kl(model, *data))
+def _measurer(data, ll=None):
+    """``evaluate(model)``: the measurements of a trained model; ``ll(model)`` adds a log-likelihood."""
+    def evaluate(model):
+        out = measure(evaluate_kl(model, *data))
         if ll is not None:
-            out[key]["LL_IS"] = ll(model)
-    return out
+            out["LL_IS"] = ll(model)
+        return out
+    return evaluate
+
+
+def _evaluate(models, data, ll=None):
+    """Measurements of every trained (config, seed) model (see :func:`_measurer`)."""
+    evaluate = _measurer(data, ll)
+    return {key: evaluate(model) for key, model in models.items()}
 
 
 def _is_ll(test, n, S, seed):
@@ -146,9 +156,10 @@ def fig2c(*, quick=False, seed=0, backend="auto", data=None):
                                                             "η_dec": ("eta_dec", [0.25, 0.5, 1.0, 2.0], 0.5, "η_dec")})
     ks = settings["kl_scale"]
     make = lambda **c: TanhMHVAE(kl_scale=ks, **c)  # noqa: E731
-    models = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend)
     S, n = size(quick, (1000, len(test)), (10, 100), (3, 10))
-    results = _evaluate(models, (test,), _is_ll((test,), n, S, seed))
+    results = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend, chunk="seed",
+                         evaluate=_measurer((test,), _is_ll((test,), n, S, seed)),
+                         evaluation={"test": digest(test), "S": S, "n": n, "seed": seed})
     common = dict(model="mhvae", latent_dims=(16, 16), sigma1=0.5, eta_enc=0.5)
     theory = {
         "β₂": predict_collapse(train, beta1=ks, beta2=[b * ks for b in grid], eta_dec=0.5, **common)["n_collapsed"],
@@ -173,8 +184,8 @@ def fig2c(*, quick=False, seed=0, backend="auto", data=None):
                per_seed(results, names["β₁"], seeds, "score"), names["β₁"], False, quick, plan),
     ]
     return _sweep_output("table5", fig, claims, results, configs, seeds,
-                         _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train), len(test), S=S,
-                               n_eval_ll=n))
+                         _meta(meta, plan, seeds, make(**next(iter(configs.values()))), settings, len(train),
+                               len(test), S=S, n_eval_ll=n))
 
 
 # --------------------------------------------------------------------------------------- Fig 3a
@@ -265,23 +276,28 @@ def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick
     seeds = seeds_for(quick, seed)
     configs = {f"β₁={b1:g}, β₂={b2:g}": dict(beta1=b1, beta2=b2) for b1 in values for b2 in values}
     make = lambda **c: TanhMHVAE(arch=arch, kl_scale=ks, **c)  # noqa: E731
-    models = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend,
-                        chunk=size(quick, 25, 27, 8))
-    results = _evaluate(models, (test,))
+    shown = test[:4]
+    kl_of = _measurer((test,))
+
+    def evaluate(model):                     # the collapse measurements and 4 reconstructions (8-bit)
+        model.eval()
+        with torch.no_grad():
+            rec = model.decode(model.encode(torch.as_tensor(shown, dtype=torch.get_default_dtype()))[0])
+        return dict(kl_of(model), recon=np.round(rec.clamp(0, 1).numpy() * 255).astype(np.uint8))
+
+    results = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend,
+                         chunk=size(quick, "seed", 27, 8), evaluate=evaluate,
+                         evaluation={"test": digest(test), "shown": 4})
     score = np.array([[np.mean([results[(f"β₁={b1:g}, β₂={b2:g}", s)]["score"] for s in seeds]) for b2 in values]
                       for b1 in values])
-    shown = torch.as_tensor(test[:4], dtype=torch.get_default_dtype())
     with style() as plt:
         k = len(values)
         fig = plt.figure(figsize=(1.5 * k + 4, 1.5 * k))
         grid = fig.add_gridspec(k, k + 3)
         for i, b1 in enumerate(values):
             for j, b2 in enumerate(values):
-                model = models[(f"β₁={b1:g}, β₂={b2:g}", seeds[0])]
-                model.eval()
-                with torch.no_grad():
-                    rec = model.decode(model.encode(shown)[0]).clamp(0, 1).numpy()
-                tile = np.concatenate([test[:4].reshape(4, 28, 28), rec.reshape(4, 28, 28)], axis=1)
+                rec = results[(f"β₁={b1:g}, β₂={b2:g}", seeds[0])]["recon"] / 255.0
+                tile = np.concatenate([shown.reshape(4, 28, 28), rec.reshape(4, 28, 28)], axis=1)
                 tile = tile.transpose(1, 0, 2).reshape(56, 112)
                 ax = fig.add_subplot(grid[i, j])
                 ax.imshow(tile, cmap="gray", vmin=0, vmax=1)
@@ -328,7 +344,7 @@ def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick
               note=" ".join(p for p in (reasons(rows_b1, "β₂"), note) if p)),
     ]
     return Output(fig, {"z2_collapse": long_rows(results, list(configs), seeds)}, claims,
-                  _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train), len(test)))
+                  _meta(meta, plan, seeds, make(**next(iter(configs.values()))), settings, len(train), len(test)))
 
 
 def fig3b(*, quick=False, seed=0, backend="auto", data=None):
@@ -348,6 +364,8 @@ def cnn_mhvae(*, quick=False, seed=0, backend="auto", data=None):
 def fig5(*, quick=False, seed=0, backend="auto", data=None):
     """ResNet-18 VAE (d = 16, η_enc = 1): learnable vs fixed Σ = I, δ = 0.01 (not in the scripts)."""
     from ..nn import VAE, Trainer
+    from ..nn.batched import _nn_source_digest
+    from ..nn.trainer import model_config
 
     images, _, meta = load_data(data)
     train, test = split(images, quick, seed, quick_sizes=(32, 64), tiny_sizes=(16, 16))
@@ -356,17 +374,32 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
     seeds = seeds_for(quick, seed)
     small = 1e-3
     results, model = {}, None
+    device = "cuda" if backend == "cupy" else "auto"
     for name, sigma in (("learnable Σ", "learnable"), ("fixed Σ = I", 1.0)):
         for s in seeds:
             model = VAE(784, 16, arch="resnet18", sigma=sigma, beta=1.0, eta_enc=1.0, eta_dec=1.0)
-            device = "cuda" if backend == "cupy" else "auto"
-            run_dir = checkpoint_path(f"fig5-{sigma}-seed{s}-{plan['epochs']}ep-n{len(train)}")
-            trainer = Trainer(model, lr=1e-3, epochs=plan["epochs"], batch_size=batch, seed=s, device=device,
-                              run_dir=run_dir, resume=run_dir is not None)
-            trainer.fit(train)
-            kl = trainer.evaluate_kl(test, batch_size=64)
-            results[(name, s)] = dict(measure(kl), curve=metrics.collapse_curve(kl, EPS, 0.01),
-                                      at_small=int(metrics.collapse_curve(kl, [small], 0.01)[0]))
+            label = f"fig5-{sigma}-seed{s}-{plan['epochs']}ep-n{len(train)}"
+
+            def run(model=model, label=label, name=name, s=s):
+                run_dir = checkpoint_path(label)
+                trainer = Trainer(model, lr=1e-3, epochs=plan["epochs"], batch_size=batch, seed=s, device=device,
+                                  run_dir=run_dir, resume=run_dir is not None)
+                resumed = run_dir is not None and os.path.exists(os.path.join(run_dir, "checkpoint.pt"))
+                began = time.perf_counter()
+                trainer.fit(train)
+                seconds = time.perf_counter() - began
+                kl = trainer.evaluate_kl(test, batch_size=64)
+                if run_dir is not None:              # measured and kept: the weights are not needed again
+                    shutil.rmtree(run_dir, ignore_errors=True)
+                m = dict(measure(kl), curve=metrics.collapse_curve(kl, EPS, 0.01),
+                         at_small=int(metrics.collapse_curve(kl, [small], 0.01)[0]))
+                return [[name, s, m]], dict(models=1, epochs=plan["epochs"], resumed_from="checkpoint" if resumed
+                                            else None, train_seconds=round(seconds, 1))
+
+            identity = {"model": model_config(model), "seed": s, "epochs": plan["epochs"], "batch_size": batch,
+                        "lr": 1e-3, "train": digest(train), "test": digest(test), "code": _nn_source_digest(),
+                        "torch": torch_module().__version__, "measure_small": small}
+            results.update(finished(label, identity, run))
     names = ["learnable Σ", "fixed Σ = I"]
     with style() as plt:
         fig, ax = plt.subplots()
@@ -553,15 +586,14 @@ def theory_vs_nonlinear(*, quick=False, seed=0, backend="auto", data=None):
     for family, (configs, predicted) in families.items():
         if family.startswith("CVAE"):
             make = lambda **c: TwoBranchCVAE(arch="relu", hidden=16, kl_scale=cs["kl_scale"], **c)  # noqa: E731
-            models = train_grid(make, configs, seeds, (xtr, ytr), plan_c, cs, backend=backend)
-            evald = (xte, yte)
+            data_f, plan_f, set_f, evald = (xtr, ytr), plan_c, cs, (xte, yte)
         else:
             make = lambda **c: TanhMHVAE(kl_scale=ms["kl_scale"], **c)  # noqa: E731
-            models = train_grid(make, configs, seeds, (train,), plan_m, ms, backend=backend)
-            evald = (test,)
-        archs[family] = models[next(iter(models))].architecture
-        counts = np.array([[measure(evaluate_kl(models[(n, s)], *evald))["collapsed_at_eps"] for n in configs]
-                           for s in seeds], dtype=float)
+            data_f, plan_f, set_f, evald = (train,), plan_m, ms, (test,)
+        results = train_grid(make, configs, seeds, data_f, plan_f, set_f, backend=backend, chunk="seed",
+                             evaluate=_measurer(evald), evaluation={"test": digest(*evald)})
+        archs[family] = make(**next(iter(configs.values()))).architecture
+        counts = np.array([[results[(n, s)]["collapsed_at_eps"] for n in configs] for s in seeds], dtype=float)
         mean, sd, shown = mean_sd(counts)
         for i, name in enumerate(configs):
             for k, v in (("family", family), ("config", name), ("predicted", int(predicted[i])),
