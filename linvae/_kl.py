@@ -108,32 +108,12 @@ def gaussian_kl_terms(mu, logvar, log_prior_var, xp=np):
     return gaussian_kl(mu * mu / xp.exp(log_prior_var), logvar - log_prior_var, xp)
 
 
-def _linear_kind(result):
-    kind = getattr(result, "model", None)
-    if kind not in ("vae", "cvae", "mhvae"):
-        raise TypeError(f"expected a linear fit result (VAEFit, CVAEFit, MHVAEFit), got {type(result).__name__}")
-    return kind
-
-
 def _check_xy(result, X, Y):
-    from ._validation import check_data, check_pair
-
-    kind = _linear_kind(result)
-    if kind == "cvae":
-        if Y is None:
-            raise ValueError("a CVAE fit needs Y (the target) as well as X")
-        X, Y = check_pair(X, Y)
-        expect = (result.W1.shape[1], result.W2.shape[1])
-        if (X.shape[1], Y.shape[1]) != expect:
-            raise ValueError(f"X and Y must have {expect} features, got {X.shape[1]} and {Y.shape[1]}")
-        return X, Y
-    if Y is not None:
-        raise ValueError(f"a {kind.upper()} fit takes no Y")
-    X = check_data(X)
-    d = result.U.shape[0] if kind == "vae" else result.U1.shape[0]
-    if X.shape[1] != d:
-        raise ValueError(f"X must have {d} features, got {X.shape[1]}")
-    return X, None
+    """``(X, Y)`` validated for a linear fit (each result type knows its inputs)."""
+    if not callable(getattr(result, "check_inputs", None)) or getattr(result, "model", None) not in (
+            "vae", "cvae", "mhvae"):
+        raise TypeError(f"expected a linear fit result (VAEFit, CVAEFit, MHVAEFit), got {type(result).__name__}")
+    return result.check_inputs(X, Y)
 
 
 def kl_per_example(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
@@ -158,15 +138,4 @@ def kl_per_example(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
     """
     result = _host_fit(result)
     X, Y = _check_xy(result, X, Y)
-    kind = result.model
-    if kind == "vae":
-        mu, std = result.encode(X)
-    elif kind == "cvae":
-        mu, std = result.encode(X, Y)
-    else:
-        mu1 = result.encode(X)[0]
-        mu = mu1 @ result.W2.T
-        spread = np.sum(result.W2**2 * result.sigma1**2, axis=1)       # (W₂Σ₁W₂ᵀ)_ii
-        kl = kl_per_dim(mu, std=result.sigma2, prior_std=result.eta_enc)
-        return kl + 0.5 * spread / result.eta_enc**2
-    return kl_per_dim(mu, std=std, prior_std=result.eta_enc)
+    return result._kl_terms(X, Y)

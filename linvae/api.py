@@ -9,7 +9,7 @@ from typing import Union
 import numpy as np
 
 from . import _models, _spec, theory
-from ._spec import BACKENDS, MODELS, SOLVERS, as_moments
+from ._spec import as_moments
 from ._validation import check_int
 from .theory._common import to_host
 

@@ -13,7 +13,7 @@ latent size picks by likelihood (the convention of ``sklearn.decomposition.PCA``
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
 

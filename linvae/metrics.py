@@ -20,7 +20,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ._deps import import_optional
-from ._kl import (_check_2d, _check_finite, _check_xy, _host_fit, _linear_kind, _np,  # noqa: F401
+from ._kl import (_check_2d, _check_finite, _check_xy, _host_fit, _np,  # noqa: F401
                   gaussian_kl_terms, kl_per_dim, kl_per_example)
 
 logger = logging.getLogger(__name__)
@@ -172,11 +172,6 @@ def logmeanexp(a, axis=None):
     return np.squeeze(out, axis=axis) if axis is not None else out.item()
 
 
-def _log_normal(x, mean, var):
-    """Row-wise log N(x; mean, diag(var)) summed over the last axis."""
-    return -0.5 * (np.sum((x - mean) ** 2 / var + np.log(var), axis=-1) + x.shape[-1] * _LOG_2PI)
-
-
 # ------------------------------------------------------------------------------- linear fits
 
 def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.ndarray:
@@ -212,27 +207,6 @@ def exact_log_likelihood(result: Any, X: Any, Y: Optional[Any] = None) -> np.nda
     sol = np.linalg.solve(L, target.T)
     logdet = 2 * np.sum(np.log(np.diag(L)))
     return -0.5 * (np.sum(sol**2, axis=0) + logdet + cov.shape[0] * _LOG_2PI)
-
-
-def _linear_log_weights(result, X, Y, rng, n_samples):
-    """Log importance weights (n_samples, n) of a linear fit with its encoder as proposal."""
-    ee2, ed2 = result.eta_enc**2, result.eta_dec**2
-    n = X.shape[0]
-    if result.model in ("vae", "cvae"):
-        mu, std = result.encode(X) if result.model == "vae" else result.encode(X, Y)
-        z = mu[None] + std * rng.standard_normal((n_samples, n, mu.shape[1]))
-        if result.model == "vae":
-            mean, target = result.decode(z), X
-        else:
-            mean, target = result.decode(z.reshape(-1, z.shape[-1]), np.tile(X, (n_samples, 1))).reshape(
-                n_samples, n, -1), Y
-        return (_log_normal(target, mean, ed2) + _log_normal(z, 0.0, ee2) - _log_normal(z, mu, std**2))
-    mu1, s1 = result.encode(X)
-    z1 = mu1[None] + s1 * rng.standard_normal((n_samples, n, mu1.shape[1]))
-    mu2, s2 = result.encode_z2(z1)
-    z2 = mu2 + s2 * rng.standard_normal(mu2.shape)
-    return (_log_normal(X, result.decode(z1), ed2) + _log_normal(z1, z2 @ result.U2.T, ed2)
-            + _log_normal(z2, 0.0, ee2) - _log_normal(z1, mu1, s1**2) - _log_normal(z2, mu2, s2**2))
 
 
 def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed=0, progress=False,
@@ -282,7 +256,7 @@ def log_likelihood_is(model, X, Y=None, *, n_samples=1000, batch_size=None, seed
         width = X.shape[1] + (0 if Y is None else Y.shape[1])
 
         def log_weights(rng, s):
-            return _linear_log_weights(model, X, Y, rng, s)
+            return model._log_weights(X, Y, rng, s)
     else:
         n = len(X)
         width = int(np.prod(np.shape(X)[1:])) if np.ndim(X) > 1 else 1

@@ -11,7 +11,6 @@ the uninterrupted run's), and the directory goes once the results are written.
 """
 import contextlib
 import importlib
-import json
 import logging
 import os
 import tempfile

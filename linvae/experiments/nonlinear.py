@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from .. import fit, metrics, predict_collapse
-from ..data import correlated_pairs, quadrant_split, reassemble_quadrants, train_test_split
+from ..data import correlated_pairs, quadrant_split, reassemble_quadrants
 from ..plotting import style
 from ._common import CONFIRMED, MEASURED, NOT_CONFIRMED, Claim, Output, load_data, size
 from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,

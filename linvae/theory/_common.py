@@ -41,6 +41,14 @@ def safe_div(a, b):
 
 
 
+_LOG_2PI = np.log(2 * np.pi)
+
+
+def log_normal(x, mean, var):
+    """Log density of ``N(mean, var I)`` at the rows of ``x`` (summed over the last axis)."""
+    return -0.5 * (np.sum((x - mean) ** 2 / var + np.log(var), axis=-1) + x.shape[-1] * _LOG_2PI)
+
+
 class FitResultMixin:
     """Behaviour shared by the fit results of every linear model.
 
@@ -102,6 +110,22 @@ class FitResultMixin:
                      if type(getattr(self, f.name)).__name__ == "ndarray" else getattr(self, f.name))
             for f in dataclasses.fields(self)
         }
+
+    def check_inputs(self, X, Y=None):
+        """``(X, None)`` validated for this fit: an unconditional model (the CVAE overrides it)."""
+        from .._validation import check_data
+
+        if Y is not None:
+            raise ValueError(f"a {self.model.upper()} fit takes no Y")
+        X = check_data(X)
+        if X.shape[1] != self.n_features:
+            raise ValueError(f"X must have {self.n_features} features, got {X.shape[1]}")
+        return X, None
+
+    @staticmethod
+    def _encoder_log_weights(target, mean, z, mu, std, eta_enc, eta_dec):
+        """``log p(target|z) + log p(z) − log q(z|·)``: one latent, the encoder as proposal."""
+        return log_normal(target, mean, eta_dec**2) + log_normal(z, 0.0, eta_enc**2) - log_normal(z, mu, std**2)
 
     def kl_per_example(self, X, Y=None):
         """Closed-form per-example, per-dim KL (n_samples, latent_dim) of this fit (nats).

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import objectives
+from .._kl import kl_per_dim
 from ..stats import cvae_residual
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad
 from .vae import thm4_spectra
@@ -78,6 +79,31 @@ class CVAEFit(FitResultMixin):
         """Decoder mean ``U₁z + U₂x`` of y."""
         X = as_float(self.xp, X) - self.mean_x
         return as_float(self.xp, Z) @ self.U1.T + X @ self.U2.T + self.mean_y
+
+    def check_inputs(self, X, Y=None):
+        """``(X, Y)`` validated for this fit (the CVAE needs the target ``Y``)."""
+        from .._validation import check_pair
+
+        if Y is None:
+            raise ValueError("a CVAE fit needs Y (the target) as well as X")
+        X, Y = check_pair(X, Y)
+        expect = (self.W1.shape[1], self.W2.shape[1])
+        if (X.shape[1], Y.shape[1]) != expect:
+            raise ValueError(f"X and Y must have {expect} features, got {X.shape[1]} and {Y.shape[1]}")
+        return X, Y
+
+    def _kl_terms(self, X, Y):
+        """Per-example, per-dim ``KL(q(z|x, y) ‖ p(z))`` of validated data."""
+        mu, std = self.encode(X, Y)
+        return kl_per_dim(mu, std=std, prior_std=self.eta_enc)
+
+    def _log_weights(self, X, Y, rng, n_samples):
+        """Log importance weights (n_samples, n) of ``log p(y|x)``, ``q(z|x, y)`` as proposal."""
+        n = X.shape[0]
+        mu, std = self.encode(X, Y)
+        z = mu[None] + std * rng.standard_normal((n_samples, n, mu.shape[1]))
+        mean = self.decode(z.reshape(-1, z.shape[-1]), np.tile(X, (n_samples, 1))).reshape(n_samples, n, -1)
+        return self._encoder_log_weights(Y, mean, z, mu, std, self.eta_enc, self.eta_dec)
 
     def marginal_mean(self, X):
         """Mean of ``p(y|x)`` for each row of ``X``: ``U₂x`` (plus the target mean when centred)."""

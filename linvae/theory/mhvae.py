@@ -5,7 +5,8 @@ import numpy as np
 
 from .. import objectives
 from ..stats import vae_spectrum
-from ._common import FitResultMixin, as_float, normal, pad, safe_div, sqrt_pos
+from .._kl import kl_per_dim
+from ._common import FitResultMixin, as_float, log_normal, normal, pad, safe_div, sqrt_pos
 from .vae import dim_kl, prior_collapse
 
 __all__ = ["thm3_spectra", "thm5_spectra", "thm3_sigma2", "z2_statistics", "mhvae_sigma2_learnable",
@@ -149,6 +150,26 @@ class MHVAEFit(FitResultMixin):
     def decode(self, Z1):
         """Mean of ``p(x|z₁)``."""
         return as_float(self.xp, Z1) @ self.U1.T + self.mean
+
+    @property
+    def n_features(self):
+        return self.U1.shape[0]
+
+    def _kl_terms(self, X, Y=None):
+        """Per-example, per-dim ``E_{q(z₁|x)} KL(q(z₂|z₁) ‖ p(z₂))`` (the top latent) of validated data."""
+        mu = self.encode(X)[0] @ self.W2.T
+        spread = np.sum(self.W2**2 * self.sigma1**2, axis=1)       # (W₂Σ₁W₂ᵀ)_ii
+        return kl_per_dim(mu, std=self.sigma2, prior_std=self.eta_enc) + 0.5 * spread / self.eta_enc**2
+
+    def _log_weights(self, X, Y, rng, n_samples):
+        """Log importance weights (n_samples, n) of validated data, ``q(z₁|x)q(z₂|z₁)`` as proposal."""
+        ee2, ed2 = self.eta_enc**2, self.eta_dec**2
+        mu1, s1 = self.encode(X)
+        z1 = mu1[None] + s1 * rng.standard_normal((n_samples, X.shape[0], mu1.shape[1]))
+        mu2, s2 = self.encode_z2(z1)
+        z2 = mu2 + s2 * rng.standard_normal(mu2.shape)
+        return (log_normal(X, self.decode(z1), ed2) + log_normal(z1, z2 @ self.U2.T, ed2)
+                + log_normal(z2, 0.0, ee2) - log_normal(z1, mu1, s1**2) - log_normal(z2, mu2, s2**2))
 
     def marginal_mean(self, X):
         """Mean of the model's Gaussian marginal ``p(x)`` (the data mean; ``X`` is not used)."""

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _config, objectives
+from .._kl import kl_per_dim
 from ..stats import vae_spectrum
 from ._common import FitResultMixin, as_float, gaussian_kl, normal, pad, safe_div, sqrt_pos
 
@@ -115,6 +116,21 @@ class VAEFit(FitResultMixin):
     def decode(self, Z):
         """Decoder mean ``Uz`` (plus the data mean when centred)."""
         return as_float(self.xp, Z) @ self.U.T + self.mean
+
+    @property
+    def n_features(self):
+        return self.U.shape[0]
+
+    def _kl_terms(self, X, Y=None):
+        """Per-example, per-dim ``KL(q(z|x) ‖ p(z))`` of validated data."""
+        mu, std = self.encode(X)
+        return kl_per_dim(mu, std=std, prior_std=self.eta_enc)
+
+    def _log_weights(self, X, Y, rng, n_samples):
+        """Log importance weights (n_samples, n) of validated data, ``q(z|x)`` as proposal."""
+        mu, std = self.encode(X)
+        z = mu[None] + std * rng.standard_normal((n_samples, X.shape[0], mu.shape[1]))
+        return self._encoder_log_weights(X, self.decode(z), z, mu, std, self.eta_enc, self.eta_dec)
 
     def marginal_mean(self, X):
         """Mean of the model's Gaussian marginal ``p(x)`` (the data mean; ``X`` is not used)."""
