@@ -31,12 +31,14 @@ import numpy as np
 from . import theory
 from .theory._common import to_host
 
-__all__ = ["Variant", "REGISTRY", "lookup", "fit_configurations", "MODELS", "HYPER"]
+__all__ = ["Variant", "REGISTRY", "lookup", "fit_configurations", "MODELS", "HYPER", "CONDITIONAL"]
 
 #: the model names of the public API
 MODELS = ("vae", "cvae", "mhvae")
 #: each model's own hyperparameters (its grid axes before η_enc, η_dec; the kernels' leading hyper columns)
 HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
+#: the models that take a target Y besides X (conditional models)
+CONDITIONAL = frozenset({"cvae"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,17 +100,24 @@ class Variant:
 
     # -- training -------------------------------------------------------------------------------
     def train(self, spec, cols):
-        """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch
-        (:func:`linvae.train.train_grid`, which builds this model's problem and kernel rows)."""
-        from . import train
+        """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch."""
+        return self.train_columns(spec.moments, spec.dims, cols, spec.options, sigma=spec.sigma,
+                                  sigma1=spec.sigma1, sigma2=spec.sigma2, rtol=spec.rtol, raw=spec.raw)
 
-        return train.train_grid(spec.moments, self.model, spec.dims, cols, spec.options, sigma=spec.sigma,
-                                sigma1=spec.sigma1, sigma2=spec.sigma2, rtol=spec.rtol, raw=spec.raw)
+    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
+        """:meth:`train` from its parts: this model's problem and kernel rows
+        (:func:`linvae.train.train_vae_grid` or :func:`linvae.train.train_mhvae_grid`)."""
+        raise NotImplementedError
 
 
 @dataclasses.dataclass(frozen=True)
 class _VAE(Variant):
     """Linear VAE: learnable Σ (Thm 4) or fixed Σ (Thm 1)."""
+
+    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
+        from .train import train_vae_grid
+
+        return train_vae_grid(moments, self.model, dims, cols, options, sigma=sigma, rtol=rtol, raw=raw)
 
     def spectra(self, spec, cols):
         theta_modes = theory.vae_basis(spec.moments, spec.dims, spec.rtol)[1]
@@ -153,6 +162,11 @@ class _CVAE(_VAE):
 @dataclasses.dataclass(frozen=True)
 class _MHVAE(Variant):
     """Two-latent MHVAE: Thm 3 (σ₂ learnable), Thm 5 (σ₂ fixed), or σ₁ learnable (training only)."""
+
+    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
+        from .train import train_mhvae_grid
+
+        return train_mhvae_grid(moments, dims, cols, options, sigma1=sigma1, sigma2=sigma2, rtol=rtol)
 
     @staticmethod
     def _sigma1(spec, cols):

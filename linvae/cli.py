@@ -23,7 +23,9 @@ def _load_array_file(data, model):
     if not os.path.exists(data):
         raise SystemExit(f"error: --data file {data!r} does not exist (expected 'mnist', an .npz with X "
                          "(and Y), or an .npy/.csv file holding X)")
-    if model == "cvae":
+    from ._models import CONDITIONAL
+
+    if model in CONDITIONAL:
         raise SystemExit(f"error: --model cvae needs X and Y; an {os.path.splitext(data)[1]} file holds one "
                          "array: save both with numpy.savez(path, X=X, Y=Y) and pass the .npz")
     if data.endswith(".npy"):
@@ -68,13 +70,15 @@ def _write_table(table, fmt):
 
 def _load(data, model):
     """Return (X, Y or None, description) for ``--data``."""
+    from ._models import CONDITIONAL
+
     if data.endswith((".npy", ".csv")):
         return _load_array_file(data, model)
     if data == "mnist":
         from .data import load_mnist_subset, quadrant_split
 
         images, _, meta = load_mnist_subset()
-        if model == "cvae":
+        if model in CONDITIONAL:
             x, y = quadrant_split(images)
             return x, y, f"{meta['source']}: x = bottom-left quarter (196 px), y = other quarters (588 px)"
         return images, None, meta["source"]
@@ -91,9 +95,9 @@ def _load(data, model):
     if "X" not in arrays:
         raise ValueError(f"{data} must contain an array named 'X' (and 'Y' for the CVAE); found {names}")
     X, Y = arrays["X"], arrays.get("Y")
-    if model == "cvae" and Y is None:
+    if model in CONDITIONAL and Y is None:
         raise ValueError(f"--model cvae needs an array 'Y' in {data}")
-    if model != "cvae":
+    if model not in CONDITIONAL:
         Y = None
     return X, Y, data
 

@@ -33,7 +33,7 @@ from .theory.vae import VAEFit
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainOptions", "train_grid", "train_batch", "train_minibatch", "hyper_rows", "BACKENDS"]
+__all__ = ["TrainOptions", "train_vae_grid", "train_mhvae_grid", "train_batch", "train_minibatch", "hyper_rows", "BACKENDS"]
 
 
 @dataclass
@@ -110,6 +110,7 @@ class _VAEProblem:
     """
 
     family = "vae"          # the kernel family (contract.LAYOUTS) of both models
+    always_learns_sigma = False   # σ is learned when no fixed σ is given
     model = "vae"
     single_scale = True     # x is the target: one data scale (sx = t)
 
@@ -197,6 +198,7 @@ class _CVAEProblem(_VAEProblem):
 
     model = "cvae"
     single_scale = False    # x and y have their own scales
+    always_learns_sigma = True    # Thm 2 has no fixed-σ variant
 
     def _whiten(self, moments, rtol):
         from .stats import cvae_x_range
@@ -528,27 +530,34 @@ def hyper_rows(model, columns):
     """
     ee, ed = (np.asarray(columns[k], dtype=float) for k in ("eta_enc", "eta_dec"))
     c2 = (ed / ee) ** 2
-    betas = [columns["beta1"], columns["beta2"]] if model == "mhvae" else [columns["beta"]]
-    return np.stack([np.asarray(b, dtype=float) for b in betas] + [c2, ed**2], axis=1)
+    return np.stack([np.asarray(columns[k], dtype=float) for k in _HYPER[model]] + [c2, ed**2], axis=1)
 
 
-def train_grid(moments, model, dims, columns, options, *, sigma=None, sigma1=None, sigma2=None, rtol=None,
-               raw=None):
-    """Train validated configurations in one batched kernel run.
+#: the kernels' leading hyperparameter columns per model (the registry's ``_models.HYPER``, which
+#: a test keeps equal to this; train sits below the registry and cannot import it)
+_HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
+
+
+def _columns(columns, options):
+    cols = {k: np.asarray(v) for k, v in columns.items()}
+    return cols, dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
+
+
+def train_vae_grid(moments, model, dims, columns, options, *, sigma=None, rtol=None, raw=None):
+    """Train validated VAE or CVAE configurations (the ``"vae"`` kernel family) in one batched run.
 
     Parameters
     ----------
     moments : Moments
-    model : {"vae", "cvae", "mhvae"}
-    dims : int or (int, int)
-        Latent size (MHVAE: ``(k1, k2)``).
+    model : {"vae", "cvae"}
+        The problem class of :data:`VAE_FAMILY`.
+    dims : int
+        Latent size.
     columns : dict of str -> array_like (B,)
-        Flat, equally long columns: the hyperparameters of :func:`hyper_rows` and ``seed``.
+        Flat, equally long columns: ``beta``, ``eta_enc``, ``eta_dec`` and ``seed``.
     options : TrainOptions
     sigma : ndarray (k,) or None
         VAE: the fixed σ, or None when σ is learned (the CVAE always learns it).
-    sigma1, sigma2 : float or None
-        MHVAE: the fixed σ₁ / σ₂, or None when learned.
     rtol : float, optional
         Rank tolerance of the whitening (and of the minibatch results' θ).
     raw : (X, Y) or None
@@ -556,34 +565,44 @@ def train_grid(moments, model, dims, columns, options, *, sigma=None, sigma1=Non
 
     Returns
     -------
-    list of VAEFit, CVAEFit or MHVAEFit, one per configuration.
+    list of VAEFit or CVAEFit, one per configuration.
     """
-    cols = {k: np.asarray(v) for k, v in columns.items()}
-    options = dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
+    cols, options = _columns(columns, options)
     ee, ed = cols["eta_enc"], cols["eta_dec"]
     B = len(ee)
     hyper = hyper_rows(model, cols)
-    if model in ("vae", "cvae"):
-        learned = sigma is None or model == "cvae"
-        learn = np.array([learned])
-        log_s = np.log(ee)[:, None] * np.ones(dims) if learned else np.log(np.tile(sigma, (B, 1)))
-        configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=learned,
-                        seed=int(options.seed[b])) for b in range(B)]
-        if options.solver == "minibatch":
-            return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
-                                   options, options.epochs, options.batch_size, rtol=rtol)
-        problem = _NormalizedVAEProblem(moments, model, dims, rtol, options.solver, ee)
-        hyper = problem.scale_hyper(hyper)
-    else:
-        d1, d2 = dims
-        learn1, learn2 = sigma1 is None, sigma2 is None
-        problem = _MHVAEProblem(moments, dims, rtol)
-        learn = np.array([learn1, learn2])
-        s1 = np.log(ee) if learn1 else np.full(B, np.log(sigma1))
-        s2 = np.log(ee) if learn2 else np.full(B, np.log(sigma2))
-        log_s = np.concatenate([s1[:, None] * np.ones(d1), s2[:, None] * np.ones(d2)], axis=1)
-        configs = [dict(beta1=cols["beta1"][b], beta2=cols["beta2"][b], eta_enc=ee[b], eta_dec=ed[b],
-                        learn1=learn1, learn2=learn2, seed=int(options.seed[b])) for b in range(B)]
+    learned = sigma is None or VAE_FAMILY[model].always_learns_sigma
+    learn = np.array([learned])
+    log_s = np.log(ee)[:, None] * np.ones(dims) if learned else np.log(np.tile(sigma, (B, 1)))
+    configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=learned,
+                    seed=int(options.seed[b])) for b in range(B)]
+    if options.solver == "minibatch":
+        return train_minibatch(raw[0], raw[1], model, moments, dims, configs, hyper, log_s, learn,
+                               options, options.epochs, options.batch_size, rtol=rtol)
+    problem = _NormalizedVAEProblem(moments, model, dims, rtol, options.solver, ee)
+    return train_batch(problem, configs, problem.scale_hyper(hyper), log_s, learn, options)
+
+
+def train_mhvae_grid(moments, dims, columns, options, *, sigma1=None, sigma2=None, rtol=None):
+    """Train validated two-latent MHVAE configurations in one batched run.
+
+    ``columns`` holds ``beta1``, ``beta2``, ``eta_enc``, ``eta_dec`` and ``seed``; ``dims`` is
+    ``(k1, k2)``; σ₁ / σ₂ are fixed when given and learned when None.  Returns a list of
+    MHVAEFit, one per configuration.
+    """
+    cols, options = _columns(columns, options)
+    ee, ed = cols["eta_enc"], cols["eta_dec"]
+    B = len(ee)
+    hyper = hyper_rows("mhvae", cols)
+    d1, d2 = dims
+    learn1, learn2 = sigma1 is None, sigma2 is None
+    problem = _MHVAEProblem(moments, dims, rtol)
+    learn = np.array([learn1, learn2])
+    s1 = np.log(ee) if learn1 else np.full(B, np.log(sigma1))
+    s2 = np.log(ee) if learn2 else np.full(B, np.log(sigma2))
+    log_s = np.concatenate([s1[:, None] * np.ones(d1), s2[:, None] * np.ones(d2)], axis=1)
+    configs = [dict(beta1=cols["beta1"][b], beta2=cols["beta2"][b], eta_enc=ee[b], eta_dec=ed[b],
+                    learn1=learn1, learn2=learn2, seed=int(options.seed[b])) for b in range(B)]
     return train_batch(problem, configs, hyper, log_s, learn, options)
 
 

@@ -412,3 +412,11 @@ def test_gpu_training_state_stays_on_the_device(monkeypatch, model):
     for a, b in zip(on_gpu, on_cpu):
         assert a.loss == b.loss and a.n_iter == b.n_iter
         np.testing.assert_array_equal(a.history["kl_per_dim"], b.history["kl_per_dim"])
+
+
+def test_kernel_hyper_columns_are_the_registry_axes():
+    """train sits below the model registry, so it keeps its own copy of each model's hyperparameter
+    columns; this is the check that the two never drift apart."""
+    from linvae import _models, train
+
+    assert train._HYPER == _models.HYPER
