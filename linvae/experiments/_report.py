@@ -17,8 +17,10 @@ _CATEGORY_TITLE = {"paper": "claims of the paper", "check": "checks of this pack
 def _budget(meta):
     if "steps" not in meta:
         return ""
-    parts = [f"{meta['steps']:,} optimizer steps ({meta.get('epochs', '?')} epochs, batch {meta.get('batch_size', '?')})"
-             f" = {meta.get('step_ratio', 0):.3g} × the paper's {meta.get('paper_steps', 0):,}"]
+    ratio = (" (the paper gives no training length)" if meta.get("paper_steps", 0) is None
+             else f" = {meta.get('step_ratio', 0):.3g} × the paper's {meta.get('paper_steps', 0):,}")
+    parts = [f"{meta['steps']:,} optimizer steps ({meta.get('epochs', '?')} epochs, "
+             f"batch {meta.get('batch_size', '?')}){ratio}"]
     if "seeds" in meta:
         parts.append(f"seeds {meta['seeds']}")
     if "n_train" in meta:

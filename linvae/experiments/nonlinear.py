@@ -415,9 +415,16 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                     f"collapsed dims per seed: learnable {learn}, fixed {fixed}", v, note=note)]
     return Output(fig, {"collapse_curves": curve_columns(results, names, seeds),
                         "fig5": long_rows(results, names, seeds, extra=["at_small"])}, claims,
-                  _meta(meta, plan, seeds, model, {"lr": 1e-3, "clip": None, "batch_size": batch, "kl_scale": 1.0},
-                        len(train), len(test), profile=FIG5_PROFILE))
+                  dict(_meta(meta, plan, seeds, model, {"lr": 1e-3, "clip": None, "batch_size": batch,
+                                                        "kl_scale": 1.0}, len(train), len(test), profile=FIG5_PROFILE),
+                       architecture=FIG5_ARCHITECTURE, paper_steps=None, step_ratio=None))
 
+
+#: what fig5 trains (``model.architecture`` of linvae.nn describes the MLP, not the ResNet layout)
+FIG5_ARCHITECTURE = {
+    "learnable Σ": "ResNet-18 VAE, standard (torchvision) layout at 28×28, d_z = 16, η_enc = η_dec = 1, "
+                   "σ learnable",
+    "fixed Σ = I": "the same network with σ fixed at 1 (Σ = I)"}
 
 #: where fig5's time goes (torch.utils.flop_counter on one training step, 28×28 input)
 FIG5_PROFILE = ("ResNet-18 VAE at 28×28 with the standard (torchvision) layout: 0.44 GFLOP per image per training "
