@@ -126,9 +126,16 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
     if record is not None:
         meta["training"] = record
         if record["resumed"]:
-            meta["wall_time_note"] = (f"wall_time_s is the last session's; {record['resumed']} of "
-                                      f"{record['trainings']} trainings resumed from checkpoints of earlier "
-                                      "sessions (training.train_seconds_all_sessions counts them all)")
+            reused = record.get("reused_measurements", 0)
+            parts = []
+            if record["resumed"] - reused:
+                parts.append(f"{record['resumed'] - reused} resumed from checkpoints of earlier sessions")
+            if reused:
+                parts.append(f"{reused} read from the finished-training records (*.result.json) of another "
+                             "process or session")
+            meta["wall_time_note"] = (f"wall_time_s is this process's; of {record['trainings']} trainings, "
+                                      + " and ".join(parts)
+                                      + " (training.train_seconds_all_sessions counts them all)")
     save_output(output, tmp, meta)
     commit_directory(tmp, final, overwrite)
     shutil.rmtree(work, ignore_errors=True)
