@@ -358,3 +358,21 @@ def test_load_model_refuses_unknown_classes_and_crafted_files(tmp_path):
     torch.save({"model": {}}, tmp_path / "b" / "checkpoint.pt")            # loadable, but not ours
     with pytest.raises(ValueError, match="not a linvae Trainer checkpoint"):
         lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, run_dir=tmp_path / "b", resume=True, device="cpu").fit(X)
+
+
+def test_resume_refuses_a_checkpoint_of_other_network_code(tmp_path, monkeypatch):
+    """A run_dir written before the networks' source changed is not continued as if nothing had."""
+    from linvae.nn import trainer as trainer_module
+
+    X = np.random.default_rng(5).random((60, 6))
+    lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=1, batch_size=32, run_dir=tmp_path, device="cpu").fit(X)
+    monkeypatch.setattr(trainer_module, "_nn_source_digest", lambda: "edited network code")
+    with pytest.raises(ValueError, match=r"other settings \(code '\w+' -> 'edited network code'"):
+        lnn.Trainer(lnn.VAE(6, 2, hidden=4), epochs=2, batch_size=32, run_dir=tmp_path, resume=True,
+                    device="cpu").fit(X)
+
+
+def test_resnet_vae_architecture_names_no_mlp_width():
+    pytest.importorskip("torch")
+    assert lnn.VAE(784, 16, arch="resnet18").architecture.startswith("VAE resnet18 784→16")
+    assert "784–256–16" in lnn.VAE(784, 16, hidden=256).architecture

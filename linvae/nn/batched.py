@@ -24,7 +24,8 @@ import torch
 from .._deps import import_optional
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
-from .trainer import Trainer, _atomic_save, data_fingerprint, epoch_seeds, initialize, model_config, torch_load
+from .trainer import (Trainer, _atomic_save, _nn_source_digest, data_fingerprint, epoch_seeds, initialize,
+                      model_config, torch_load)
 
 logger = logging.getLogger(__name__)
 
@@ -42,17 +43,6 @@ def _hyperparameters(module, values):
     finally:
         for k, v in saved.items():
             setattr(module, k, v)
-
-
-def _nn_source_digest():
-    """SHA-256 of the source of :mod:`linvae.nn` (models, networks, trainers): a checkpoint written by
-    other network code is never continued."""
-    digest = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in sorted(n for n in os.listdir(here) if n.endswith(".py")):
-        with open(os.path.join(here, name), "rb") as f:
-            digest.update(name.encode() + b"\0" + f.read())
-    return digest.hexdigest()
 
 
 class BatchedTrainer:

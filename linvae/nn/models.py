@@ -234,7 +234,8 @@ class VAE(_Base):
         if mean_activation not in (None, "relu"):
             raise ValueError(f"mean_activation must be None or 'relu', got {mean_activation!r}")
         self.mean_activation = mean_activation
-        self.architecture = (f"VAE {arch} {input_dim}–{hidden}–{latent_dim}, σ {self.head.mode}"
+        layers = f"{input_dim}→{latent_dim}" if arch.startswith("resnet") else f"{input_dim}–{hidden}–{latent_dim}"
+        self.architecture = (f"VAE {arch} {layers}, σ {self.head.mode}"
                              + (", ReLU means" if mean_activation else ""))
 
     def encode(self, x):

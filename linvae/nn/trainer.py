@@ -137,6 +137,17 @@ def _differences(saved, now, prefix=""):
     return out
 
 
+def _nn_source_digest():
+    """SHA-256 of the source of :mod:`linvae.nn` (models, networks, trainers): a checkpoint written by
+    other network code is never continued."""
+    digest = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(n for n in os.listdir(here) if n.endswith(".py")):
+        with open(os.path.join(here, name), "rb") as f:
+            digest.update(name.encode() + b"\0" + f.read())
+    return digest.hexdigest()
+
+
 class Trainer:
     """Minibatch Adam for :class:`~linvae.nn.VAE`, :class:`~linvae.nn.CVAE`, :class:`~linvae.nn.MHVAE`.
 
@@ -289,7 +300,7 @@ class Trainer:
         settings = {"lr": self.lr, "batch_size": self.batch_size, "clip": self.clip, "schedule": self.schedule,
                     "seed": self.seed, "model": type(self.model).__name__,
                     "model_config": model_config(self.model), "hyperparameters": _hyperparameters(self.model),
-                    "data": getattr(self, "_data_fingerprint", None)}
+                    "data": getattr(self, "_data_fingerprint", None), "code": _nn_source_digest()}
         if self.schedule is not None:             # the cosine schedule's length is part of it
             settings["epochs"] = self.epochs
         return settings
