@@ -100,13 +100,9 @@ class Variant:
 
     # -- training -------------------------------------------------------------------------------
     def train(self, spec, cols):
-        """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch."""
-        return self.train_columns(spec.moments, spec.dims, cols, spec.options, sigma=spec.sigma,
-                                  sigma1=spec.sigma1, sigma2=spec.sigma2, rtol=spec.rtol, raw=spec.raw)
-
-    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
-        """:meth:`train` from its parts: this model's problem and kernel rows
-        (:func:`linvae.train.train_vae_grid` or :func:`linvae.train.train_mhvae_grid`)."""
+        """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch:
+        this model's problem and kernel rows (:func:`linvae.train.train_vae_grid` or
+        :func:`linvae.train.train_mhvae_grid`)."""
         raise NotImplementedError
 
 
@@ -114,10 +110,11 @@ class Variant:
 class _VAE(Variant):
     """Linear VAE: learnable Σ (Thm 4) or fixed Σ (Thm 1)."""
 
-    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
+    def train(self, spec, cols):
         from .train import train_vae_grid
 
-        return train_vae_grid(moments, self.model, dims, cols, options, sigma=sigma, rtol=rtol, raw=raw)
+        return train_vae_grid(spec.moments, self.model, spec.dims, cols, spec.options, sigma=spec.sigma,
+                              rtol=spec.rtol, raw=spec.raw)
 
     def spectra(self, spec, cols):
         theta_modes = theory.vae_basis(spec.moments, spec.dims, spec.rtol)[1]
@@ -163,10 +160,11 @@ class _CVAE(_VAE):
 class _MHVAE(Variant):
     """Two-latent MHVAE: Thm 3 (σ₂ learnable), Thm 5 (σ₂ fixed), or σ₁ learnable (training only)."""
 
-    def train_columns(self, moments, dims, cols, options, *, sigma, sigma1, sigma2, rtol, raw):
+    def train(self, spec, cols):
         from .train import train_mhvae_grid
 
-        return train_mhvae_grid(moments, dims, cols, options, sigma1=sigma1, sigma2=sigma2, rtol=rtol)
+        return train_mhvae_grid(spec.moments, spec.dims, cols, spec.options, sigma1=spec.sigma1,
+                                sigma2=spec.sigma2, rtol=spec.rtol)
 
     @staticmethod
     def _sigma1(spec, cols):

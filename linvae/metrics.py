@@ -14,12 +14,12 @@ Weighted Autoencoders* — active units and importance-sampled log-likelihood.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._deps import import_optional
+from .theory._common import _LOG_2PI
 from ._kl import (_check_2d, _check_finite, _check_xy, _host_fit, _np,  # noqa: F401
                   gaussian_kl_terms, kl_per_dim, kl_per_example)
 
@@ -39,7 +39,6 @@ __all__ = [
     "plot_collapse_curve",
 ]
 
-_LOG_2PI = math.log(2 * math.pi)
 
 
 def _check_kl(kl):

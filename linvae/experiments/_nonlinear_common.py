@@ -139,12 +139,10 @@ RESULT_SUFFIX = ".result.json"
 
 
 def digest(*arrays):
-    """Short SHA-256 of arrays' shapes and float64 bytes (what an evaluation's data is)."""
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a, dtype=np.float64)
-        h.update(repr(a.shape).encode() + a.tobytes())
-    return h.hexdigest()[:20]
+    """Shape, dtype and SHA-256 of each array (what an evaluation's data is; the trainers' form)."""
+    from ..nn.trainer import data_fingerprint
+
+    return [data_fingerprint(np.asarray(a)) for a in arrays]
 
 
 def _to_json(value):
@@ -264,19 +262,19 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         if _WORK.get() is not None:
             trainer.checkpoint = checkpoint_path(label + ".pt")
 
-        def run(trainer=trainer, part=part, models=models):
+        def train(trainer=trainer):
             trainer.fit(*data)
-            record = dict(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
-                          train_seconds=round(trainer.train_seconds, 1))
-            if evaluate is None:
-                return record
-            entries = [[name, s, evaluate(model)] for (name, s), model in zip(part, models)]
-            return entries, record
+            return dict(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
+                        train_seconds=round(trainer.train_seconds, 1))
 
         if evaluate is None:
-            record_training(**run())
+            record_training(**train())
             out.update(zip(part, models))
             continue
+
+        def run(train=train, part=part, models=models):
+            record = train()
+            return [[name, s, evaluate(model)] for (name, s), model in zip(part, models)], record
         identity = {"training": fingerprint, "evaluation": evaluation, "measure": _measure_source()}
         out.update(finished(label, identity, run))
         if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):

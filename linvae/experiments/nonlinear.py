@@ -364,8 +364,7 @@ def cnn_mhvae(*, quick=False, seed=0, backend="auto", data=None):
 def fig5(*, quick=False, seed=0, backend="auto", data=None):
     """ResNet-18 VAE (d = 16, η_enc = 1): learnable vs fixed Σ = I, δ = 0.01 (not in the scripts)."""
     from ..nn import VAE, Trainer
-    from ..nn.trainer import _nn_source_digest
-    from ..nn.trainer import model_config
+    from ..nn.trainer import _nn_source_digest, model_config
 
     images, _, meta = load_data(data)
     train, test = split(images, quick, seed, quick_sizes=(32, 64), tiny_sizes=(16, 16))

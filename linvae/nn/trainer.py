@@ -1,4 +1,5 @@
 """Training loop for the torch models: Adam, clipping, seeded, checkpointed, resumable."""
+import functools
 import hashlib
 import io
 import json
@@ -137,6 +138,7 @@ def _differences(saved, now, prefix=""):
     return out
 
 
+@functools.lru_cache(maxsize=None)
 def _nn_source_digest():
     """SHA-256 of the source of :mod:`linvae.nn` (models, networks, trainers): a checkpoint written by
     other network code is never continued."""

@@ -122,10 +122,10 @@ class FitResultMixin:
             raise ValueError(f"X must have {self.n_features} features, got {X.shape[1]}")
         return X, None
 
-    @staticmethod
-    def _encoder_log_weights(target, mean, z, mu, std, eta_enc, eta_dec):
+    def _encoder_log_weights(self, target, mean, z, mu, std):
         """``log p(target|z) + log p(z) − log q(z|·)``: one latent, the encoder as proposal."""
-        return log_normal(target, mean, eta_dec**2) + log_normal(z, 0.0, eta_enc**2) - log_normal(z, mu, std**2)
+        return (log_normal(target, mean, self.eta_dec**2) + log_normal(z, 0.0, self.eta_enc**2)
+                - log_normal(z, mu, std**2))
 
     def kl_per_example(self, X, Y=None):
         """Closed-form per-example, per-dim KL (n_samples, latent_dim) of this fit (nats).

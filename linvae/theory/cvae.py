@@ -103,7 +103,7 @@ class CVAEFit(FitResultMixin):
         mu, std = self.encode(X, Y)
         z = mu[None] + std * rng.standard_normal((n_samples, n, mu.shape[1]))
         mean = self.decode(z.reshape(-1, z.shape[-1]), np.tile(X, (n_samples, 1))).reshape(n_samples, n, -1)
-        return self._encoder_log_weights(Y, mean, z, mu, std, self.eta_enc, self.eta_dec)
+        return self._encoder_log_weights(Y, mean, z, mu, std)
 
     def marginal_mean(self, X):
         """Mean of ``p(y|x)`` for each row of ``X``: ``U₂x`` (plus the target mean when centred)."""

@@ -130,7 +130,7 @@ class VAEFit(FitResultMixin):
         """Log importance weights (n_samples, n) of validated data, ``q(z|x)`` as proposal."""
         mu, std = self.encode(X)
         z = mu[None] + std * rng.standard_normal((n_samples, X.shape[0], mu.shape[1]))
-        return self._encoder_log_weights(X, self.decode(z), z, mu, std, self.eta_enc, self.eta_dec)
+        return self._encoder_log_weights(X, self.decode(z), z, mu, std)
 
     def marginal_mean(self, X):
         """Mean of the model's Gaussian marginal ``p(x)`` (the data mean; ``X`` is not used)."""
