@@ -227,7 +227,9 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
     settings : dict
         ``lr``, ``clip`` (from :data:`AUTHORS`).
     chunk : int or "seed", optional
-        Models per batched training; ``"seed"``: one training per seed (all configurations).
+        Models per batched training, taken in seed-major order (the configurations of seed 0, then
+        of seed 1, ...), so a chunk that divides ``len(configs)`` trains configurations of one seed;
+        ``"seed"``: one training per seed (all configurations).  Default: one training of all.
     evaluate : callable, optional
         ``evaluate(model)`` → dict of measurements.  Given, each chunk is measured as soon as it
         is trained and :func:`finished` keeps its measurements, so that a re-run (on this machine
@@ -243,12 +245,8 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
     """
     from ..nn import BatchedTrainer
 
-    if chunk == "seed":
-        keys = [(name, s) for s in seeds for name in configs]
-        step = len(configs)
-    else:
-        keys = [(name, s) for name in configs for s in seeds]
-        step = chunk or len(keys)
+    keys = [(name, s) for s in seeds for name in configs]      # seed-major: a chunk ≤ len(configs) is one seed's
+    step = len(configs) if chunk == "seed" else chunk or len(keys)
     device = "cuda" if backend == "cupy" else "cpu"
     out = {}
     for start in range(0, len(keys), step):

@@ -285,8 +285,10 @@ def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick
             rec = model.decode(model.encode(torch.as_tensor(shown, dtype=torch.get_default_dtype()))[0])
         return dict(kl_of(model), recon=np.round(rec.clamp(0, 1).numpy() * 255).astype(np.uint8))
 
+    # full size: one training per (seed, β₁ row) of 5 models, ≈ 40 min on one thread, so that the
+    # finished-training records spread the 75 models over interrupted runs and sessions
     results = train_grid(make, configs, seeds, (train,), plan, settings, backend=backend,
-                         chunk=size(quick, "seed", 27, 8), evaluate=evaluate,
+                         chunk=size(quick, len(values), 27, 8), evaluate=evaluate,
                          evaluation={"test": digest(test), "shown": 4})
     score = np.array([[np.mean([results[(f"β₁={b1:g}, β₂={b2:g}", s)]["score"] for s in seeds]) for b2 in values]
                       for b1 in values])
