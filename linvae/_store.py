@@ -18,7 +18,7 @@ import time
 from ._warn import warn as _warn
 from .exceptions import OutputLockedError
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "DirectoryLock", "LOCK_NAME"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "DirectoryLock", "LOCK_NAME", "claim"]
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,40 @@ def atomic_write_npz(path, arrays):
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
+
+
+@contextlib.contextmanager
+def claim(path, *, wait=True):
+    """Exclusive claim on one piece of shared work: a :class:`filelock.FileLock` (``flock``) on ``path``.
+
+    Processes (and threads) that share a work directory take a task's claim before doing it, so
+    each task is done once. The operating system releases the claim when its holder dies, so a
+    killed process never blocks the others.
+
+    Parameters
+    ----------
+    path : str
+        The claim file (created if missing; its content means nothing).
+    wait : bool
+        Block until the claim is free (True), or give up at once (False).
+
+    Yields
+    ------
+    bool
+        True while the claim is held; False (only with ``wait=False``) when another holds it.
+    """
+    import filelock
+
+    lock = filelock.FileLock(path, timeout=-1 if wait else 0)
+    try:
+        lock.acquire()
+    except filelock.Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
 
 
 def _pid_alive(pid):

@@ -177,7 +177,7 @@ def _cmd_reproduce(args):
         ids = [e for e, v in experiments.REGISTRY.items() if args.only is None or v[3] == args.only]
         ran = experiments.run_all(args.out, quick=args.quick, seed=args.seed, backend=args.backend, data=data,
                                   overwrite=args.overwrite, progress=args.progress, ids=ids,
-                                  scheduler=args.scheduler)
+                                  scheduler=args.scheduler, jobs=args.jobs)
         skipped = [e for e in ids if e not in ran]
         if skipped and not args.overwrite:
             sys.stdout.write(f"kept existing results of {len(skipped)} experiments (use --overwrite to redo)\n")
@@ -188,7 +188,8 @@ def _cmd_reproduce(args):
     try:
         try:
             directory = experiments.run_experiment(args.target, args.out, quick=args.quick, seed=args.seed,
-                                                   backend=args.backend, data=data, overwrite=args.overwrite)
+                                                   backend=args.backend, data=data, overwrite=args.overwrite,
+                                                   jobs=args.jobs)
         except FileExistsError as exc:
             raise SystemExit(f"linvae reproduce: error: {_one_line(exc)}") from None
         stages.advance("writing the report")
@@ -245,6 +246,8 @@ def build_parser():
                         "per latent dim) or JSON (CollapseTable.to_dict)")
     p.set_defaults(func=_cmd_predict)
 
+    from .experiments import SHAREABLE
+
     r = sub.add_parser("reproduce", help="reproduce the paper's figures and tables",
                        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
                        description="Run one experiment (e.g. fig2a), 'all', or 'report' (rebuild REPORT.md).")
@@ -256,6 +259,9 @@ def build_parser():
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--backend", default="auto", choices=list(CHOICES))
     r.add_argument("--overwrite", action="store_true", help="replace existing results")
+    r.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="processes that share the batched trainings of " + ", ".join(SHAREABLE)
+                   + " (each on cores/N torch threads), each training done once by whichever process claims it")
     r.add_argument("--progress", action="store_true",
                    help="always show progress bars (by default they show when stderr is a terminal)")
     r.add_argument("--only", choices=["linear", "torch", "plot"], default=None,

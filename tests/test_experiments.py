@@ -32,8 +32,31 @@ def out(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("exp_id", list(experiments.REGISTRY))
-def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out):
+def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out, monkeypatch):
+    outside = []
+    if exp_id in experiments.SHAREABLE:
+        # jobs > 1 shares trainings only through their records: every training of such an
+        # experiment must run inside a finished_all task, or helper processes would repeat it
+        from linvae.experiments import _nonlinear_common
+        from linvae.nn import BatchedTrainer, Trainer
+
+        inside, run_task = [False], _nonlinear_common._run_task
+
+        def in_task(*args, **kwargs):
+            inside[0] = True
+            try:
+                return run_task(*args, **kwargs)
+            finally:
+                inside[0] = False
+        monkeypatch.setattr(_nonlinear_common, "_run_task", in_task)
+        for cls in (BatchedTrainer, Trainer):
+            def fit(self, *args, _fit=cls.fit, **kwargs):
+                outside.append(not inside[0])
+                return _fit(self, *args, **kwargs)
+            monkeypatch.setattr(cls, "fit", fit)
     directory = experiments.run_experiment(exp_id, out, quick="tiny", seed=0)
+    if exp_id in experiments.SHAREABLE:
+        assert outside and not any(outside)
     with open(os.path.join(directory, "figure.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(os.path.join(directory, "figure.png")) > 5000
@@ -274,3 +297,34 @@ def test_finished_trainings_are_measured_once_and_their_small_records_carry_over
     trained.clear()
     experiments.run_experiment("fig2c", str(stale), quick="tiny")
     assert len(trained) == 2
+
+
+@pytest.mark.slow
+def test_jobs_share_the_trainings_and_give_the_one_process_results(tmp_path):
+    """fig2c with two processes (the helper trains what the main process has not claimed, which
+    reads the helper's records): every CSV equals the one-process run's at the same torch thread
+    count (each process of jobs=2 uses cpu_count // 2; other counts round torch's sums otherwise)."""
+    from linvae.experiments._nonlinear_common import torch_threads
+
+    with torch_threads(max(1, (os.cpu_count() or 1) // 2)):
+        one = experiments.run_experiment("fig2c", str(tmp_path / "one"), quick="tiny")
+    two = experiments.run_experiment("fig2c", str(tmp_path / "two"), quick="tiny", jobs=2)
+    for name in sorted(os.listdir(one)):
+        if name.endswith(".csv"):
+            assert _read_csv(os.path.join(two, name)) == _read_csv(os.path.join(one, name)), name
+    with open(os.path.join(two, "meta.json")) as f:
+        meta = json.load(f)
+    assert meta["jobs"] == 2 and meta["training"]["trainings"] == 2
+    assert not os.path.exists(os.path.join(tmp_path, "two", experiments.WORK_DIR))
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, "2", True])
+def test_jobs_must_be_a_positive_integer(jobs, tmp_path):
+    with pytest.raises(ValueError, match=r"jobs must be an integer >= 1"):
+        experiments.run_experiment("fig2c", str(tmp_path), quick="tiny", jobs=jobs)
+
+
+def test_jobs_above_one_is_refused_where_trainings_cannot_be_shared(tmp_path):
+    with pytest.raises(ValueError, match=r"jobs=2 needs an experiment .*'fig2b' is not one"):
+        experiments.run_experiment("fig2b", str(tmp_path), quick="tiny", jobs=2)
+    assert not os.listdir(tmp_path)

@@ -16,6 +16,8 @@ import os
 import tempfile
 import shutil
 
+import numpy as np
+
 from .._store import DirectoryLock, atomic_write_bytes, is_own_temp_dir, own_temp_dir
 from ._common import RunSize, commit_directory, save_output, timer, versions
 
@@ -51,6 +53,10 @@ REGISTRY = {
 #: tables of the paper whose models another experiment trains (each claim is counted once, there)
 PART_OF = {"table3": "fig2b", "table5": "fig2c"}
 
+#: experiments whose every training keeps its measurements as a record (``finished_all``), so
+#: that ``jobs > 1`` processes can share them; a test checks that each one really does
+SHAREABLE = ("fig2c", "fig3b", "fig5", "app_cnn_mhvae", "theory_vs_nonlinear")
+
 
 class Experiment:
     """One figure or table: ``Experiment(id).run(out_dir, quick=..., seed=..., backend=..., data=...)``."""
@@ -82,8 +88,18 @@ def list_experiments():
     return [(k, v[2]) for k, v in REGISTRY.items()]
 
 
-def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False):
+def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False,
+                   jobs=1):
     """Run one experiment and write its outputs to ``<out>/<exp_id>``.
+
+    Parameters
+    ----------
+    jobs : int
+        Processes that share the experiment's trainings (only the experiments of
+        :data:`SHAREABLE`): ``jobs - 1`` helper processes run beside this one, each training the
+        batched models nobody has claimed yet and keeping their measurements in the work directory,
+        each on ``cpu_count // jobs`` torch threads.  The results are those of ``jobs=1`` run on
+        as many threads (other thread counts change only the rounding of torch's sums).
 
     Returns
     -------
@@ -91,26 +107,37 @@ def run_experiment(exp_id, out="results", *, quick=False, seed=0, backend="auto"
         The directory written.
     """
     quick = RunSize.of(quick)
+    jobs = check_jobs(jobs, exp_id)
     final = os.path.join(out, exp_id)
     if os.path.exists(final) and not overwrite:
         raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
     experiment = Experiment(exp_id)
     with DirectoryLock(out, purpose=f"linvae reproduce {exp_id}"):
-        return _run_locked(experiment, out, final, quick, seed, backend, data, overwrite)
+        return _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, jobs)
+
+
+def check_jobs(jobs, exp_id=None):
+    """``jobs`` as an int ≥ 1, refused above 1 for an experiment outside :data:`SHAREABLE`."""
+    if isinstance(jobs, bool) or not isinstance(jobs, (int, np.integer)) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if jobs > 1 and exp_id is not None and exp_id not in SHAREABLE:
+        raise ValueError(f"jobs={jobs} needs an experiment whose trainings processes can share, one of "
+                         f"{list(SHAREABLE)}; {exp_id!r} is not one (run it with jobs=1)")
+    return int(jobs)
 
 
 #: where the trainings of an unfinished experiment keep their checkpoints: ``<out>/.linvae-work/<id>``
 WORK_DIR = ".linvae-work"
 
 
-def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
+def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, jobs=1):
     from ._nonlinear_common import training_record, work_directory
 
     exp_id = experiment.id
     elapsed = timer()
     work = os.path.join(out, WORK_DIR, exp_id)
     try:
-        with work_directory(work) as ledger:
+        with work_directory(work) as ledger, _helpers(exp_id, work, quick, seed, backend, data, jobs):
             output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
     except BaseException:
         if any(os.scandir(work)):
@@ -121,7 +148,7 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
     meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "size": quick.value, "seed": seed,
             "backend": backend,
             "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
-            "wall_time_s": round(elapsed(), 3), "versions": versions()}
+            "wall_time_s": round(elapsed(), 3), "jobs": jobs, "versions": versions()}
     record = training_record(ledger)
     if record is not None:
         meta["training"] = record
@@ -145,8 +172,48 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite):
     return final
 
 
+@contextlib.contextmanager
+def _helpers(exp_id, work, quick, seed, backend, data, jobs):
+    """``jobs - 1`` helper processes sharing the work directory, and this process's torch threads
+    cut to ``cpu_count // jobs`` while they run; on exit the helpers are stopped (by then every
+    training has its record, or this process failed and the checkpoints stay for a resume)."""
+    if jobs == 1:
+        yield
+        return
+    import multiprocessing
+
+    from ._nonlinear_common import torch_threads
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    context = multiprocessing.get_context("spawn")
+    procs = [context.Process(target=_helper, args=(exp_id, work, quick.value, seed, backend, data, threads),
+                             name=f"linvae-{exp_id}-helper-{i + 1}", daemon=True) for i in range(jobs - 1)]
+    for p in procs:
+        p.start()
+    logger.info("%s: %d helper processes share the trainings (%d torch threads each)", exp_id, len(procs), threads)
+    try:
+        with torch_threads(threads):
+            yield
+    finally:
+        for p in procs:
+            if p.exitcode not in (None, 0):
+                logger.warning("%s: helper %s stopped with exit code %s; its unfinished training was "
+                               "taken over", exp_id, p.name, p.exitcode)
+            p.terminate()
+            p.join()
+
+
+def _helper(exp_id, work, quick, seed, backend, data, threads):
+    """A helper process of :func:`run_experiment` with ``jobs > 1``: trains what it can claim."""
+    os.environ.setdefault("TQDM_DISABLE", "1")             # one progress display: the main process's
+    from ._nonlinear_common import torch_threads, work_directory
+
+    with work_directory(work), torch_threads(threads):
+        Experiment(exp_id).compute(quick=quick, seed=seed, backend=backend, data=data)
+
+
 def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, overwrite=False, ids=None,
-            progress=False, scheduler=None):
+            progress=False, scheduler=None, jobs=1):
     """Run every experiment whose results are missing (all of them with ``overwrite``).
 
     Parameters
@@ -155,6 +222,9 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
         Run the experiments as Dask tasks (see :mod:`linvae.distributed`); each task runs in a
         private directory on its worker and ships its files back, and this process writes them
         into ``out`` atomically, so resuming works across schedulers.
+    jobs : int
+        Without a scheduler: processes per experiment for those of :data:`SHAREABLE` (see
+        :func:`run_experiment`); the others run in this process alone.
 
     Returns
     -------
@@ -162,9 +232,13 @@ def run_all(out="results", *, quick=False, seed=0, backend="auto", data=None, ov
         The ids that were run (the others already had results).
     """
     quick = RunSize.of(quick)
+    jobs = check_jobs(jobs)
+    if jobs > 1 and scheduler is not None:
+        raise ValueError(f"jobs={jobs} runs helper processes here; with scheduler={scheduler!r} leave jobs=1 "
+                         "(the scheduler's workers already run experiments side by side)")
     with DirectoryLock(out, purpose="linvae reproduce all"):
         _remove_partial(out)
-        return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler)
+        return _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler, jobs)
 
 
 def _remove_partial(out):
@@ -179,7 +253,7 @@ def _remove_partial(out):
             shutil.rmtree(os.path.join(out, name), ignore_errors=True)
 
 
-def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler):
+def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, scheduler, jobs=1):
     todo = [e for e in (ids or REGISTRY)
             if overwrite or not os.path.exists(os.path.join(out, e, "meta.json"))]
     bar = None
@@ -191,7 +265,7 @@ def _run_all_locked(out, quick, seed, backend, data, overwrite, ids, progress, s
         if scheduler is None:
             for exp_id in todo:
                 run_experiment(exp_id, out, quick=quick, seed=seed, backend=backend, data=data,
-                               overwrite=overwrite)
+                               overwrite=overwrite, jobs=jobs if exp_id in SHAREABLE else 1)
                 if bar is not None:
                     bar.update(1)
         else:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import metrics
 from .._deps import import_optional
-from .._store import atomic_write_json
+from .._store import atomic_write_json, claim
 from ..data import train_test_split
 from ._common import size
 
@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
            "measure", "curve_band", "effective", "split", "work_directory", "training_record",
-           "finished", "digest", "RESULT_SUFFIX"]
+           "finished_all", "torch_threads", "digest", "RESULT_SUFFIX"]
 
 #: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
 PAPER_STEPS = 100 * 469
@@ -109,6 +109,22 @@ def work_directory(path):
         _WORK.reset(token)
 
 
+@contextlib.contextmanager
+def torch_threads(n):
+    """Run with ``n`` torch intra-op threads (restored on exit); a no-op without torch."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def training_record(ledger):
     """What ``meta.json`` records of an experiment's trainings (None when nothing trained)."""
     if not ledger:
@@ -163,16 +179,36 @@ def _from_json(value):
     return value
 
 
-def finished(label, identity, run):
-    """Measurements of one training: from the work directory when a run with ``identity`` finished.
+def _read_finished(path, identity):
+    """The stored measurements at ``path`` when they are those of ``identity``, else None."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        stored = json.load(f)
+    if stored.get("identity") != identity:
+        logger.warning("%s holds measurements of another training or evaluation; training again", path)
+        return None
+    return stored
 
-    ``run()`` trains and measures; it returns ``(entries, record)``: a list of ``[name, seed,
-    measurements]`` (measurements a dict of numbers and arrays) and the ledger record of the
-    training.  Inside :func:`work_directory` the entries are written to ``<label>.result.json``
-    together with ``identity`` (a JSON-able description of everything that determines them:
-    training fingerprint, evaluation settings and data digest, the source of the measurement
-    code); a later call with an equal identity reads them back and trains nothing.  A file with
-    another identity is ignored and replaced.  Outside a work directory ``run()`` is just called.
+
+def finished_all(tasks):
+    """Measurements of several trainings, each trained once over all processes that share the work.
+
+    Each task is ``(label, identity, run, done)``: ``run()`` trains and measures; it returns
+    ``(entries, record)``: a list of ``[name, seed, measurements]`` (measurements a dict of numbers
+    and arrays) and the ledger record of the training; ``done()`` (or None) runs once the
+    measurements are kept, for example to delete the training's checkpoint.  Inside :func:`work_directory` the entries are written
+    to ``<label>.result.json`` together with ``identity`` (a JSON-able description of everything
+    that determines them: training fingerprint, evaluation settings and data digest, the source of
+    the measurement code); a later call with an equal identity reads them back and trains nothing.
+    A file with another identity is ignored and replaced.  Outside a work directory each ``run()``
+    is just called.
+
+    Several processes may share one work directory (``run_experiment(..., jobs=N)``, or runs
+    given the same ``work=``): a task is trained under a claim (:func:`linvae._store.claim`,
+    ``<label>.claim``), so a process that finds a task claimed goes on to the next one and comes
+    back to it at the end, waiting for the other process's record (and training it itself if that
+    process died without one).
 
     Returns
     -------
@@ -180,26 +216,53 @@ def finished(label, identity, run):
         ``(name, seed)`` → measurements.
     """
     work = _WORK.get()
-    path = None if work is None else os.path.join(work[0], label + RESULT_SUFFIX)
-    identity = json.loads(json.dumps(identity, sort_keys=True, default=repr))
-    stored = None
-    if path is not None and os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            stored = json.load(f)
-        if stored.get("identity") != identity:
-            logger.warning("%s holds measurements of another training or evaluation; training again", path)
-            stored = None
-    if stored is None:
-        entries, record = run()
-        stored = {"format": "linvae-finished-1", "identity": identity, "record": record,
-                  "entries": [[name, s, _to_json(m)] for name, s, m in entries]}
-        if path is not None:
-            atomic_write_json(path, stored)
-    else:
-        logger.info("%s: measurements of a finished training read from %s", label, path)
-        stored["record"] = dict(stored["record"], reused=True)
-    record_training(**stored["record"])
-    return {(name, s): _from_json(m) for name, s, m in stored["entries"]}
+    stored = {}
+    deferred = []
+    for label, identity, run, done in tasks:
+        identity = json.loads(json.dumps(identity, sort_keys=True, default=repr))
+        if work is None:
+            stored[label] = _run_task(run, identity)
+            continue
+        path = os.path.join(work[0], label + RESULT_SUFFIX)
+        found = _read_finished(path, identity)
+        if found is None:
+            with claim(path[:-len(RESULT_SUFFIX)] + ".claim", wait=False) as held:
+                if held:
+                    found = _read_finished(path, identity) or _run_task(run, identity, path)
+                else:
+                    deferred.append((label, identity, run, done, path))
+                    continue
+        else:
+            logger.info("%s: measurements of a finished training read from %s", label, path)
+            found["record"] = dict(found["record"], reused=True)
+        stored[label] = found
+        if done is not None:
+            done()
+    for label, identity, run, done, path in deferred:
+        logger.info("%s: another process is training it; waiting for its record", label)
+        with claim(path[:-len(RESULT_SUFFIX)] + ".claim", wait=True):
+            found = _read_finished(path, identity)
+            if found is None:                    # that process stopped before finishing: train it here
+                found = _run_task(run, identity, path)
+            else:
+                found["record"] = dict(found["record"], reused=True)
+        stored[label] = found
+        if done is not None:
+            done()
+    out = {}
+    for label, *_ in tasks:                    # the ledger in task order, whoever trained what
+        record_training(**stored[label]["record"])
+        out.update({(name, s): _from_json(m) for name, s, m in stored[label]["entries"]})
+    return out
+
+
+def _run_task(run, identity, path=None):
+    entries, record = run()
+    stored = {"format": "linvae-finished-1", "identity": identity, "record": record,
+              "entries": [[name, s, _to_json(m)] for name, s, m in entries]}
+    if path is not None:
+        atomic_write_json(path, stored)
+    return stored
 
 
 def _measure_source():
@@ -248,7 +311,7 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
     keys = [(name, s) for s in seeds for name in configs]      # seed-major: a chunk ≤ len(configs) is one seed's
     step = len(configs) if chunk == "seed" else chunk or len(keys)
     device = "cuda" if backend == "cupy" else "cpu"
-    out = {}
+    out, tasks = {}, []
     for start in range(0, len(keys), step):
         part = keys[start:start + step]
         models = [make(**configs[name]) for name, _ in part]
@@ -273,11 +336,13 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         def run(train=train, part=part, models=models):
             record = train()
             return [[name, s, evaluate(model)] for (name, s), model in zip(part, models)], record
+
+        def done(trainer=trainer):                    # measured and kept: the weights are not needed again
+            if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
+                os.remove(trainer.checkpoint)
         identity = {"training": fingerprint, "evaluation": evaluation, "measure": _measure_source()}
-        out.update(finished(label, identity, run))
-        if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
-            os.remove(trainer.checkpoint)             # measured and kept: the weights are not needed again
-    return out
+        tasks.append((label, identity, run, done))
+    return finished_all(tasks) if evaluate is not None else out
 
 
 def evaluate_kl(model, *data):

@@ -20,7 +20,7 @@ from ..data import correlated_pairs, quadrant_split, reassemble_quadrants
 from ..plotting import style
 from ._common import CONFIRMED, MEASURED, NOT_CONFIRMED, Claim, Output, load_data, size
 from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,
-                                curve_columns, digest, effective, evaluate_kl, finished, long_rows, measure,
+                                curve_columns, digest, effective, evaluate_kl, finished_all, long_rows, measure,
                                 per_seed, seeds_for, split, torch_module, train_grid)
 from ._verdict import GREATER_RULE, TREND_RULE, greater, mean_sd, trend
 
@@ -374,7 +374,7 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
     plan = budget(quick, len(train), batch, paper_steps=20 * 63, quick_steps=2, tiny_steps=1)
     seeds = seeds_for(quick, seed)
     small = 1e-3
-    results, model = {}, None
+    model, tasks = None, []
     device = "cuda" if backend == "cupy" else "auto"
     for name, sigma in (("learnable Σ", "learnable"), ("fixed Σ = I", 1.0)):
         for s in seeds:
@@ -390,8 +390,6 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                 trainer.fit(train)
                 seconds = time.perf_counter() - began
                 kl = trainer.evaluate_kl(test, batch_size=64)
-                if run_dir is not None:              # measured and kept: the weights are not needed again
-                    shutil.rmtree(run_dir, ignore_errors=True)
                 m = dict(measure(kl), curve=metrics.collapse_curve(kl, EPS, 0.01),
                          at_small=int(metrics.collapse_curve(kl, [small], 0.01)[0]))
                 return [[name, s, m]], dict(models=1, epochs=plan["epochs"], resumed_from="checkpoint" if resumed
@@ -400,7 +398,10 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
             identity = {"model": model_config(model), "seed": s, "epochs": plan["epochs"], "batch_size": batch,
                         "lr": 1e-3, "train": digest(train), "test": digest(test), "code": _nn_source_digest(),
                         "torch": torch_module().__version__, "measure_small": small}
-            results.update(finished(label, identity, run))
+            run_dir = checkpoint_path(label)         # measured and kept: the weights are not needed again
+            tasks.append((label, identity, run, None if run_dir is None else
+                          (lambda run_dir=run_dir: shutil.rmtree(run_dir, ignore_errors=True))))
+    results = finished_all(tasks)
     names = ["learnable Σ", "fixed Σ = I"]
     with style() as plt:
         fig, ax = plt.subplots()
