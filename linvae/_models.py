@@ -29,14 +29,13 @@ from typing import Optional, Tuple
 import numpy as np
 
 from . import theory
+from .kernels.contract import HYPER   # each model's grid axes before η_enc, η_dec (the kernels' leading columns)
 from .theory._common import to_host
 
 __all__ = ["Variant", "REGISTRY", "lookup", "fit_configurations", "MODELS", "HYPER", "CONDITIONAL"]
 
 #: the model names of the public API
 MODELS = ("vae", "cvae", "mhvae")
-#: each model's own hyperparameters (its grid axes before η_enc, η_dec; the kernels' leading hyper columns)
-HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
 #: the models that take a target Y besides X (conditional models)
 CONDITIONAL = frozenset({"cvae"})
 

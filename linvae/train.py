@@ -24,7 +24,7 @@ from ._deps import import_optional
 from ._warn import warn as _warn
 from .exceptions import ConvergenceWarning, TrainingDivergedError
 from .kernels import entry
-from .kernels.contract import DIVERGED, RUNNING, KernelOptions, KernelProblem, TrainState, pack, size, unpack
+from .kernels.contract import DIVERGED, HYPER, RUNNING, KernelOptions, KernelProblem, TrainState, pack, size, unpack
 from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import gaussian_kl, pad
 from .theory.cvae import CVAEFit
@@ -530,12 +530,8 @@ def hyper_rows(model, columns):
     """
     ee, ed = (np.asarray(columns[k], dtype=float) for k in ("eta_enc", "eta_dec"))
     c2 = (ed / ee) ** 2
-    return np.stack([np.asarray(columns[k], dtype=float) for k in _HYPER[model]] + [c2, ed**2], axis=1)
+    return np.stack([np.asarray(columns[k], dtype=float) for k in HYPER[model]] + [c2, ed**2], axis=1)
 
-
-#: the kernels' leading hyperparameter columns per model (the registry's ``_models.HYPER``, which
-#: a test keeps equal to this; train sits below the registry and cannot import it)
-_HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
 
 
 def _columns(columns, options):

@@ -414,9 +414,16 @@ def test_gpu_training_state_stays_on_the_device(monkeypatch, model):
         np.testing.assert_array_equal(a.history["kl_per_dim"], b.history["kl_per_dim"])
 
 
-def test_kernel_hyper_columns_are_the_registry_axes():
-    """train sits below the model registry, so it keeps its own copy of each model's hyperparameter
-    columns; this is the check that the two never drift apart."""
+@pytest.mark.parametrize("model", ["vae", "cvae", "mhvae"])
+def test_kernel_hyper_rows_lead_with_the_registry_axes_then_c2_and_eta_dec2(model):
+    """The kernels' hyperparameter rows hold the registry's grid axes of the model, in order, then
+    c² = (η_dec/η_enc)² and η_dec² (SPEC §2)."""
     from linvae import _models, train
 
-    assert train._HYPER == _models.HYPER
+    axes = _models.HYPER[model]
+    columns = {k: np.array([1.5 + i, 0.25 + i]) for i, k in enumerate(axes)}
+    columns.update(eta_enc=np.array([2.0, 0.5]), eta_dec=np.array([3.0, 0.2]))
+    rows = train.hyper_rows(model, columns)
+    expected = np.stack([columns[k] for k in axes] + [(columns["eta_dec"] / columns["eta_enc"]) ** 2,
+                                                     columns["eta_dec"] ** 2], axis=1)
+    np.testing.assert_array_equal(rows, expected)

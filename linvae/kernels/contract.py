@@ -27,11 +27,15 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["RUNNING", "CONVERGED", "DIVERGED", "LAYOUTS", "DIMS", "block_shapes", "offsets", "size",
+__all__ = ["RUNNING", "CONVERGED", "DIVERGED", "HYPER", "LAYOUTS", "DIMS", "block_shapes", "offsets", "size",
            "unpack", "pack", "KernelProblem", "TrainState", "KernelOptions", "make_rules"]
 
 #: Status codes of :attr:`TrainState.status`.
 RUNNING, CONVERGED, DIVERGED = 0, 1, 2
+
+#: Each model's own hyperparameters: the leading columns of the kernels' hyperparameter rows
+#: (before ``c²`` and ``η_dec²``) and the model registry's grid axes before η_enc, η_dec.
+HYPER = {"vae": ("beta",), "cvae": ("beta",), "mhvae": ("beta1", "beta2")}
 
 #: Kernel families and the names of their ``dims`` entries.
 DIMS = {
