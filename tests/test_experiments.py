@@ -328,3 +328,33 @@ def test_jobs_above_one_is_refused_where_trainings_cannot_be_shared(tmp_path):
     with pytest.raises(ValueError, match=r"jobs=2 needs an experiment .*'fig2b' is not one"):
         experiments.run_experiment("fig2b", str(tmp_path), quick="tiny", jobs=2)
     assert not os.listdir(tmp_path)
+
+
+@pytest.mark.slow
+def test_theory_vs_nonlinear_predictions_are_the_centred_closed_forms_at_the_runs_eps(out):
+    """The predicted counts are Thm 2 / Thm 3 on the same (centred) training data at the effective
+    β: the exact count is predict_collapse's, the (ε, δ) count is at least the exact one (a dim
+    with KL ≡ 0 is collapsed at every ε), and each claim's mean |error| is the CSV's."""
+    from linvae import predict_collapse
+    from linvae.experiments._nonlinear_common import AUTHORS, split
+
+    directory = os.path.join(out, "theory_vs_nonlinear")
+    if not os.path.exists(directory):
+        experiments.run_experiment("theory_vs_nonlinear", out, quick="tiny")
+    header, rows = _read_csv(os.path.join(directory, "agreement.csv"))
+    table = [dict(zip(header, r)) for r in rows]
+    images, _, _ = load_mnist_subset()
+    train, _ = split(images, experiments.RunSize.TINY, 0)
+    xtr, ytr = quadrant_split(train)
+    ks = AUTHORS["cvae"]["kl_scale"]
+    cvae = [r for r in table if r["family"] == "CVAE β"]
+    betas = [float(r["config"].split("=")[1]) for r in cvae]
+    expected = predict_collapse(xtr, ytr, beta=[b * ks for b in betas], latent_dim=16, center=True)["n_collapsed"]
+    assert [int(r["predicted_exact"]) for r in cvae] == [int(v) for v in expected]
+    assert all(int(r["predicted"]) >= int(r["predicted_exact"]) for r in table)
+    with open(os.path.join(directory, "meta.json")) as f:
+        claims = json.load(f)["claims"]
+    for claim, family in zip(claims, ["CVAE β", "CVAE η_dec", "MHVAE β₂"]):
+        part = [r for r in table if r["family"] == family]
+        mae = np.mean([abs(int(r["predicted"]) - float(r["measured_mean"])) for r in part])
+        assert f"mean |error| {mae:.2f} dims" in claim["measured"]
