@@ -31,9 +31,9 @@ def compute(*, quick=False, seed=0, backend="auto", data=None):
         theory = fit(moments, latent_dim=5, **cfg)
         trained = fit(moments, latent_dim=5, solver="adam", backend=backend, seed=seed, max_iter=max_iter, **cfg)
         for label, res in (("theory", theory), ("trained", trained)):
-            curve = metrics.collapse_curve(res.kl_per_example(X), EPS, DELTA)
-            table[f"{label}: {name}"] = curve
-            counts[(label, name)] = int(metrics.collapse_curve(res.kl_per_example(X), [EPS_CLAIM], DELTA)[0])
+            kl = res.kl_per_example(X)
+            table[f"{label}: {name}"] = metrics.collapse_curve(kl, EPS, DELTA)
+            counts[(label, name)] = int(metrics.collapse_curve(kl, [EPS_CLAIM], DELTA)[0])
             sv = np.linalg.svd(X @ res.W.T / np.sqrt(len(X)), compute_uv=False)   # λ, rotation-invariant
             ranks[(label, name)] = int(np.sum(sv > 1e-3 * max(sv.max(), 1e-300)))
     with style() as plt:
