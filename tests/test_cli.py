@@ -282,3 +282,11 @@ def test_cli_unwritable_out_is_a_runtime_error(tmp_path, capsys):
     lines = err.strip().splitlines()
     assert code == 1 and len(lines) == 1 and lines[0].startswith("linvae reproduce: error: "), err
     assert "Permission denied" in lines[0]
+
+
+def test_reproduce_jobs_is_refused_for_an_experiment_that_cannot_share(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["reproduce", "fig2b", "--quick", "--jobs", "2", "--out", str(tmp_path)])
+    msg = _exit_message(info, capsys)
+    assert "jobs=2" in msg and "'fig2b' is not one" in msg and "fig3b" in msg
+    assert not os.listdir(tmp_path)
