@@ -204,8 +204,7 @@ def finished_all(tasks):
     A file with another identity is ignored and replaced.  Outside a work directory each ``run()``
     is just called.
 
-    Several processes may share one work directory (``run_experiment(..., jobs=N)``, or runs
-    given the same ``work=``): a task is trained under a claim (:func:`linvae._store.claim`,
+    Several processes may share one work directory (``run_experiment(..., jobs=N)``): a task is trained under a claim (:func:`linvae._store.claim`,
     ``<label>.claim``), so a process that finds a task claimed goes on to the next one and comes
     back to it at the end, waiting for the other process's record (and training it itself if that
     process died without one).
