@@ -294,11 +294,11 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         ``"seed"``: one training per seed (all configurations).  Default: one training of all.
     evaluate : callable, optional
         ``evaluate(model)`` → dict of measurements.  Given, each chunk is measured as soon as it
-        is trained and :func:`finished` keeps its measurements, so that a re-run (on this machine
+        is trained and :func:`finished_all` keeps its measurements, so that a re-run (on this machine
         or another, with the ``*.result.json`` files of the work directory) skips finished chunks.
     evaluation : dict, optional
         With ``evaluate``: what determines the measurements besides the training (settings, a
-        :func:`digest` of the evaluation data); part of the identity :func:`finished` compares.
+        :func:`digest` of the evaluation data); part of the identity :func:`finished_all` compares.
 
     Returns
     -------
