@@ -535,7 +535,6 @@ def hyper_rows(model, columns):
     return np.stack([np.asarray(columns[k], dtype=float) for k in HYPER[model]] + [c2, ed**2], axis=1)
 
 
-
 def _columns(columns, options):
     cols = {k: np.asarray(v) for k, v in columns.items()}
     return cols, dataclasses.replace(options, seed=cols.pop("seed").astype(np.int64))
