@@ -358,3 +358,23 @@ def test_theory_vs_nonlinear_predictions_are_the_centred_closed_forms_at_the_run
         part = [r for r in table if r["family"] == family]
         mae = np.mean([abs(int(r["predicted"]) - float(r["measured_mean"])) for r in part])
         assert f"mean |error| {mae:.2f} dims" in claim["measured"]
+
+
+def test_the_linear_theory_beside_a_network_with_biases_ignores_the_data_mean():
+    """fig2b, fig2c and table4 print Thm 2 / Thm 3 counts beside networks with biases, which
+    absorb the data mean: shifting the data leaves the counts unchanged (uncentred moments would
+    count the mean as signal and collapse fewer dims)."""
+    from linvae import predict_collapse
+    from linvae.experiments.nonlinear import _linear_counts
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6)) * np.linspace(0.2, 2, 6)
+    y = x[:, :3] @ rng.normal(size=(3, 4)) + 0.1 * rng.normal(size=(400, 4))
+    betas = [0.01, 0.05, 0.1, 0.25, 0.5]
+    counts = _linear_counts(x, y, beta=betas, latent_dim=4)
+    np.testing.assert_array_equal(_linear_counts(x + 3, y - 2, beta=betas, latent_dim=4), counts)
+    assert np.any(predict_collapse(x + 3, y - 2, beta=betas, latent_dim=4)["n_collapsed"] != counts)
+    xm = rng.normal(size=(400, 10)) * np.linspace(0.2, 2, 10)
+    kw = dict(model="mhvae", latent_dims=(3, 3), beta2=[0.5, 1, 2, 4], sigma1=0.5, eta_enc=0.5, eta_dec=0.5)
+    np.testing.assert_array_equal(_linear_counts(xm + 3, **kw), _linear_counts(xm, **kw))
+    assert np.any(predict_collapse(xm + 3, **kw)["n_collapsed"] != _linear_counts(xm, **kw))
