@@ -405,3 +405,16 @@ def test_fig3a_orders_the_digits_by_the_trace_of_the_centred_residual(out):
     with open(os.path.join(directory, "meta.json")) as f:
         for claim in json.load(f)["claims"]:
             assert "trace θ(E) ascending: " + ", ".join(f"{d}: {table[d]:.2f}" for d in order) in claim["claim"]
+
+
+def test_table2_au_anatomy_on_made_up_kl():
+    """Σ = I with ReLU means: KL exactly 0 where the ReLU is off; a learned σ_j ≠ 1: every example
+    of dim j above the AU threshold, so the AU counts whole dims."""
+    from linvae.experiments.app_linear import _au_anatomy
+
+    relu = np.array([[0.0, 0.5, 0.0, 0.2], [0.3, 0.0, 0.0, 0.2], [0.0, 0.0, 0.0, 0.2]])
+    d = _au_anatomy(relu)
+    assert d["zero_kl_fraction"] == pytest.approx(7 / 12)
+    assert d["dims_all_or_none"] == pytest.approx(2 / 4)      # dim 2 on none, dim 3 on all
+    sigma = np.array([[0.05, 0.002, 0.3], [0.04, 0.001, 0.2]])
+    assert _au_anatomy(sigma) == {"zero_kl_fraction": 0.0, "dims_all_or_none": 1.0}
