@@ -45,6 +45,15 @@ def _hyperparameters(module, values):
             setattr(module, k, v)
 
 
+def _fused_or_foreach(params):
+    """Adam's fused kernel where torch has one for these tensors (CPU and CUDA floating point), else
+    its multi-tensor ``foreach`` path: the update of all the stacked parameters in a few kernels
+    instead of a dozen small ops per tensor (the default on the CPU)."""
+    params = list(params)
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return {"fused": True} if fused else {"foreach": True}
+
+
 class BatchedTrainer:
     """Minibatch Adam for B models of one architecture, trained together.
 
@@ -170,7 +179,8 @@ class BatchedTrainer:
             return out["loss"], out["kl"].sum()
 
         step = func.vmap(one)
-        opt = torch.optim.Adam(list(params.values()), lr=self.lr)
+        # one fused update of the whole stack per step (the same Adam, elementwise per model)
+        opt = torch.optim.Adam(list(params.values()), lr=self.lr, **_fused_or_foreach(params.values()))
         fingerprint = self.fingerprint(X, Y) if self.checkpoint is not None else None
         start = 0
         state = self._load_checkpoint(fingerprint, device)
@@ -225,7 +235,8 @@ class BatchedTrainer:
         kl_total = torch.zeros(len(self.models), dtype=torch.float64)
         for k, start in enumerate(batches):
             idx = perm[:, start:start + self.batch_size]
-            batch = [d[idx] for d in data]
+            rows = idx.reshape(-1)
+            batch = [d.index_select(0, rows).reshape(idx.shape + d.shape[1:]) for d in data]
             noise = [torch.stack([noises[i][k][j] for i in range(len(self.models))]).to(device)
                      for j in range(len(noises[0][k]))]
             loss, kl = step(params, buffers, hyper, batch, noise)
