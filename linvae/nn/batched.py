@@ -45,15 +45,6 @@ def _hyperparameters(module, values):
             setattr(module, k, v)
 
 
-def _fused_or_foreach(params):
-    """Adam's fused kernel where torch has one for these tensors (CPU and CUDA floating point), else
-    its multi-tensor ``foreach`` path: the update of all the stacked parameters in a few kernels
-    instead of a dozen small ops per tensor (the default on the CPU)."""
-    params = list(params)
-    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
-    return {"fused": True} if fused else {"foreach": True}
-
-
 class BatchedTrainer:
     """Minibatch Adam for B models of one architecture, trained together.
 
@@ -179,8 +170,10 @@ class BatchedTrainer:
             return out["loss"], out["kl"].sum()
 
         step = func.vmap(one)
-        # one fused update of the whole stack per step (the same Adam, elementwise per model)
-        opt = torch.optim.Adam(list(params.values()), lr=self.lr, **_fused_or_foreach(params.values()))
+        # Adam's fused kernel (CPU and CUDA, the only devices here): the whole stack's update in one
+        # kernel per step instead of the per-tensor loop torch uses on the CPU by default; the same
+        # Adam, elementwise, so per model
+        opt = torch.optim.Adam(list(params.values()), lr=self.lr, fused=True)
         fingerprint = self.fingerprint(X, Y) if self.checkpoint is not None else None
         start = 0
         state = self._load_checkpoint(fingerprint, device)
