@@ -15,6 +15,8 @@ from .contract import CONVERGED, DIVERGED, RUNNING, make_rules, unpack
 __all__ = ["train_vae", "train_mhvae", "train_batched", "loss_grad", "update_numpy"]
 
 _RULES = {}
+#: On CuPy, the steps between two questions "does any configuration still run?" (a host sync).
+_SYNC_EVERY = 32
 
 
 def _rules(xp):
@@ -53,37 +55,55 @@ def update_numpy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=np, momentum=0.
 def train_batched(family, problem, state, options, n_steps, *, xp=np, update=update_numpy):
     """The contract of :mod:`linvae.kernels.contract` for ``family``, on arrays of module ``xp``.
 
-    ``update`` applies the optimizer step (:func:`update_numpy` or the fused CuPy update).
+    ``update`` applies the optimizer step (:func:`update_numpy` or the fused CuPy update; it
+    may update its ``params, m, v`` arguments in place, so it gets copies).
+
+    Every step evaluates all B configurations and writes the new values only into the rows
+    that are still running (masked copies, never a compaction): the loop asks the device
+    nothing, so a CuPy step is a stream of kernel launches with no host synchronisation. The
+    stopped rows' values are computed and discarded (a diverged row's NaNs stay in its own row:
+    nothing mixes rows). Whether any row still runs is asked every step on NumPy and every
+    ``_SYNC_EVERY`` steps on CuPy; a stopped row never changes, so this decides only when the
+    loop returns, not its result.
     """
     rules = _rules(xp)
     o = options
-    for _ in range(int(n_steps)):
-        idx = xp.flatnonzero(state.status == RUNNING)
-        if idx.size == 0:
-            return
-        loss, g = loss_grad(family, problem.Z, state.params[idx], problem.hyper[idx], problem.dims,
-                            problem.learn, xp=xp)
-        gn = xp.sqrt(xp.sum(g * g, axis=1))
-        state.loss[idx], state.grad_norm[idx] = loss, gn
-        state.grad[idx] = g
-        diverged, converged = rules.stopped(loss, gn, state.prev_loss[idx], o.tol, o.gtol)
-        state.status[idx[diverged]] = DIVERGED
-        state.status[idx[converged]] = CONVERGED
-        go = xp.logical_not(xp.logical_or(diverged, converged))
-        idx, g, gn, loss = idx[go], g[go], gn[go], loss[go]
-        if o.momentum > 0 and not o.adam:
-            state.adam_m[idx] = state.adam_m[idx] * rules.velocity_kept(loss, state.prev_loss[idx])[:, None]
-        if o.adapt > 0 and not o.adam:
-            state.lr[idx] = rules.bold_driver(state.lr[idx], loss, state.prev_loss[idx], o.adapt)
-        state.prev_loss[idx] = loss
-        state.step[idx] += 1
-        lr_t = rules.decayed_lr(state.lr[idx], o.lr_decay, state.step[idx])[:, None]
-        if o.clip > 0:
-            g = g * rules.clip_factor(gn, o.clip)[:, None]
-        tt = state.step[idx][:, None].astype(state.params.dtype)
-        state.params[idx], state.adam_m[idx], state.adam_v[idx] = update(
-            state.params[idx], g, state.adam_m[idx], state.adam_v[idx], lr_t, tt, o.adam, o.b1, o.b2, o.eps, xp=xp,
-            momentum=o.momentum)
+    check_every = 1 if xp is np else _SYNC_EVERY
+
+    def put(dst, src, mask):                 # dst[mask] = src, without a compaction (no host sync on CuPy)
+        dst[...] = xp.where(mask, src, dst)
+
+    with np.errstate(all="ignore"):          # stopped (e.g. diverged) rows may overflow; they are masked
+        for i in range(int(n_steps)):
+            run = state.status == RUNNING
+            if i % check_every == 0 and not bool(run.any()):
+                return
+            loss, g = loss_grad(family, problem.Z, state.params, problem.hyper, problem.dims, problem.learn, xp=xp)
+            gn = xp.sqrt(xp.sum(g * g, axis=1))
+            put(state.loss, loss, run)
+            put(state.grad_norm, gn, run)
+            put(state.grad, g, run[:, None])
+            diverged, converged = rules.stopped(loss, gn, state.prev_loss, o.tol, o.gtol)
+            diverged, converged = xp.logical_and(run, diverged), xp.logical_and(run, converged)
+            put(state.status, DIVERGED, diverged)
+            put(state.status, CONVERGED, converged)
+            go = xp.logical_and(run, xp.logical_not(xp.logical_or(diverged, converged)))
+            if o.momentum > 0 and not o.adam:
+                put(state.adam_m, state.adam_m * rules.velocity_kept(loss, state.prev_loss)[:, None], go[:, None])
+            if o.adapt > 0 and not o.adam:
+                put(state.lr, rules.bold_driver(state.lr, loss, state.prev_loss, o.adapt), go)
+            put(state.prev_loss, loss, go)
+            state.step[...] += go
+            lr_t = rules.decayed_lr(state.lr, o.lr_decay, state.step)[:, None]
+            if o.clip > 0:
+                g = g * rules.clip_factor(gn, o.clip)[:, None]
+            tt = state.step[:, None].astype(state.params.dtype)
+            params, m, v = update(state.params.copy(), g, state.adam_m.copy(), state.adam_v.copy(), lr_t, tt, o.adam,
+                                  o.b1, o.b2, o.eps, xp=xp, momentum=o.momentum)
+            rows = go[:, None]
+            put(state.params, params, rows)
+            put(state.adam_m, m, rows)
+            put(state.adam_v, v, rows)
 
 
 def train_vae(problem, state, options, n_steps, *, parallel=None):
