@@ -80,24 +80,6 @@ def test_cupy_backend_without_gpu_names_the_install_line():
 
 @pytest.mark.gpu
 @needs_gpu
-@pytest.mark.parametrize("solver", ["gd", "adam"])
-def test_cupy_training_reaches_closed_form(solver):
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(200, 4))
-    Y = X @ rng.normal(size=(4, 6)) * 0.5 + rng.normal(size=(200, 6)) * np.linspace(1.5, 0.2, 6)
-    betas = np.array([0.1, 0.7, 1.9, 4.1])
-    # 20,000 steps: GD stops near 5,000; Adam's β = 0.1 row is within 2e-9 of the loss by 15,000 (Numba and
-    # NumPy backends). CuPy steps cost ~2.8 ms on the H200 we measured, so 60,000 took minutes.
-    trained = linvae.sweep(X, Y, beta=betas, eta_dec=0.7, solver=solver, backend="cupy", max_iter=20000,
-                           latent_dim=5)
-    for t, b in zip(trained, betas):
-        closed = linvae.fit(X, Y, beta=b, eta_dec=0.7, latent_dim=5)
-        assert t.loss == pytest.approx(closed.loss, rel=1e-6)
-        np.testing.assert_allclose(np.sort(t.sigma), np.sort(closed.sigma), atol=1e-4)
-
-
-@pytest.mark.gpu
-@needs_gpu
 def test_cupy_kernel_matches_numpy_reference():
     import cupy as cp
 
@@ -198,3 +180,23 @@ def test_fits_of_device_input_stay_on_the_device():
     sweep = linvae.sweep(cp.asarray(X), beta=[0.5, 2.0], solver="adam")
     assert all(r.xp is cp for r in sweep)
     assert list(sweep.table()["n_collapsed"]) == [linvae.fit(X, beta=b).n_collapsed for b in (0.5, 2.0)]
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("solver", ["gd", "adam"])
+def test_cupy_training_reaches_closed_form(solver):
+    # last in the file: the longest GPU test (thousands of ~3 ms CuPy steps), so a time-limited
+    # device run reaches the others first
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(200, 4))
+    Y = X @ rng.normal(size=(4, 6)) * 0.5 + rng.normal(size=(200, 6)) * np.linspace(1.5, 0.2, 6)
+    betas = np.array([0.1, 0.7, 1.9, 4.1])
+    # 20,000 steps: GD stops near 5,000; Adam's β = 0.1 row is within 2e-9 of the loss by 15,000 (Numba and
+    # NumPy backends). CuPy steps cost ~2.8 ms on the H200 we measured, so 60,000 took minutes.
+    trained = linvae.sweep(X, Y, beta=betas, eta_dec=0.7, solver=solver, backend="cupy", max_iter=20000,
+                           latent_dim=5)
+    for t, b in zip(trained, betas):
+        closed = linvae.fit(X, Y, beta=b, eta_dec=0.7, latent_dim=5)
+        assert t.loss == pytest.approx(closed.loss, rel=1e-6)
+        np.testing.assert_allclose(np.sort(t.sigma), np.sort(closed.sigma), atol=1e-4)
