@@ -5,7 +5,7 @@
 For each (B, d): a B-point β sweep of the linear CVAE (d_x = d/4, d_y = 3d/4, k = 16, N = 4,000,
 the data of ``benchmarks/bench_gpu.py``) trained for ``--steps`` Adam steps (``tol=0``, so every
 configuration runs all of them) with ``backend="cupy"`` and ``backend="numba"``. Times are the
-best of 3 (of 1 where B·d² ≥ 1e8) after one warm-up call; Numba is skipped where B·d² exceeds
+best of 3 (of 1 where B·d² ≥ 1e7) after one warm-up call; Numba is skipped where B·d² exceeds
 ``--numba-max`` (the first call's time, with CuPy's kernel compilation, is
 reported as ``cold``). It also times where a CuPy fit's d×d work goes: the moments of CuPy
 input (computed on the GPU, copied to the host), the host's eigendecomposition, and the
@@ -75,7 +75,7 @@ def main(argv=None):
                         continue
                     run = lambda: linvae.sweep(X, Y, backend=backend, **kw)  # noqa: E731
                     cold = _timed(run, sync)
-                    repeats = 3 if B * d * d < 1e8 else 1
+                    repeats = 3 if B * d * d < 1e7 else 1
                     times[backend] = min(_timed(run, sync) for _ in range(repeats))
                     times[backend + "_cold"] = cold
             row = dict(d=d, B=B, steps=args.steps, numba_s=times["numba"], cupy_s=times["cupy"],
