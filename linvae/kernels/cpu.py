@@ -32,6 +32,13 @@ _JIT = dict(cache=True, fastmath=_config.FASTMATH, nogil=True)
 
 _rules = make_rules(np)
 _INLINE = dict(_JIT, inline="always")
+
+# Compile-time switches of a kernel variant (see :func:`_kernel`): 1 or 0 in a variant's globals,
+# -1 here (decided at run time, as in the minibatch epoch). Numba folds ``_ADAM == 1`` against the
+# global's value and prunes the branch not taken before type inference, so an Adam fit does not
+# compile the GD update, nor a VAE fit the CVAE block.
+_ADAM = -1
+_CONDITIONAL = -1
 _stopped = njit(**_INLINE)(_rules.stopped)
 _bold_driver = njit(**_INLINE)(_rules.bold_driver)
 _decayed_lr = njit(**_INLINE)(_rules.decayed_lr)
@@ -91,7 +98,7 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
             vjc = V[j, c]
             loss += bc * vjc * vjc
             gV[j, c] = 2.0 * gV[j, c] + (2.0 * bc) * vjc
-    if q > 0:
+    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and q > 0:
         A = th[o2:o3].reshape((k, q))
         C = th[o3:o4].reshape((d, q))
         gA = g[o2:o3].reshape((k, q))
@@ -251,7 +258,7 @@ def _step(th, g, m, v, t, lr, options, gnorm):
     """One optimizer update of a flat parameter vector (GD with momentum, or Adam; optional
     norm clipping). GD keeps its velocity in ``m``; with ``momentum = 0`` it is plain GD."""
     scale = _clip_factor(gnorm, options.clip)
-    if options.adam:
+    if _ADAM == 1 or (_ADAM == -1 and options.adam):
         # bias corrections folded into two scalars; locals instead of re-reads let LLVM
         # vectorize the loop (its cost is the element-wise sqrt and division)
         b1, b2, eps = options.b1, options.b2, options.eps
@@ -290,7 +297,7 @@ def _advance(state, b, loss, options):
     if converged:
         state.status[b] = CONVERGED
         return False
-    if not options.adam:
+    if _ADAM == 0 or (_ADAM == -1 and not options.adam):
         if options.momentum > 0.0 and _velocity_kept(loss, state.prev_loss[b]) == 0.0:
             state.adam_m[b][:] = 0.0
         if options.adapt > 0.0:
@@ -349,21 +356,37 @@ def _clone(fn, name, **overrides):
     return new
 
 
-# Serial and parallel variants per family. ``njit`` without signatures compiles lazily: a
-# process compiles (or loads from the on-disk cache) only the family, variant and dtype it calls.
-# The small helpers above are inlined into every caller (``inline="always"``: one function to
-# type and lower instead of ten, ≈ 0.5 s less first compile). The serial kernels also inline the
-# loss and gradient (≈ 0.4 s less for a VAE fit); the parallel ones call it, since a ``prange``
-# body that holds it compiles more slowly. ``_advance`` is never inlined: inlined into a
-# ``prange`` body it gave NaN losses (Numba 0.68, ``test_kernels``).
-_KERNELS = {
-    ("vae", False): njit(**_JIT)(_clone(_train_vae_impl, "_train_vae_impl_serial",
-                                        _vae_loss_grad=njit(**_INLINE)(_vae_loss_grad.py_func))),
-    ("vae", True): njit(parallel=True, **_JIT)(_clone(_train_vae_impl, "_train_vae_impl_parallel")),
-    ("mhvae", False): njit(**_JIT)(_clone(_train_mhvae_impl, "_train_mhvae_impl_serial",
-                                          _mhvae_loss_grad=njit(**_INLINE)(_mhvae_loss_grad.py_func))),
-    ("mhvae", True): njit(parallel=True, **_JIT)(_clone(_train_mhvae_impl, "_train_mhvae_impl_parallel")),
-}
+_IMPL = {"vae": (_train_vae_impl, "_vae_loss_grad", _vae_loss_grad),
+         "mhvae": (_train_mhvae_impl, "_mhvae_loss_grad", _mhvae_loss_grad)}
+_KERNELS = {}
+
+
+def _kernel(family, parallel, adam, conditional):
+    """The compiled loop of one variant: family, serial or parallel, Adam or GD, and (VAE family)
+    with or without the CVAE block.
+
+    A variant is a renamed copy of the family's loop (:func:`_clone`) whose globals set the
+    switches ``_ADAM`` and ``_CONDITIONAL`` and name its own copies of ``_advance``, ``_step`` and
+    the loss, so a call compiles only the code it runs; ``njit`` without signatures compiles
+    lazily, so a process compiles (or loads from the on-disk cache) only the variants and dtypes
+    it calls. The small helpers are inlined into every caller (``inline="always"``: one function
+    to type and lower instead of ten). The serial loops also inline the loss and gradient; the
+    parallel ones call it, since a ``prange`` body that holds it compiles more slowly.
+    ``_advance`` is never inlined: inlined into a ``prange`` body it gave NaN losses (Numba 0.68,
+    ``test_kernels``).
+    """
+    key = (family, bool(parallel), bool(adam), bool(conditional) if family == "vae" else None)
+    if key not in _KERNELS:
+        impl, loss_name, loss = _IMPL[family]
+        tag = "_".join([family, "parallel" if parallel else "serial", "adam" if adam else "gd"]
+                       + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
+        switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
+        step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
+        advance = njit(**_JIT)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
+        loss = njit(**(_JIT if parallel else _INLINE))(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
+        loop = _clone(impl, "_train_" + tag, _advance=advance, **{loss_name: loss})
+        _KERNELS[key] = njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
+    return _KERNELS[key]
 
 
 def _use_parallel(B, work):
@@ -382,7 +405,8 @@ def _run(family, problem, state, options, n_steps, parallel):
     if parallel is None:
         work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
         parallel = _use_parallel(state.params.shape[0], work)
-    _KERNELS[family, bool(parallel)](problem, state, KernelOptions.of(**options._asdict()), int(n_steps))
+    kernel = _kernel(family, parallel, options.adam, family == "vae" and dims[3] > 0)
+    kernel(problem, state, KernelOptions.of(**options._asdict()), int(n_steps))
 
 
 def train_vae(problem, state, options, n_steps, *, parallel=None):
