@@ -370,8 +370,9 @@ def _kernel(family, parallel, adam, conditional):
     the loss, so a call compiles only the code it runs; ``njit`` without signatures compiles
     lazily, so a process compiles (or loads from the on-disk cache) only the variants and dtypes
     it calls. The small helpers are inlined into every caller (``inline="always"``: one function
-    to type and lower instead of ten). The serial loops also inline the loss and gradient; the
-    parallel ones call it, since a ``prange`` body that holds it compiles more slowly.
+    to type and lower instead of ten). The serial VAE/CVAE loops also inline the loss and gradient;
+    the parallel loops and the MHVAE call it, since inlining it there made the first compile
+    slower (a ``prange`` body that holds it; the MHVAE's 0.4 s of IR copying).
     ``_advance`` is never inlined: inlined into a ``prange`` body it gave NaN losses (Numba 0.68,
     ``test_kernels``).
     """
@@ -383,7 +384,8 @@ def _kernel(family, parallel, adam, conditional):
         switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
         step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
         advance = njit(**_JIT)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
-        loss = njit(**(_JIT if parallel else _INLINE))(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
+        inline = not parallel and family == "vae"
+        loss = njit(**(_INLINE if inline else _JIT))(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
         loop = _clone(impl, "_train_" + tag, _advance=advance, **{loss_name: loss})
         _KERNELS[key] = njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
     return _KERNELS[key]
