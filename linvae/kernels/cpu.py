@@ -485,7 +485,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     R = ws[4 * n * k:4 * n * k + n * dy].reshape((n, dy))
     T = ws[4 * n * k + n * dy:4 * n * k + 2 * n * dy].reshape((n, dy))
     np.dot(Yb, W2.T, M)
-    if dx > 0:
+    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
         W1 = th[:o1].reshape((k, dx))
         np.dot(Xb, W1.T, Zs)
         for i in range(n):
@@ -498,14 +498,14 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             msq += m * m
             Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
     np.dot(Zs, U1.T, R)
-    if dx > 0:
+    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
         U2 = th[o3:o4].reshape((dy, dx))
         np.dot(Xb, U2.T, T)
     rsq = 0.0
     for i in range(n):
         for c in range(dy):
             x = R[i, c] - Yb[i, c]
-            if dx > 0:
+            if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
                 x += T[i, c]
             R[i, c] = x
             rsq += x * x
@@ -522,7 +522,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     for c in range(dy):
         for j in range(k):
             gU1[c, j] *= 2.0 * inv
-    if dx > 0:
+    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
         gW1 = g[:o1].reshape((k, dx))
         gU2 = g[o3:o4].reshape((dy, dx))
         np.dot(G.T, Xb, gW1)
@@ -579,8 +579,23 @@ def _minibatch_epoch_impl(problem, state, options, X, Y, noise, perm, batch):
         loss_out[b] = total / N
 
 
-_mb_serial = njit(**_JIT)(_minibatch_epoch_impl)
-_mb_parallel = njit(parallel=True, **_JIT)(_clone(_minibatch_epoch_impl, "_minibatch_epoch_impl_parallel"))
+_MINIBATCH = {}
+
+
+def _minibatch_kernel(parallel, conditional):
+    """The compiled epoch of one variant (serial or parallel, VAE or CVAE), built like
+    :func:`_kernel`: Adam only (the minibatch solver's optimizer), the CVAE blocks pruned for
+    the VAE, the loss inlined into the serial epoch."""
+    key = (bool(parallel), bool(conditional))
+    if key not in _MINIBATCH:
+        tag = "_".join(["minibatch", "parallel" if parallel else "serial", "cvae" if conditional else "vae"])
+        switches = dict(_ADAM=1, _CONDITIONAL=int(bool(conditional)))
+        step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
+        loss = njit(**(_JIT if parallel else _INLINE))(
+            _clone(_minibatch_loss_grad.py_func, "_minibatch_loss_grad_" + tag, **switches))
+        epoch = _clone(_minibatch_epoch_impl, "_epoch_" + tag, _step=step, _minibatch_loss_grad=loss)
+        _MINIBATCH[key] = njit(parallel=True, **_JIT)(epoch) if parallel else njit(**_JIT)(epoch)
+    return _MINIBATCH[key]
 
 
 def minibatch_epoch(problem, state, options, X, Y, noise, perm, batch_size, *, parallel=None):
@@ -615,5 +630,5 @@ def minibatch_epoch(problem, state, options, X, Y, noise, perm, batch_size, *, p
     dims = problem.dims
     if parallel is None:
         parallel = _use_parallel(state.params.shape[0], float(batch_size) * float(dims[2]) * float(dims[0] + dims[1]))
-    fn = _mb_parallel if parallel else _mb_serial
+    fn = _minibatch_kernel(parallel, dims[0] > 0)
     fn(problem, state, KernelOptions.of(**dict(options._asdict(), adam=True)), X, Y, noise, perm, int(batch_size))
