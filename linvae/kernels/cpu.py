@@ -373,8 +373,10 @@ def _kernel(family, parallel, adam, conditional):
     to type and lower instead of ten). The serial VAE/CVAE loops also inline the loss and gradient;
     the parallel loops and the MHVAE call it, since inlining it there made the first compile
     slower (a ``prange`` body that holds it; the MHVAE's 0.4 s of IR copying).
-    ``_advance`` is never inlined: inlined into a ``prange`` body it gave NaN losses (Numba 0.68,
-    ``test_kernels``).
+    ``_advance`` is never inlined: in a ``prange`` body its ``state.step[b] += 1`` becomes an
+    in-place update of a tuple attribute, which Numba's parfor lowering (0.68) mishandles — the
+    step count stayed 0, so Adam's bias correction divided by zero and every loss was NaN (the
+    same bug :func:`_minibatch_epoch_impl` works around with locals).
     """
     key = (family, bool(parallel), bool(adam), bool(conditional) if family == "vae" else None)
     if key not in _KERNELS:
