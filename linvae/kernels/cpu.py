@@ -373,10 +373,10 @@ def _kernel(family, parallel, adam, conditional):
     to type and lower instead of ten). The serial VAE/CVAE loops also inline the loss and gradient;
     the parallel loops and the MHVAE call it, since inlining it there made the first compile
     slower (a ``prange`` body that holds it; the MHVAE's 0.4 s of IR copying).
-    ``_advance`` is never inlined: in a ``prange`` body its ``state.step[b] += 1`` becomes an
-    in-place update of a tuple attribute, which Numba's parfor lowering (0.68) mishandles — the
-    step count stayed 0, so Adam's bias correction divided by zero and every loss was NaN (the
-    same bug :func:`_minibatch_epoch_impl` works around with locals).
+    ``_advance`` is inlined into the serial loops only: in a ``prange`` body its
+    ``state.step[b] += 1`` becomes an in-place update of a tuple attribute, which Numba's parfor
+    lowering (0.68) mishandles — the step count stayed 0, so Adam's bias correction divided by
+    zero and every loss was NaN (the bug :func:`_minibatch_epoch_impl` works around with locals).
     """
     key = (family, bool(parallel), bool(adam), bool(conditional) if family == "vae" else None)
     if key not in _KERNELS:
@@ -385,9 +385,9 @@ def _kernel(family, parallel, adam, conditional):
                        + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
         switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
         step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
-        advance = njit(**_JIT)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
-        inline = not parallel and family == "vae"
-        loss = njit(**(_INLINE if inline else _JIT))(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
+        serial_only, serial_vae = (_JIT if parallel else _INLINE), (_INLINE if not parallel and family == "vae" else _JIT)
+        advance = njit(**serial_only)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
+        loss = njit(**serial_vae)(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
         loop = _clone(impl, "_train_" + tag, _advance=advance, **{loss_name: loss})
         _KERNELS[key] = njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
     return _KERNELS[key]
