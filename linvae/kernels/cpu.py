@@ -385,7 +385,8 @@ def _kernel(family, parallel, adam, conditional):
                        + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
         switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
         step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
-        serial_only, serial_vae = (_JIT if parallel else _INLINE), (_INLINE if not parallel and family == "vae" else _JIT)
+        serial_only = _JIT if parallel else _INLINE
+        serial_vae = _INLINE if not parallel and family == "vae" else _JIT
         advance = njit(**serial_only)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
         loss = njit(**serial_vae)(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
         loop = _clone(impl, "_train_" + tag, _advance=advance, **{loss_name: loss})
