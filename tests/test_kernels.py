@@ -186,6 +186,31 @@ def test_backends_agree_with_each_other_for_several_steps(name, options):
     np.testing.assert_array_equal(ref.step, 7)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("options", [dict(adam=True, clip=0.5, lr_decay=0.05),
+                                     dict(adam=False, momentum=0.9, adapt=0.1, clip=0.3)], ids=["adam", "gd"])
+@pytest.mark.parametrize("name", ["vae", "cvae", "mhvae-both"])
+def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, options):
+    """``cpu._kernel`` compiles one loop per variant, pruning the branches its switches rule out;
+    the loop with the switches left to run time (the module's own ``_ADAM = _CONDITIONAL = -1``)
+    must give bit-identical states."""
+    from numba import njit
+
+    family, problem, params = _case(name, B=3, seed=5)
+    opts = KernelOptions.of(**options)
+    impl = cpu._train_vae_impl if family == "vae" else cpu._train_mhvae_impl
+    generic = njit(cache=False)(cpu._clone(impl, f"_generic_{family}_loop_for_test"))
+    states = []
+    for run in (lambda st: generic(problem, st, opts, 9),
+                lambda st: getattr(cpu, f"train_{family}")(problem, st, opts, 9, parallel=False)):
+        state = TrainState.start(params.copy(), 1e-2 if opts.adam else 2e-3)
+        run(state)
+        states.append(state)
+    for field in TrainState._fields:
+        np.testing.assert_array_equal(getattr(states[1], field), getattr(states[0], field), err_msg=field)
+    assert cpu._ADAM == -1 and cpu._CONDITIONAL == -1        # the module's switches stay run-time
+
+
 def test_entry_names_each_family_per_backend():
     assert entry("numba", "vae") is cpu.train_vae and entry("numpy", "mhvae") is array.train_mhvae
     assert entry(_backend.Backend("cupy"), "vae") is gpu.train_vae
