@@ -34,7 +34,7 @@ _rules = make_rules(np)
 _INLINE = dict(_JIT, inline="always")
 
 # Compile-time switches of a kernel variant (see :func:`_kernel`): 1 or 0 in a variant's globals,
-# -1 here (decided at run time, as in the minibatch epoch). Numba folds ``_ADAM == 1`` against the
+# -1 here (decided at run time). Numba folds ``_ADAM == 1`` or ``_CONDITIONAL != 0`` against the
 # global's value and prunes the branch not taken before type inference, so an Adam fit does not
 # compile the GD update, nor a VAE fit the CVAE block.
 _ADAM = -1
@@ -98,7 +98,7 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
             vjc = V[j, c]
             loss += bc * vjc * vjc
             gV[j, c] = 2.0 * gV[j, c] + (2.0 * bc) * vjc
-    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and q > 0:
+    if _CONDITIONAL != 0 and q > 0:
         A = th[o2:o3].reshape((k, q))
         C = th[o3:o4].reshape((d, q))
         gA = g[o2:o3].reshape((k, q))
@@ -356,9 +356,20 @@ def _clone(fn, name, **overrides):
     return new
 
 
-_IMPL = {"vae": (_train_vae_impl, "_vae_loss_grad", _vae_loss_grad),
-         "mhvae": (_train_mhvae_impl, "_mhvae_loss_grad", _mhvae_loss_grad)}
+_IMPL = {"vae": (_train_vae_impl, _vae_loss_grad), "mhvae": (_train_mhvae_impl, _mhvae_loss_grad)}
 _KERNELS = {}
+
+
+def _specialize(fn, tag, switches, inline, **calls):
+    """A dispatcher of a renamed copy of the njit function ``fn`` whose globals set ``switches``
+    and name the copies it ``calls``; inlined into its caller when ``inline``."""
+    name = fn.py_func.__name__
+    return njit(**(_INLINE if inline else _JIT))(_clone(fn.py_func, f"{name}_{tag}", **switches, **calls))
+
+
+def _compile_loop(loop, parallel):
+    """The dispatcher of a variant's outer loop (``prange`` runs in parallel only when ``parallel``)."""
+    return njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
 
 
 def _kernel(family, parallel, adam, conditional):
@@ -380,17 +391,14 @@ def _kernel(family, parallel, adam, conditional):
     """
     key = (family, bool(parallel), bool(adam), bool(conditional) if family == "vae" else None)
     if key not in _KERNELS:
-        impl, loss_name, loss = _IMPL[family]
+        impl, loss = _IMPL[family]
         tag = "_".join([family, "parallel" if parallel else "serial", "adam" if adam else "gd"]
                        + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
         switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
-        step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
-        serial_only = _JIT if parallel else _INLINE
-        serial_vae = _INLINE if not parallel and family == "vae" else _JIT
-        advance = njit(**serial_only)(_clone(_advance.py_func, "_advance_" + tag, _step=step, **switches))
-        loss = njit(**serial_vae)(_clone(loss.py_func, f"{loss_name}_{tag}", **switches))
-        loop = _clone(impl, "_train_" + tag, _advance=advance, **{loss_name: loss})
-        _KERNELS[key] = njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
+        step = _specialize(_step, tag, switches, True)
+        advance = _specialize(_advance, tag, switches, not parallel, _step=step)
+        calls = {loss.py_func.__name__: _specialize(loss, tag, switches, not parallel and family == "vae")}
+        _KERNELS[key] = _compile_loop(_clone(impl, "_train_" + tag, _advance=advance, **calls), parallel)
     return _KERNELS[key]
 
 
@@ -488,7 +496,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     R = ws[4 * n * k:4 * n * k + n * dy].reshape((n, dy))
     T = ws[4 * n * k + n * dy:4 * n * k + 2 * n * dy].reshape((n, dy))
     np.dot(Yb, W2.T, M)
-    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
+    if _CONDITIONAL != 0 and dx > 0:
         W1 = th[:o1].reshape((k, dx))
         np.dot(Xb, W1.T, Zs)
         for i in range(n):
@@ -501,14 +509,14 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             msq += m * m
             Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
     np.dot(Zs, U1.T, R)
-    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
+    if _CONDITIONAL != 0 and dx > 0:
         U2 = th[o3:o4].reshape((dy, dx))
         np.dot(Xb, U2.T, T)
     rsq = 0.0
     for i in range(n):
         for c in range(dy):
             x = R[i, c] - Yb[i, c]
-            if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
+            if _CONDITIONAL != 0 and dx > 0:
                 x += T[i, c]
             R[i, c] = x
             rsq += x * x
@@ -525,7 +533,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     for c in range(dy):
         for j in range(k):
             gU1[c, j] *= 2.0 * inv
-    if (_CONDITIONAL == 1 or _CONDITIONAL == -1) and dx > 0:
+    if _CONDITIONAL != 0 and dx > 0:
         gW1 = g[:o1].reshape((k, dx))
         gU2 = g[o3:o4].reshape((dy, dx))
         np.dot(G.T, Xb, gW1)
@@ -593,11 +601,10 @@ def _minibatch_kernel(parallel, conditional):
     if key not in _MINIBATCH:
         tag = "_".join(["minibatch", "parallel" if parallel else "serial", "cvae" if conditional else "vae"])
         switches = dict(_ADAM=1, _CONDITIONAL=int(bool(conditional)))
-        step = njit(**_INLINE)(_clone(_step.py_func, "_step_" + tag, **switches))
-        loss = njit(**(_JIT if parallel else _INLINE))(
-            _clone(_minibatch_loss_grad.py_func, "_minibatch_loss_grad_" + tag, **switches))
+        step = _specialize(_step, tag, switches, True)
+        loss = _specialize(_minibatch_loss_grad, tag, switches, not parallel)
         epoch = _clone(_minibatch_epoch_impl, "_epoch_" + tag, _step=step, _minibatch_loss_grad=loss)
-        _MINIBATCH[key] = njit(parallel=True, **_JIT)(epoch) if parallel else njit(**_JIT)(epoch)
+        _MINIBATCH[key] = _compile_loop(epoch, parallel)
     return _MINIBATCH[key]
 
 
