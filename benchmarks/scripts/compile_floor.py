@@ -10,7 +10,7 @@ wall seconds from the start of the interpreter's work to the end of the first ca
   products of the VAE gradient, the Adam update and a loss-change stop, and nothing else (no GD,
   no CVAE block, no clipping, no learning-rate rules, no named-tuple state, no ``prange``);
 - ``linvae``: ``import linvae`` and the first ``linvae.fit(X, solver="adam", max_iter=1)``, the
-  package's real kernel (VAE and CVAE, GD and Adam, the contract's stopping and step rules).
+  package's real kernel (its serial VAE Adam variant, with the contract's stopping and step rules).
 
     python benchmarks/scripts/compile_floor.py [--repeat 2]
 
