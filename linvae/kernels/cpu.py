@@ -24,6 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
+from ._blas import gemm
 from .contract import CONVERGED, DIVERGED, RUNNING, KernelOptions, make_rules
 
 __all__ = ["train_vae", "train_mhvae", "minibatch_epoch", "RUNNING", "CONVERGED", "DIVERGED"]
@@ -60,7 +61,7 @@ def workspace_size(kind, dims):
 @njit(**_INLINE)
 def _residual(U, V, Z, R):
     """``R = UV − Z`` written in place (BLAS product, then one pass); returns ``‖R‖²``."""
-    np.dot(U, V, R)
+    gemm(U, V, R)
     rsq = 0.0
     for i in range(R.shape[0]):
         for c in range(R.shape[1]):
@@ -91,8 +92,8 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gs = g[o4:o4 + k]
     R = ws[:d * r].reshape((d, r))
     loss = _residual(U, V, Z, R)
-    np.dot(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
-    np.dot(U.T, R, gV)
+    gemm(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
+    gemm(U.T, R, gV)
     for j in range(k):
         for c in range(r):
             vjc = V[j, c]
@@ -105,18 +106,18 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
         gC = g[o3:o4].reshape((d, q))
         Q = ws[d * r:d * r + d * q].reshape((d, q))
         T = ws[d * r + d * q:d * r + d * q + d * k].reshape((d, k))
-        np.dot(U, A, Q)
+        gemm(U, A, Q)
         for i in range(d):
             for c in range(q):
                 x = Q[i, c] + C[i, c]
                 Q[i, c] = x
                 loss += x * x
                 gC[i, c] = 2.0 * x
-        np.dot(Q, A.T, T)
+        gemm(Q, A.T, T)
         for i in range(d):
             for j in range(k):
                 gU[i, j] += T[i, j]
-        np.dot(U.T, Q, gA)
+        gemm(U.T, Q, gA)
         for j in range(k):
             for c in range(q):
                 ajc = A[j, c]
@@ -180,37 +181,37 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     for j in range(k2):
         v2[j] = math.exp(2.0 * s2[j])
     loss = _residual(U1, V1, Z, R)
-    np.dot(U2, W2, M)
-    np.dot(V1, V1.T, G)
+    gemm(U2, W2, M)
+    gemm(V1, V1.T, G)
     for i in range(k1):
         M[i, i] -= 1.0
         G[i, i] += v1[i]
-    np.dot(M, G, MG)
-    np.dot(W2, G, W2G)
+    gemm(M, G, MG)
+    gemm(W2, G, W2G)
     for i in range(k1):
         for j in range(k1):
             loss += beta1 * MG[i, j] * M[i, j]
     for i in range(k2):
         for j in range(k1):
             loss += b2c * W2G[i, j] * W2[i, j]
-    np.dot(M.T, M, H)
+    gemm(M.T, M, H)
     for i in range(k1):
         for j in range(k1):
             acc = 0.0
             for c in range(k2):
                 acc += W2[c, i] * W2[c, j]
             H[i, j] = beta1 * H[i, j] + b2c * acc
-    np.dot(H, V1, T)
-    np.dot(R, V1.T, gU1)
-    np.dot(U1.T, R, gV1)
+    gemm(H, V1, T)
+    gemm(R, V1.T, gU1)
+    gemm(U1.T, R, gV1)
     for i in range(d):
         for j in range(k1):
             gU1[i, j] *= 2.0
     for j in range(k1):
         for c in range(r):
             gV1[j, c] = 2.0 * (gV1[j, c] + T[j, c])
-    np.dot(MG, W2.T, gU2)
-    np.dot(U2.T, MG, WW)
+    gemm(MG, W2.T, gU2)
+    gemm(U2.T, MG, WW)
     for i in range(k1):
         for j in range(k2):
             gU2[i, j] *= 2.0 * beta1
@@ -495,10 +496,10 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     G = ws[3 * n * k:4 * n * k].reshape((n, k))
     R = ws[4 * n * k:4 * n * k + n * dy].reshape((n, dy))
     T = ws[4 * n * k + n * dy:4 * n * k + 2 * n * dy].reshape((n, dy))
-    np.dot(Yb, W2.T, M)
+    gemm(Yb, W2.T, M)
     if _CONDITIONAL != 0 and dx > 0:
         W1 = th[:o1].reshape((k, dx))
-        np.dot(Xb, W1.T, Zs)
+        gemm(Xb, W1.T, Zs)
         for i in range(n):
             for j in range(k):
                 M[i, j] += Zs[i, j]
@@ -508,10 +509,10 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             m = M[i, j]
             msq += m * m
             Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
-    np.dot(Zs, U1.T, R)
+    gemm(Zs, U1.T, R)
     if _CONDITIONAL != 0 and dx > 0:
         U2 = th[o3:o4].reshape((dy, dx))
-        np.dot(Xb, U2.T, T)
+        gemm(Xb, U2.T, T)
     rsq = 0.0
     for i in range(n):
         for c in range(dy):
@@ -522,22 +523,22 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             rsq += x * x
     inv = 1.0 / n
     loss = (rsq + bc * msq) * inv
-    np.dot(R, U1, GZ)
+    gemm(R, U1, GZ)
     for i in range(n):
         for j in range(k):
             G[i, j] = 2.0 * inv * (GZ[i, j] + bc * M[i, j])      # ∂L/∂m per example
     gW2 = g[o1:o2].reshape((k, dy))
     gU1 = g[o2:o3].reshape((dy, k))
-    np.dot(G.T, Yb, gW2)
-    np.dot(R.T, Zs, gU1)
+    gemm(G.T, Yb, gW2)
+    gemm(R.T, Zs, gU1)
     for c in range(dy):
         for j in range(k):
             gU1[c, j] *= 2.0 * inv
     if _CONDITIONAL != 0 and dx > 0:
         gW1 = g[:o1].reshape((k, dx))
         gU2 = g[o3:o4].reshape((dy, dx))
-        np.dot(G.T, Xb, gW1)
-        np.dot(R.T, Xb, gU2)
+        gemm(G.T, Xb, gW1)
+        gemm(R.T, Xb, gU2)
         for c in range(dy):
             for a in range(dx):
                 gU2[c, a] *= 2.0 * inv
