@@ -211,6 +211,34 @@ def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, opti
     assert cpu._ADAM == -1 and cpu._CONDITIONAL == -1        # the module's switches stay run-time
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(4, 3, 5), (1, 7, 1), (3, 0, 2), (0, 2, 3), (2, 3, 0)], ids=str)
+def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype):
+    """The kernels' one matrix product (``kernels/_blas.gemm``): C and transposed (F) operands,
+    both precisions, and the empty products (k = 0 zero-fills, m or n = 0 writes nothing)."""
+    from numba import njit
+
+    from linvae.kernels._blas import gemm
+
+    @njit(cache=False)
+    def products(A, B, At, Bt, out):
+        gemm(A, B, out[0])
+        gemm(At.T, B, out[1])
+        gemm(A, Bt.T, out[2])
+        gemm(At.T, Bt.T, out[3])
+
+    m, k, n = shape
+    rng = np.random.default_rng(sum(shape))
+    A = rng.normal(size=(m, k)).astype(dtype)
+    B = rng.normal(size=(k, n)).astype(dtype)
+    out = np.full((4, m, n), np.nan, dtype=dtype)
+    products(A, B, A.T.copy(), B.T.copy(), out)
+    ref = (A.astype(np.float64) @ B.astype(np.float64))
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for i in range(4):
+        np.testing.assert_allclose(out[i], ref, rtol=tol, atol=tol, err_msg=f"layout combination {i}")
+
+
 def test_entry_names_each_family_per_backend():
     assert entry("numba", "vae") is cpu.train_vae and entry("numpy", "mhvae") is array.train_mhvae
     assert entry(_backend.Backend("cupy"), "vae") is gpu.train_vae
