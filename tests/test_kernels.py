@@ -201,7 +201,8 @@ def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, opti
     impl = cpu._train_vae_impl if family == "vae" else cpu._train_mhvae_impl
     generic = njit(cache=False)(cpu._clone(impl, f"_generic_{family}_loop_for_test"))
     states = []
-    for run in (lambda st: generic(problem, st, opts, 9),
+    work = np.full(cpu.workspace_size(0 if family == "vae" else 1, problem.dims), np.nan)
+    for run in (lambda st: generic(problem, st, opts, 9, work),
                 lambda st: getattr(cpu, f"train_{family}")(problem, st, opts, 9, parallel=False)):
         state = TrainState.start(params.copy(), 1e-2 if opts.adam else 2e-3)
         run(state)
@@ -214,11 +215,11 @@ def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, opti
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(4, 3, 5), (1, 7, 1), (3, 0, 2), (0, 2, 3), (2, 3, 0)], ids=str)
 def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype):
-    """The kernels' one matrix product (``kernels/_blas.gemm``): C and transposed (F) operands,
+    """The kernels' one matrix product (``kernels/_intrinsics.gemm``): C and transposed (F) operands,
     both precisions, and the empty products (k = 0 zero-fills, m or n = 0 writes nothing)."""
     from numba import njit
 
-    from linvae.kernels._blas import gemm
+    from linvae.kernels._intrinsics import gemm
 
     @njit(cache=False)
     def products(A, B, At, Bt, out):
@@ -237,6 +238,31 @@ def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype):
     tol = 1e-12 if dtype == np.float64 else 1e-5
     for i in range(4):
         np.testing.assert_allclose(out[i], ref, rtol=tol, atol=tol, err_msg=f"layout combination {i}")
+
+
+def test_matrix_intrinsic_is_the_reshaped_slice_and_rejects_views_outside_the_vector():
+    """The kernels' views of packed parameters and scratch (``kernels/_intrinsics.matrix``): a
+    view, not a copy, equal to ``flat[start:start + rows·cols].reshape(rows, cols)``; a view that
+    does not fit raises instead of reading past the vector."""
+    from numba import njit
+
+    from linvae.kernels._intrinsics import matrix
+
+    @njit(cache=False)
+    def view_and_write(flat, start, rows, cols):
+        M = matrix(flat, start, rows, cols)
+        M[rows - 1, cols - 1] = -1.0
+        return M
+
+    flat = np.arange(20, dtype=np.float64)
+    expected = flat[5:17].reshape(4, 3).copy()
+    expected[-1, -1] = -1.0
+    M = view_and_write(flat, 5, 4, 3)
+    np.testing.assert_array_equal(M, expected)
+    assert flat[16] == -1.0 and M.flags.c_contiguous
+    for bad in [(10, 4, 3), (-1, 2, 2), (0, 7, 3)]:
+        with pytest.raises(ValueError, match="does not fit"):
+            view_and_write(flat, *bad)
 
 
 def test_entry_names_each_family_per_backend():

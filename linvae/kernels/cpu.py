@@ -24,7 +24,7 @@ import numpy as np
 from numba import njit, prange
 
 from .. import _config
-from ._blas import gemm
+from ._intrinsics import gemm, matrix
 from .contract import CONVERGED, DIVERGED, RUNNING, KernelOptions, make_rules
 
 __all__ = ["train_vae", "train_mhvae", "minibatch_epoch", "RUNNING", "CONVERGED", "DIVERGED"]
@@ -37,9 +37,11 @@ _INLINE = dict(_JIT, inline="always")
 # Compile-time switches of a kernel variant (see :func:`_kernel`): 1 or 0 in a variant's globals,
 # -1 here (decided at run time). Numba folds ``_ADAM == 1`` or ``_CONDITIONAL != 0`` against the
 # global's value and prunes the branch not taken before type inference, so an Adam fit does not
-# compile the GD update, nor a VAE fit the CVAE block.
+# compile the GD update, nor a VAE fit the CVAE block; ``_PARALLEL`` says whether the loop's
+# configurations run at once (each then allocates its own scratch space, see :func:`_scratch`).
 _ADAM = -1
 _CONDITIONAL = -1
+_PARALLEL = -1
 _stopped = njit(**_INLINE)(_rules.stopped)
 _bold_driver = njit(**_INLINE)(_rules.bold_driver)
 _decayed_lr = njit(**_INLINE)(_rules.decayed_lr)
@@ -47,7 +49,6 @@ _velocity_kept = njit(**_INLINE)(_rules.velocity_kept)
 _clip_factor = njit(**_INLINE)(_rules.clip_factor)
 
 
-@njit(**_INLINE)
 def workspace_size(kind, dims):
     """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
     VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ or k₂×k₁
@@ -77,20 +78,23 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     ``"vae"`` layout offsets).
 
     ``ws`` is scratch space of :func:`workspace_size` floats: the residuals ``R = UV − Z``
-    and ``Q = UA + C`` and one d×k product live there, so a step allocates nothing and the three
-    matrix products go straight to BLAS with their outputs in place.
+    and ``Q = UA + C`` and one d×k product live there, so a step allocates nothing and the
+    matrix products go straight to BLAS with their outputs in place. The parameter blocks and
+    the scratch matrices are views taken with :func:`~linvae.kernels._intrinsics.matrix`, the
+    products written with :func:`~linvae.kernels._intrinsics.gemm` (``reshape`` and ``np.dot``
+    without the code each compiles around them).
     """
     d, k, r, q = dims[0], dims[1], dims[2], dims[3]
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
     o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
-    U = th[:o1].reshape((d, k))
-    V = th[o1:o2].reshape((k, r))
+    U = matrix(th, 0, d, k)
+    V = matrix(th, o1, k, r)
     s = th[o4:o4 + k]
-    gU = g[:o1].reshape((d, k))
-    gV = g[o1:o2].reshape((k, r))
+    gU = matrix(g, 0, d, k)
+    gV = matrix(g, o1, k, r)
     gs = g[o4:o4 + k]
-    R = ws[:d * r].reshape((d, r))
+    R = matrix(ws, 0, d, r)
     loss = _residual(U, V, Z, R)
     gemm(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
     gemm(U.T, R, gV)
@@ -100,12 +104,12 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
             loss += bc * vjc * vjc
             gV[j, c] = 2.0 * gV[j, c] + (2.0 * bc) * vjc
     if _CONDITIONAL != 0 and q > 0:
-        A = th[o2:o3].reshape((k, q))
-        C = th[o3:o4].reshape((d, q))
-        gA = g[o2:o3].reshape((k, q))
-        gC = g[o3:o4].reshape((d, q))
-        Q = ws[d * r:d * r + d * q].reshape((d, q))
-        T = ws[d * r + d * q:d * r + d * q + d * k].reshape((d, k))
+        A = matrix(th, o2, k, q)
+        C = matrix(th, o3, d, q)
+        gA = matrix(g, o2, k, q)
+        gC = matrix(g, o3, d, q)
+        Q = matrix(ws, d * r, d, q)
+        T = matrix(ws, d * r + d * q, d, k)
         gemm(U, A, Q)
         for i in range(d):
             for c in range(q):
@@ -140,8 +144,9 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     """Loss and gradient (written into ``g``) of one MHVAE configuration (``off``: the ``"mhvae"``
     layout offsets).
 
-    Every product is an ``np.dot`` into scratch space (``ws``, :func:`workspace_size` floats)
-    with one of the three layouts the VAE kernel uses (C·C, C·Cᵀ, Cᵀ·C), and all element-wise
+    Every product is a :func:`~linvae.kernels._intrinsics.gemm` into scratch space (``ws``,
+    :func:`workspace_size` floats) with one of the three layouts the VAE kernel uses (C·C, C·Cᵀ,
+    Cᵀ·C), views are taken as in :func:`_vae_loss_grad`, and all element-wise
     work is written as loops: NumPy array expressions would each compile their own broadcasting
     and allocation code, which once cost this kernel three quarters of its 16 s compile.
     """
@@ -149,30 +154,30 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
     b2c = beta2 * c2
     o1, o2, o3, o4, o5 = off[1], off[2], off[3], off[4], off[5]
-    U1 = th[:o1].reshape((d, k1))
-    V1 = th[o1:o2].reshape((k1, r))
-    U2 = th[o2:o3].reshape((k1, k2))
-    W2 = th[o3:o4].reshape((k2, k1))
+    U1 = matrix(th, 0, d, k1)
+    V1 = matrix(th, o1, k1, r)
+    U2 = matrix(th, o2, k1, k2)
+    W2 = matrix(th, o3, k2, k1)
     s1 = th[o4:o5]
     s2 = th[o5:o5 + k2]
-    gU1 = g[:o1].reshape((d, k1))
-    gV1 = g[o1:o2].reshape((k1, r))
-    gU2 = g[o2:o3].reshape((k1, k2))
-    gW2 = g[o3:o4].reshape((k2, k1))
+    gU1 = matrix(g, 0, d, k1)
+    gV1 = matrix(g, o1, k1, r)
+    gU2 = matrix(g, o2, k1, k2)
+    gW2 = matrix(g, o3, k2, k1)
     gs1 = g[o4:o5]
     gs2 = g[o5:o5 + k2]
     a = d * r
-    R = ws[:a].reshape((d, r))
-    T = ws[a:a + k1 * r].reshape((k1, r))
+    R = matrix(ws, 0, d, r)
+    T = matrix(ws, a, k1, r)
     a += k1 * r
     kk, wk = k1 * k1, k2 * k1
-    M = ws[a:a + kk].reshape((k1, k1))                 # U₂W₂ − I
-    G = ws[a + kk:a + 2 * kk].reshape((k1, k1))        # V₁V₁ᵀ + diag(σ₁²)
-    MG = ws[a + 2 * kk:a + 3 * kk].reshape((k1, k1))
-    H = ws[a + 3 * kk:a + 4 * kk].reshape((k1, k1))    # β₁MᵀM + β₂c²W₂ᵀW₂
+    M = matrix(ws, a, k1, k1)                 # U₂W₂ − I
+    G = matrix(ws, a + kk, k1, k1)        # V₁V₁ᵀ + diag(σ₁²)
+    MG = matrix(ws, a + 2 * kk, k1, k1)
+    H = matrix(ws, a + 3 * kk, k1, k1)    # β₁MᵀM + β₂c²W₂ᵀW₂
     a += 4 * kk
-    W2G = ws[a:a + wk].reshape((k2, k1))
-    WW = ws[a + wk:a + 2 * wk].reshape((k2, k1))       # U₂ᵀ(MG), for ∂/∂W₂
+    W2G = matrix(ws, a, k2, k1)
+    WW = matrix(ws, a + wk, k2, k1)       # U₂ᵀ(MG), for ∂/∂W₂
     a += 2 * wk
     v1 = ws[a:a + k1]
     v2 = ws[a + k1:a + k1 + k2]
@@ -263,8 +268,8 @@ def _step(th, g, m, v, t, lr, options, gnorm):
         # bias corrections folded into two scalars; locals instead of re-reads let LLVM
         # vectorize the loop (its cost is the element-wise sqrt and division)
         b1, b2, eps = options.b1, options.b2, options.eps
-        a = lr / (1.0 - b1 ** t)
-        inv_c2 = 1.0 / (1.0 - b2 ** t)
+        a = lr / (1.0 - math.pow(b1, t))
+        inv_c2 = 1.0 / (1.0 - math.pow(b2, t))
         ob1 = 1.0 - b1
         ob2 = 1.0 - b2
         for i in range(th.shape[0]):
@@ -310,17 +315,26 @@ def _advance(state, b, loss, options):
     return True
 
 
+@njit(**_INLINE)
+def _scratch(work):
+    """The scratch space of one configuration: ``work`` itself when the configurations run in
+    turn (the serial loops then allocate nothing, nor compile an allocation), a new array like it
+    when they run at once."""
+    if _PARALLEL != 0:
+        return np.empty_like(work)
+    return work
+
+
 # One loop per kernel family (not one loop branching on the family), so that a VAE fit compiles
 # only the VAE/CVAE loss and an MHVAE fit only the MHVAE loss; the loops differ in that one call.
 
-def _train_vae_impl(problem, state, options, n_steps):
-    n_ws = workspace_size(0, problem.dims)
+def _train_vae_impl(problem, state, options, n_steps, work):
     for b in prange(state.params.shape[0]):
         if state.status[b] != RUNNING:
             continue
         th = state.params[b]
         g = state.grad[b]
-        ws = np.empty(n_ws, dtype=th.dtype)
+        ws = _scratch(work)
         for _ in range(n_steps):
             loss = _vae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
                                   problem.learn, ws)
@@ -328,14 +342,13 @@ def _train_vae_impl(problem, state, options, n_steps):
                 break
 
 
-def _train_mhvae_impl(problem, state, options, n_steps):
-    n_ws = workspace_size(1, problem.dims)
+def _train_mhvae_impl(problem, state, options, n_steps, work):
     for b in prange(state.params.shape[0]):
         if state.status[b] != RUNNING:
             continue
         th = state.params[b]
         g = state.grad[b]
-        ws = np.empty(n_ws, dtype=th.dtype)
+        ws = _scratch(work)
         for _ in range(n_steps):
             loss = _mhvae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
                                     problem.learn, ws)
@@ -395,10 +408,11 @@ def _kernel(family, parallel, adam, conditional):
         impl, loss = _IMPL[family]
         tag = "_".join([family, "parallel" if parallel else "serial", "adam" if adam else "gd"]
                        + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
-        switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)))
+        switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)), _PARALLEL=int(bool(parallel)))
         step = _specialize(_step, tag, switches, True)
         advance = _specialize(_advance, tag, switches, not parallel, _step=step)
-        calls = {loss.py_func.__name__: _specialize(loss, tag, switches, not parallel and family == "vae")}
+        calls = {loss.py_func.__name__: _specialize(loss, tag, switches, not parallel and family == "vae"),
+                 "_scratch": _specialize(_scratch, tag, switches, True)}
         _KERNELS[key] = _compile_loop(_clone(impl, "_train_" + tag, _advance=advance, **calls), parallel)
     return _KERNELS[key]
 
@@ -420,7 +434,8 @@ def _run(family, problem, state, options, n_steps, parallel):
         work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
         parallel = _use_parallel(state.params.shape[0], work)
     kernel = _kernel(family, parallel, options.adam, family == "vae" and dims[3] > 0)
-    kernel(problem, state, KernelOptions.of(**options._asdict()), int(n_steps))
+    work = np.empty(workspace_size(0 if family == "vae" else 1, dims), dtype=state.params.dtype)
+    kernel(problem, state, KernelOptions.of(**options._asdict()), int(n_steps), work)
 
 
 def train_vae(problem, state, options, n_steps, *, parallel=None):
@@ -468,7 +483,6 @@ def train_mhvae(problem, state, options, n_steps, *, parallel=None):
 # an unbiased estimate of the SPEC §2 loss (its expectation over ε is the exact loss).
 
 
-@njit(**_JIT)
 def minibatch_workspace_size(batch, dx, dy, k):
     """Floats of scratch :func:`_minibatch_loss_grad` needs for batches of up to ``batch`` rows."""
     return batch * (4 * k + 2 * dy)
@@ -487,18 +501,18 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     bc = beta * c2
     n = Yb.shape[0]
     o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
-    W2 = th[o1:o2].reshape((k, dy))
-    U1 = th[o2:o3].reshape((dy, k))
+    W2 = matrix(th, o1, k, dy)
+    U1 = matrix(th, o2, dy, k)
     s = th[o4:o4 + k]
-    M = ws[:n * k].reshape((n, k))
-    Zs = ws[n * k:2 * n * k].reshape((n, k))
-    GZ = ws[2 * n * k:3 * n * k].reshape((n, k))
-    G = ws[3 * n * k:4 * n * k].reshape((n, k))
-    R = ws[4 * n * k:4 * n * k + n * dy].reshape((n, dy))
-    T = ws[4 * n * k + n * dy:4 * n * k + 2 * n * dy].reshape((n, dy))
+    M = matrix(ws, 0, n, k)
+    Zs = matrix(ws, n * k, n, k)
+    GZ = matrix(ws, 2 * n * k, n, k)
+    G = matrix(ws, 3 * n * k, n, k)
+    R = matrix(ws, 4 * n * k, n, dy)
+    T = matrix(ws, 4 * n * k + n * dy, n, dy)
     gemm(Yb, W2.T, M)
     if _CONDITIONAL != 0 and dx > 0:
-        W1 = th[:o1].reshape((k, dx))
+        W1 = matrix(th, 0, k, dx)
         gemm(Xb, W1.T, Zs)
         for i in range(n):
             for j in range(k):
@@ -511,7 +525,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
     gemm(Zs, U1.T, R)
     if _CONDITIONAL != 0 and dx > 0:
-        U2 = th[o3:o4].reshape((dy, dx))
+        U2 = matrix(th, o3, dy, dx)
         gemm(Xb, U2.T, T)
     rsq = 0.0
     for i in range(n):
@@ -527,16 +541,16 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     for i in range(n):
         for j in range(k):
             G[i, j] = 2.0 * inv * (GZ[i, j] + bc * M[i, j])      # ∂L/∂m per example
-    gW2 = g[o1:o2].reshape((k, dy))
-    gU1 = g[o2:o3].reshape((dy, k))
+    gW2 = matrix(g, o1, k, dy)
+    gU1 = matrix(g, o2, dy, k)
     gemm(G.T, Yb, gW2)
     gemm(R.T, Zs, gU1)
     for c in range(dy):
         for j in range(k):
             gU1[c, j] *= 2.0 * inv
     if _CONDITIONAL != 0 and dx > 0:
-        gW1 = g[:o1].reshape((k, dx))
-        gU2 = g[o3:o4].reshape((dy, dx))
+        gW1 = matrix(g, 0, k, dx)
+        gU2 = matrix(g, o3, dy, dx)
         gemm(G.T, Xb, gW1)
         gemm(R.T, Xb, gU2)
         for c in range(dy):
@@ -553,26 +567,21 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     return loss
 
 
-def _minibatch_epoch_impl(problem, state, options, X, Y, noise, perm, batch):
+def _minibatch_epoch_impl(problem, state, options, Xp, Yp, Ep, batch, work):
     # the state's arrays as locals: Numba's parfor lowering mishandles in-place updates of a
     # tuple attribute inside a prange body (the step count read back stale)
     params, grad, adam_m, adam_v, lr, step = state.params, state.grad, state.adam_m, state.adam_v, state.lr, state.step
     loss_out, grad_norm, status = state.loss, state.grad_norm, state.status
     B = params.shape[0]
-    N = perm.shape[0]
+    N = Yp.shape[0]
     nb = (N + batch - 1) // batch
     dims = problem.dims
-    # one gather per epoch (shared by every config); the batches are then contiguous row blocks
-    Xp = X[perm]
-    Yp = Y[perm]
-    Ep = noise[perm]
-    n_ws = minibatch_workspace_size(batch, dims[0], dims[1], dims[2])
     for b in prange(B):
         if status[b] != RUNNING:
             continue
         th = params[b]
         g = grad[b]
-        ws = np.empty(n_ws, dtype=th.dtype)
+        ws = _scratch(work)
         total = 0.0
         for ib in range(nb):
             lo = ib * batch
@@ -601,10 +610,11 @@ def _minibatch_kernel(parallel, conditional):
     key = (bool(parallel), bool(conditional))
     if key not in _MINIBATCH:
         tag = "_".join(["minibatch", "parallel" if parallel else "serial", "cvae" if conditional else "vae"])
-        switches = dict(_ADAM=1, _CONDITIONAL=int(bool(conditional)))
+        switches = dict(_ADAM=1, _CONDITIONAL=int(bool(conditional)), _PARALLEL=int(bool(parallel)))
         step = _specialize(_step, tag, switches, True)
         loss = _specialize(_minibatch_loss_grad, tag, switches, not parallel)
-        epoch = _clone(_minibatch_epoch_impl, "_epoch_" + tag, _step=step, _minibatch_loss_grad=loss)
+        epoch = _clone(_minibatch_epoch_impl, "_epoch_" + tag, _step=step, _minibatch_loss_grad=loss,
+                       _scratch=_specialize(_scratch, tag, switches, True))
         _MINIBATCH[key] = _compile_loop(epoch, parallel)
     return _MINIBATCH[key]
 
@@ -642,4 +652,7 @@ def minibatch_epoch(problem, state, options, X, Y, noise, perm, batch_size, *, p
     if parallel is None:
         parallel = _use_parallel(state.params.shape[0], float(batch_size) * float(dims[2]) * float(dims[0] + dims[1]))
     fn = _minibatch_kernel(parallel, dims[0] > 0)
-    fn(problem, state, KernelOptions.of(**dict(options._asdict(), adam=True)), X, Y, noise, perm, int(batch_size))
+    work = np.empty(minibatch_workspace_size(batch_size, *(int(n) for n in dims)), dtype=state.params.dtype)
+    # one gather per epoch (shared by every config); the batches are then contiguous row blocks
+    fn(problem, state, KernelOptions.of(**dict(options._asdict(), adam=True)), X[perm], Y[perm], noise[perm],
+       int(batch_size), work)
