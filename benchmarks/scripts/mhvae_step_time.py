@@ -2,6 +2,10 @@
 with an older commit (a temporary ``git worktree``, alternating before/after twice).
 
     python benchmarks/scripts/mhvae_step_time.py --compare 76dcca8
+    python benchmarks/scripts/mhvae_step_time.py --model cvae --compare 7af7227
+
+``--model vae`` or ``cvae`` times the VAE/CVAE kernel the same way (the CVAE predicts the last
+quarter of the columns from the rest).
 """
 import argparse
 import os
@@ -18,22 +22,28 @@ warnings.simplefilter("ignore")
 rng = np.random.default_rng(0)
 for d, k in ((784, 16), (64, 8)):
     X = rng.normal(size=(2000, d)) @ rng.normal(size=(d, d)) / np.sqrt(d)
-    linvae.fit(X, model="mhvae", latent_dims=(k, k), solver="adam", max_iter=5, tol=0, gtol=0)
-    best = min(_timed(X, k) for _ in range(3))
-    print(f"d={d} k1=k2={k}: {best / 2000 * 1e6:.1f} us/step")
+    _timed(X, k, 5)
+    best = min(_timed(X, k, 2000) for _ in range(3))
+    print(f"{MODEL} d={d} k={k}: {best / 2000 * 1e6:.1f} us/step")
 """
 
 TIMED = r"""
-def _timed(X, k):
+def _timed(X, k, steps):
+    if MODEL == "mhvae":
+        data, kw = (X,), dict(model="mhvae", latent_dims=(k, k))
+    elif MODEL == "cvae":
+        data, kw = (X[:, : 3 * X.shape[1] // 4], X[:, 3 * X.shape[1] // 4:]), dict(latent_dim=k)
+    else:
+        data, kw = (X,), dict(latent_dim=k)
     t = time.perf_counter()
-    linvae.fit(X, model="mhvae", latent_dims=(k, k), solver="adam", max_iter=2000, tol=0, gtol=0)
+    linvae.fit(*data, solver="adam", max_iter=steps, tol=0, gtol=0, **kw)
     return time.perf_counter() - t
 """
 
 
-def run(repo):
+def run(repo, model="mhvae"):
     env = dict(os.environ, PYTHONPATH=str(repo))
-    code = "import time, linvae\n" + TIMED + SNIPPET
+    code = f"import time, linvae\nMODEL = {model!r}\n" + TIMED + SNIPPET
     return subprocess.run([sys.executable, "-c", code], env=env, cwd=repo, capture_output=True, text=True,
                           check=True).stdout.strip()
 
@@ -41,9 +51,10 @@ def run(repo):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--compare", metavar="REF")
+    parser.add_argument("--model", choices=["vae", "cvae", "mhvae"], default="mhvae")
     args = parser.parse_args()
     if not args.compare:
-        print(run(ROOT))
+        print(run(ROOT, args.model))
         return
     with tempfile.TemporaryDirectory(prefix="linvae-before-") as tmp:
         before = pathlib.Path(tmp) / "before"
@@ -52,7 +63,7 @@ def main():
         try:
             for _ in range(2):
                 for label, repo in ((f"before ({args.compare})", before), ("after", ROOT)):
-                    print(label, "|", run(repo).replace("\n", " | "))
+                    print(label, "|", run(repo, args.model).replace("\n", " | "))
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(before)], check=True)
 

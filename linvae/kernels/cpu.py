@@ -98,35 +98,31 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     loss = _residual(U, V, Z, R)
     gemm(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
     gemm(U.T, R, gV)
-    for j in range(k):
-        for c in range(r):
-            vjc = V[j, c]
-            loss += bc * vjc * vjc
-            gV[j, c] = 2.0 * gV[j, c] + (2.0 * bc) * vjc
+    for t in range(k * r):              # element-wise work over a whole block runs over its flat index
+        v = th[o1 + t]
+        loss += bc * v * v
+        g[o1 + t] = 2.0 * g[o1 + t] + (2.0 * bc) * v
     if _CONDITIONAL != 0 and q > 0:
+        aQ = d * r                      # scratch: R d×r | Q d×q | T d×k
+        aT = aQ + d * q
         A = matrix(th, o2, k, q)
-        C = matrix(th, o3, d, q)
         gA = matrix(g, o2, k, q)
-        gC = matrix(g, o3, d, q)
-        Q = matrix(ws, d * r, d, q)
-        T = matrix(ws, d * r + d * q, d, k)
+        Q = matrix(ws, aQ, d, q)
+        T = matrix(ws, aT, d, k)
         gemm(U, A, Q)
-        for i in range(d):
-            for c in range(q):
-                x = Q[i, c] + C[i, c]
-                Q[i, c] = x
-                loss += x * x
-                gC[i, c] = 2.0 * x
+        for t in range(d * q):          # Q = UA + C
+            x = ws[aQ + t] + th[o3 + t]
+            ws[aQ + t] = x
+            loss += x * x
+            g[o3 + t] = 2.0 * x
         gemm(Q, A.T, T)
-        for i in range(d):
-            for j in range(k):
-                gU[i, j] += T[i, j]
+        for t in range(d * k):
+            g[t] += ws[aT + t]
         gemm(U.T, Q, gA)
-        for j in range(k):
-            for c in range(q):
-                ajc = A[j, c]
-                loss += bc * ajc * ajc
-                gA[j, c] = 2.0 * gA[j, c] + (2.0 * bc) * ajc
+        for t in range(k * q):
+            a = th[o2 + t]
+            loss += bc * a * a
+            g[o2 + t] = 2.0 * g[o2 + t] + (2.0 * bc) * a
     for j in range(k):
         var = math.exp(2.0 * s[j])
         col = 0.0
@@ -163,24 +159,26 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gU1 = matrix(g, 0, d, k1)
     gV1 = matrix(g, o1, k1, r)
     gU2 = matrix(g, o2, k1, k2)
-    gW2 = matrix(g, o3, k2, k1)
     gs1 = g[o4:o5]
     gs2 = g[o5:o5 + k2]
-    a = d * r
-    R = matrix(ws, 0, d, r)
-    T = matrix(ws, a, k1, r)
-    a += k1 * r
+    # scratch (offsets into ws): R d×r | T k₁×r | M, G, MG, H k₁×k₁ | W2G, WW k₂×k₁ | σ₁², σ₂²
     kk, wk = k1 * k1, k2 * k1
-    M = matrix(ws, a, k1, k1)                 # U₂W₂ − I
-    G = matrix(ws, a + kk, k1, k1)        # V₁V₁ᵀ + diag(σ₁²)
-    MG = matrix(ws, a + 2 * kk, k1, k1)
-    H = matrix(ws, a + 3 * kk, k1, k1)    # β₁MᵀM + β₂c²W₂ᵀW₂
-    a += 4 * kk
-    W2G = matrix(ws, a, k2, k1)
-    WW = matrix(ws, a + wk, k2, k1)       # U₂ᵀ(MG), for ∂/∂W₂
-    a += 2 * wk
-    v1 = ws[a:a + k1]
-    v2 = ws[a + k1:a + k1 + k2]
+    aT = d * r
+    aM = aT + k1 * r
+    aG, aMG, aH = aM + kk, aM + 2 * kk, aM + 3 * kk
+    aW2G = aM + 4 * kk
+    aWW = aW2G + wk
+    av = aWW + wk
+    R = matrix(ws, 0, d, r)
+    T = matrix(ws, aT, k1, r)
+    M = matrix(ws, aM, k1, k1)          # U₂W₂ − I
+    G = matrix(ws, aG, k1, k1)          # V₁V₁ᵀ + diag(σ₁²)
+    MG = matrix(ws, aMG, k1, k1)
+    H = matrix(ws, aH, k1, k1)          # β₁MᵀM + β₂c²W₂ᵀW₂
+    W2G = matrix(ws, aW2G, k2, k1)
+    WW = matrix(ws, aWW, k2, k1)        # U₂ᵀ(MG), for ∂/∂W₂
+    v1 = ws[av:av + k1]
+    v2 = ws[av + k1:av + k1 + k2]
     for j in range(k1):
         v1[j] = math.exp(2.0 * s1[j])
     for j in range(k2):
@@ -193,12 +191,10 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
         G[i, i] += v1[i]
     gemm(M, G, MG)
     gemm(W2, G, W2G)
-    for i in range(k1):
-        for j in range(k1):
-            loss += beta1 * MG[i, j] * M[i, j]
-    for i in range(k2):
-        for j in range(k1):
-            loss += b2c * W2G[i, j] * W2[i, j]
+    for t in range(kk):                 # element-wise work over a whole block runs over its flat index
+        loss += beta1 * ws[aMG + t] * ws[aM + t]
+    for t in range(wk):
+        loss += b2c * ws[aW2G + t] * th[o3 + t]
     gemm(M.T, M, H)
     for i in range(k1):
         for j in range(k1):
@@ -209,20 +205,16 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gemm(H, V1, T)
     gemm(R, V1.T, gU1)
     gemm(U1.T, R, gV1)
-    for i in range(d):
-        for j in range(k1):
-            gU1[i, j] *= 2.0
-    for j in range(k1):
-        for c in range(r):
-            gV1[j, c] = 2.0 * (gV1[j, c] + T[j, c])
+    for t in range(d * k1):
+        g[t] *= 2.0
+    for t in range(k1 * r):
+        g[o1 + t] = 2.0 * (g[o1 + t] + ws[aT + t])
     gemm(MG, W2.T, gU2)
     gemm(U2.T, MG, WW)
-    for i in range(k1):
-        for j in range(k2):
-            gU2[i, j] *= 2.0 * beta1
-    for i in range(k2):
-        for j in range(k1):
-            gW2[i, j] = (2.0 * beta1) * WW[i, j] + (2.0 * b2c) * W2G[i, j]
+    for t in range(k1 * k2):
+        g[o2 + t] *= 2.0 * beta1
+    for t in range(wk):
+        g[o3 + t] = (2.0 * beta1) * ws[aWW + t] + (2.0 * b2c) * ws[aW2G + t]
     for j in range(k1):
         col = 0.0
         mcol = 0.0
@@ -268,8 +260,8 @@ def _step(th, g, m, v, t, lr, options, gnorm):
         # bias corrections folded into two scalars; locals instead of re-reads let LLVM
         # vectorize the loop (its cost is the element-wise sqrt and division)
         b1, b2, eps = options.b1, options.b2, options.eps
-        a = lr / (1.0 - math.pow(b1, t))
-        inv_c2 = 1.0 / (1.0 - math.pow(b2, t))
+        a = lr / (1.0 - math.pow(b1, float(t)))
+        inv_c2 = 1.0 / (1.0 - math.pow(b2, float(t)))
         ob1 = 1.0 - b1
         ob2 = 1.0 - b2
         for i in range(th.shape[0]):
