@@ -51,12 +51,12 @@ _clip_factor = njit(**_INLINE)(_rules.clip_factor)
 
 def workspace_size(kind, dims):
     """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
-    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ or k₂×k₁
-    matrices and the two variance vectors for the MHVAE (:func:`_mhvae_loss_grad`)."""
+    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ and two
+    k₂×k₁ matrices and the two variance vectors for the MHVAE (:func:`_mhvae_loss_grad`)."""
     if kind == 0:
         return dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
     k1, k2 = dims[1], dims[3]
-    return dims[0] * dims[2] + k1 * dims[2] + 4 * k1 * k1 + 2 * k2 * k1 + k1 + k2
+    return dims[0] * dims[2] + k1 * dims[2] + 5 * k1 * k1 + 2 * k2 * k1 + k1 + k2
 
 
 @njit(**_INLINE)
@@ -161,12 +161,12 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gU2 = matrix(g, o2, k1, k2)
     gs1 = g[o4:o5]
     gs2 = g[o5:o5 + k2]
-    # scratch (offsets into ws): R d×r | T k₁×r | M, G, MG, H k₁×k₁ | W2G, WW k₂×k₁ | σ₁², σ₂²
+    # scratch (offsets into ws): R d×r | T k₁×r | M, G, MG, H, W₂ᵀW₂ k₁×k₁ | W2G, WW k₂×k₁ | σ₁², σ₂²
     kk, wk = k1 * k1, k2 * k1
     aT = d * r
     aM = aT + k1 * r
-    aG, aMG, aH = aM + kk, aM + 2 * kk, aM + 3 * kk
-    aW2G = aM + 4 * kk
+    aG, aMG, aH, aWtW = aM + kk, aM + 2 * kk, aM + 3 * kk, aM + 4 * kk
+    aW2G = aM + 5 * kk
     aWW = aW2G + wk
     av = aWW + wk
     R = matrix(ws, 0, d, r)
@@ -175,6 +175,7 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     G = matrix(ws, aG, k1, k1)          # V₁V₁ᵀ + diag(σ₁²)
     MG = matrix(ws, aMG, k1, k1)
     H = matrix(ws, aH, k1, k1)          # β₁MᵀM + β₂c²W₂ᵀW₂
+    WtW = matrix(ws, aWtW, k1, k1)
     W2G = matrix(ws, aW2G, k2, k1)
     WW = matrix(ws, aWW, k2, k1)        # U₂ᵀ(MG), for ∂/∂W₂
     v1 = ws[av:av + k1]
@@ -196,12 +197,9 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     for t in range(wk):
         loss += b2c * ws[aW2G + t] * th[o3 + t]
     gemm(M.T, M, H)
-    for i in range(k1):
-        for j in range(k1):
-            acc = 0.0
-            for c in range(k2):
-                acc += W2[c, i] * W2[c, j]
-            H[i, j] = beta1 * H[i, j] + b2c * acc
+    gemm(W2.T, W2, WtW)
+    for t in range(kk):
+        ws[aH + t] = beta1 * ws[aH + t] + b2c * ws[aWtW + t]
     gemm(H, V1, T)
     gemm(R, V1.T, gU1)
     gemm(U1.T, R, gV1)
@@ -217,19 +215,13 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
         g[o3 + t] = (2.0 * beta1) * ws[aWW + t] + (2.0 * b2c) * ws[aW2G + t]
     for j in range(k1):
         col = 0.0
-        mcol = 0.0
         for i in range(d):
             col += U1[i, j] * U1[i, j]
             gU1[i, j] += 2.0 * v1[j] * U1[i, j]
-        for i in range(k1):
-            mcol += M[i, j] * M[i, j]
-        wcol = 0.0
-        for i in range(k2):
-            wcol += W2[i, j] * W2[i, j]
         loss += v1[j] * col
-        if learn[0]:
+        if learn[0]:                    # H[j, j] = β₁‖M[:, j]‖² + β₂c²‖W₂[:, j]‖²
             loss -= 2.0 * beta1 * ed2 * s1[j]
-            gs1[j] = 2.0 * v1[j] * (col + beta1 * mcol + b2c * wcol) - 2.0 * beta1 * ed2
+            gs1[j] = 2.0 * v1[j] * (col + H[j, j]) - 2.0 * beta1 * ed2
         else:
             gs1[j] = 0.0
     for j in range(k2):
