@@ -212,14 +212,18 @@ def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, opti
     assert cpu._ADAM == -1 and cpu._CONDITIONAL == -1        # the module's switches stay run-time
 
 
+@pytest.mark.parametrize("impl", ["gemm", "gemm_numpy"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(4, 3, 5), (1, 7, 1), (3, 0, 2), (0, 2, 3), (2, 3, 0)], ids=str)
-def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype):
-    """The kernels' one matrix product (``kernels/_intrinsics.gemm``): C and transposed (F) operands,
-    both precisions, and the empty products (k = 0 zero-fills, m or n = 0 writes nothing)."""
+def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype, impl):
+    """The kernels' one matrix product (``kernels/_intrinsics.gemm``, and its ``np.dot`` fallback
+    for a Numba without the internals it uses): C and transposed (F) operands, both precisions,
+    and the empty products (k = 0 zero-fills, m or n = 0 writes nothing)."""
     from numba import njit
 
-    from linvae.kernels._intrinsics import gemm
+    from linvae.kernels import _intrinsics
+
+    gemm = getattr(_intrinsics, impl)
 
     @njit(cache=False)
     def products(A, B, At, Bt, out):
@@ -240,13 +244,17 @@ def test_gemm_intrinsic_equals_numpy_matmul_for_every_layout(shape, dtype):
         np.testing.assert_allclose(out[i], ref, rtol=tol, atol=tol, err_msg=f"layout combination {i}")
 
 
-def test_matrix_intrinsic_is_the_reshaped_slice_and_rejects_views_outside_the_vector():
-    """The kernels' views of packed parameters and scratch (``kernels/_intrinsics.matrix``): a
-    view, not a copy, equal to ``flat[start:start + rows·cols].reshape(rows, cols)``; a view that
-    does not fit raises instead of reading past the vector."""
+@pytest.mark.parametrize("impl", ["matrix", "matrix_numpy"])
+def test_matrix_intrinsic_is_the_reshaped_slice_and_rejects_views_outside_the_vector(impl):
+    """The kernels' views of packed parameters and scratch (``kernels/_intrinsics.matrix``, and its
+    ``reshape`` fallback): a view, not a copy, equal to ``flat[start:start + rows·cols].reshape(rows,
+    cols)``; a view that does not fit raises instead of reading past the vector."""
     from numba import njit
 
-    from linvae.kernels._intrinsics import matrix
+    from linvae.kernels import _intrinsics
+
+    matrix = getattr(_intrinsics, impl)
+    assert _intrinsics.NUMBA_INTERNALS          # this Numba has them: the kernels use the intrinsics
 
     @njit(cache=False)
     def view_and_write(flat, start, rows, cols):

@@ -20,19 +20,45 @@ compile (``benchmarks/scripts/compile_time.py``):
     (the kernels take about forty such views of their packed parameters and scratch space).
     A length that is not rows·cols raises ``ValueError``.
 
-Both use internals of Numba (``numba.np.linalg.call_xxgemm``, ``numba.np.arrayobj``); the
-kernels' products and views are checked against NumPy in ``tests/test_kernels.py``.
+Both use internals of Numba (``numba.np.linalg.call_xxgemm``, ``numba.np.arrayobj``). A Numba
+without them gets the plain ``np.dot`` / ``reshape`` versions (:func:`gemm_numpy`,
+:func:`matrix_numpy`): the same results, a slower first compile. The kernels' products and views
+are checked against NumPy in ``tests/test_kernels.py``.
 """
+import logging
+
+import numpy as np
 from llvmlite import ir
-from numba import types
+from numba import njit, types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
-from numba.np.arrayobj import make_array, populate_array
-from numba.np.linalg import call_xxgemm, ensure_blas
 
-__all__ = ["gemm", "matrix"]
+try:
+    from numba.np.arrayobj import make_array, populate_array
+    from numba.np.linalg import call_xxgemm, ensure_blas
+except ImportError:                                   # pragma: no cover - depends on the Numba release
+    NUMBA_INTERNALS = False
+    logging.getLogger(__name__).info("Numba lacks call_xxgemm/populate_array: kernels use np.dot and reshape")
+else:
+    NUMBA_INTERNALS = True
+
+__all__ = ["gemm", "matrix", "NUMBA_INTERNALS"]
+
+
+@njit(inline="always")
+def gemm_numpy(a, b, out):
+    """:func:`gemm` spelled with ``np.dot`` (the fallback)."""
+    np.dot(a, b, out)
+
+
+@njit(inline="always")
+def matrix_numpy(flat, start, rows, cols):
+    """:func:`matrix` spelled with a slice and ``reshape`` (the fallback)."""
+    if start < 0 or rows < 0 or cols < 0 or start + rows * cols > flat.shape[0]:
+        raise ValueError("matrix: the view does not fit in the vector")
+    return flat[start:start + rows * cols].reshape((rows, cols))
 
 
 def _check(name, ty, ndim, layouts):
@@ -100,3 +126,7 @@ def matrix(typingctx, flat, start, rows, cols):
         return impl_ret_borrowed(context, builder, ret, view._getvalue())
 
     return sig, codegen
+
+
+if not NUMBA_INTERNALS:                               # pragma: no cover - depends on the Numba release
+    gemm, matrix = gemm_numpy, matrix_numpy
