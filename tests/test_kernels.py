@@ -388,6 +388,33 @@ def test_converged_and_diverged_configs_stop_with_their_status(backend):
     np.testing.assert_array_equal(state.params, frozen)
 
 
+def _update_in_place(params, g, m, v, *args, **kwargs):
+    """``array.update_numpy`` writing into its arguments, as the fused CuPy update does."""
+    for dst, src in zip((params, m, v), array.update_numpy(params, g, m, v, *args, **kwargs)):
+        dst[...] = src
+    return params, m, v
+
+
+_update_in_place.in_place = True
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_an_in_place_update_gets_copies_so_stopped_rows_keep_their_values():
+    """The array step loop hands an update that writes its inputs (``in_place = True``, the CuPy
+    kernel) copies, and NumPy's (which returns new arrays) the state itself: both end in the same
+    state, with the diverged and converged rows as they were when they stopped."""
+    family, problem, params = _case("cvae", B=3, seed=2)
+    options = KernelOptions.of(adam=False, tol=3e-3, gtol=10.0)
+    states = []
+    for update in (array.update_numpy, _update_in_place):
+        state = TrainState.start(params.copy(), np.array([50.0, 1e-2, 1e-3]))
+        array.train_batched(family, problem, state, options, 200, update=update)
+        states.append(state)
+    np.testing.assert_array_equal(states[0].status[:2], [DIVERGED, CONVERGED])
+    for field in TrainState._fields:
+        np.testing.assert_array_equal(getattr(states[1], field), getattr(states[0], field), err_msg=field)
+
+
 # ----------------------------------------------------------------------------- minibatch kernel
 
 def test_minibatch_serial_and_parallel_epochs_agree():

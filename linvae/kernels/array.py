@@ -55,8 +55,9 @@ def update_numpy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=np, momentum=0.
 def train_batched(family, problem, state, options, n_steps, *, xp=np, update=update_numpy):
     """The contract of :mod:`linvae.kernels.contract` for ``family``, on arrays of module ``xp``.
 
-    ``update`` applies the optimizer step (:func:`update_numpy` or the fused CuPy update; it
-    may update its ``params, m, v`` arguments in place, so it gets copies).
+    ``update`` applies the optimizer step (:func:`update_numpy`, which returns new arrays, or
+    the fused CuPy update, which writes its ``params, m, v`` arguments in place and so gets
+    copies: an update with ``in_place = True`` does).
 
     Every step evaluates all B configurations and writes the new values only into the rows
     that are still running (masked copies, never a compaction): the loop asks the device
@@ -68,6 +69,7 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
     """
     rules = _rules(xp)
     o = options
+    in_place = getattr(update, "in_place", False)
     check_every = 1 if xp is np else _SYNC_EVERY
 
     def put(dst, src, mask):                 # dst[mask] = src, without a compaction (no host sync on CuPy)
@@ -98,8 +100,10 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
             if o.clip > 0:
                 g = g * rules.clip_factor(gn, o.clip)[:, None]
             tt = state.step[:, None].astype(state.params.dtype)
-            params, m, v = update(state.params.copy(), g, state.adam_m.copy(), state.adam_v.copy(), lr_t, tt, o.adam,
-                                  o.b1, o.b2, o.eps, xp=xp, momentum=o.momentum)
+            params, m, v = (state.params, state.adam_m, state.adam_v)
+            if in_place:
+                params, m, v = params.copy(), m.copy(), v.copy()
+            params, m, v = update(params, g, m, v, lr_t, tt, o.adam, o.b1, o.b2, o.eps, xp=xp, momentum=o.momentum)
             rows = go[:, None]
             put(state.params, params, rows)
             put(state.adam_m, m, rows)

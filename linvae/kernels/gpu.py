@@ -64,6 +64,9 @@ def update_cupy(params, g, m, v, lr_t, t, adam, b1, b2, eps, xp=None, momentum=0
     return params, m, v
 
 
+update_cupy.in_place = True        # writes params, m, v: train_batched hands it copies
+
+
 def train_vae(problem, state, options, n_steps, *, parallel=None):
     """GPU twin of :func:`linvae.kernels.cpu.train_vae` (``parallel`` is ignored)."""
     train_batched("vae", problem, state, options, n_steps, xp=get_cupy(), update=update_cupy)
