@@ -98,7 +98,8 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     loss = _residual(U, V, Z, R)
     gemm(R, V.T, gU)                    # ½ ∂/∂U of ‖UV − Z‖²; doubled with the σ term below
     gemm(U.T, R, gV)
-    for t in range(k * r):              # element-wise work over a whole block runs over its flat index
+    # element-wise work over a whole block runs over its flat index (one loop, one index)
+    for t in range(k * r):              # βc²‖V‖²; ∂/∂V = 2(UᵀR + βc²V)
         v = th[o1 + t]
         loss += bc * v * v
         g[o1 + t] = 2.0 * g[o1 + t] + (2.0 * bc) * v
@@ -110,16 +111,16 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
         Q = matrix(ws, aQ, d, q)
         T = matrix(ws, aT, d, k)
         gemm(U, A, Q)
-        for t in range(d * q):          # Q = UA + C
+        for t in range(d * q):          # Q = UA + C, ‖Q‖², ∂/∂C = 2Q
             x = ws[aQ + t] + th[o3 + t]
             ws[aQ + t] = x
             loss += x * x
             g[o3 + t] = 2.0 * x
         gemm(Q, A.T, T)
-        for t in range(d * k):
+        for t in range(d * k):          # ½ ∂/∂U += QAᵀ
             g[t] += ws[aT + t]
         gemm(U.T, Q, gA)
-        for t in range(k * q):
+        for t in range(k * q):          # βc²‖A‖²; ∂/∂A = 2(UᵀQ + βc²A)
             a = th[o2 + t]
             loss += bc * a * a
             g[o2 + t] = 2.0 * g[o2 + t] + (2.0 * bc) * a
@@ -192,9 +193,10 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
         G[i, i] += v1[i]
     gemm(M, G, MG)
     gemm(W2, G, W2G)
-    for t in range(kk):                 # element-wise work over a whole block runs over its flat index
+    # element-wise work over a whole block runs over its flat index (one loop, one index)
+    for t in range(kk):                 # β₁ tr(MGMᵀ)
         loss += beta1 * ws[aMG + t] * ws[aM + t]
-    for t in range(wk):
+    for t in range(wk):                 # β₂c² tr(W₂GW₂ᵀ)
         loss += b2c * ws[aW2G + t] * th[o3 + t]
     gemm(M.T, M, H)
     gemm(W2.T, W2, WtW)
@@ -203,15 +205,15 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gemm(H, V1, T)
     gemm(R, V1.T, gU1)
     gemm(U1.T, R, gV1)
-    for t in range(d * k1):
+    for t in range(d * k1):             # ∂/∂U₁ = 2RV₁ᵀ (+ the σ₁ term below)
         g[t] *= 2.0
-    for t in range(k1 * r):
+    for t in range(k1 * r):             # ∂/∂V₁ = 2(U₁ᵀR + HV₁)
         g[o1 + t] = 2.0 * (g[o1 + t] + ws[aT + t])
     gemm(MG, W2.T, gU2)
     gemm(U2.T, MG, WW)
-    for t in range(k1 * k2):
+    for t in range(k1 * k2):            # ∂/∂U₂ = 2β₁(MG)W₂ᵀ (+ the σ₂ term below)
         g[o2 + t] *= 2.0 * beta1
-    for t in range(wk):
+    for t in range(wk):                 # ∂/∂W₂ = 2β₁U₂ᵀ(MG) + 2β₂c²W₂G
         g[o3 + t] = (2.0 * beta1) * ws[aWW + t] + (2.0 * b2c) * ws[aW2G + t]
     for j in range(k1):
         col = 0.0
