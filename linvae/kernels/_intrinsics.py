@@ -11,7 +11,9 @@ compile (``benchmarks/scripts/compile_time.py``):
     SciPy's BLAS — without what ``np.dot`` compiles around it: ``np.dot`` is an overload whose
     implementation is a separate function compiled once per argument layout (three layouts in
     these kernels, about 0.1 s of a cold compile each) with its own argument checks. The caller
-    is responsible for the shapes (``a`` m×k, ``b`` k×n, ``out`` m×n). Empty products follow
+    is responsible for the shapes (``a`` m×k, ``b`` k×n, ``out`` m×n) and for ``out`` not
+    overlapping ``a`` or ``b`` (NumPy would copy; BLAS would read what it already wrote; the
+    kernels' outputs are always their own scratch or gradient blocks). Empty products follow
     ``np.dot``: nothing to do when m or n is 0, ``out`` zero-filled when k is 0 (BLAS rejects
     zero leading dimensions).
 ``matrix(flat, rows, cols)``
