@@ -201,7 +201,7 @@ def test_each_compiled_variant_equals_the_loop_with_run_time_switches(name, opti
     impl = cpu._train_vae_impl if family == "vae" else cpu._train_mhvae_impl
     generic = njit(cache=False)(cpu._clone(impl, f"_generic_{family}_loop_for_test"))
     states = []
-    work = np.full(cpu.workspace_size(0 if family == "vae" else 1, problem.dims), np.nan)
+    work = np.full(cpu.workspace_size(family, problem.dims), np.nan)
     for run in (lambda st: generic(problem, st, opts, 9, work),
                 lambda st: getattr(cpu, f"train_{family}")(problem, st, opts, 9, parallel=False)):
         state = TrainState.start(params.copy(), 1e-2 if opts.adam else 2e-3)

@@ -49,11 +49,11 @@ _velocity_kept = njit(**_INLINE)(_rules.velocity_kept)
 _clip_factor = njit(**_INLINE)(_rules.clip_factor)
 
 
-def workspace_size(kind, dims):
-    """Floats of scratch one configuration needs: ``R``, ``Q`` and a d×k product for the
-    VAE/CVAE (``kind`` 0, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ and two
-    k₂×k₁ matrices and the two variance vectors for the MHVAE (:func:`_mhvae_loss_grad`)."""
-    if kind == 0:
+def workspace_size(family, dims):
+    """Floats of scratch one configuration of ``family`` needs: ``R``, ``Q`` and a d×k product
+    for ``"vae"`` (VAE/CVAE, :func:`_vae_loss_grad`); ``R``, a k₁×r product, five k₁×k₁ and two
+    k₂×k₁ matrices and the two variance vectors for ``"mhvae"`` (:func:`_mhvae_loss_grad`)."""
+    if family == "vae":
         return dims[0] * dims[2] + dims[0] * dims[3] + dims[0] * dims[1]
     k1, k2 = dims[1], dims[3]
     return dims[0] * dims[2] + k1 * dims[2] + 5 * k1 * k1 + 2 * k2 * k1 + k1 + k2
@@ -367,18 +367,30 @@ def _specialize(fn, tag, switches, inline, **calls):
     return njit(**(_INLINE if inline else _JIT))(_clone(fn.py_func, f"{name}_{tag}", **switches, **calls))
 
 
-def _compile_loop(loop, parallel):
-    """The dispatcher of a variant's outer loop (``prange`` runs in parallel only when ``parallel``)."""
-    return njit(parallel=True, **_JIT)(loop) if parallel else njit(**_JIT)(loop)
+def _variant(loop, name, tag, parallel, adam, conditional, loss, inline_loss, advance):
+    """The dispatcher of a variant of an outer ``loop`` (``prange`` runs in parallel only when
+    ``parallel``): a copy called ``name`` whose switches are set and whose calls go to its own
+    copies (``tag``) of the ``loss``, of ``_scratch`` and of ``_advance`` (``advance``, the moment
+    loops) or ``_step`` (the minibatch epoch, which has no stopping rule)."""
+    switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)), _PARALLEL=int(bool(parallel)))
+    step = _specialize(_step, tag, switches, True)
+    calls = {loss.py_func.__name__: _specialize(loss, tag, switches, inline_loss),
+             "_scratch": _specialize(_scratch, tag, switches, True)}
+    if advance:
+        calls["_advance"] = _specialize(_advance, tag, switches, not parallel, _step=step)
+    else:
+        calls["_step"] = step
+    copy = _clone(loop, name, **calls)
+    return njit(parallel=True, **_JIT)(copy) if parallel else njit(**_JIT)(copy)
 
 
 def _kernel(family, parallel, adam, conditional):
     """The compiled loop of one variant: family, serial or parallel, Adam or GD, and (VAE family)
     with or without the CVAE block.
 
-    A variant is a renamed copy of the family's loop (:func:`_clone`) whose globals set the
-    switches ``_ADAM`` and ``_CONDITIONAL`` and name its own copies of ``_advance``, ``_step`` and
-    the loss, so a call compiles only the code it runs; ``njit`` without signatures compiles
+    A variant is a renamed copy of the family's loop (:func:`_variant`) whose globals set the
+    switches ``_ADAM``, ``_CONDITIONAL`` and ``_PARALLEL`` and name its own copies of ``_advance``,
+    ``_step``, ``_scratch`` and the loss, so a call compiles only the code it runs; ``njit`` without signatures compiles
     lazily, so a process compiles (or loads from the on-disk cache) only the variants and dtypes
     it calls. The small helpers are inlined into every caller (``inline="always"``: one function
     to type and lower instead of ten). The serial VAE/CVAE loops also inline the loss and gradient;
@@ -387,19 +399,16 @@ def _kernel(family, parallel, adam, conditional):
     ``_advance`` is inlined into the serial loops only: in a ``prange`` body its
     ``state.step[b] += 1`` becomes an in-place update of a tuple attribute, which Numba's parfor
     lowering (0.68) mishandles — the step count stayed 0, so Adam's bias correction divided by
-    zero and every loss was NaN (the bug :func:`_minibatch_epoch_impl` works around with locals).
+    zero and every loss was NaN (the bug :func:`_minibatch_epoch_impl` works around with locals;
+    here, passing ``_advance`` the step array hoisted out of the ``prange`` still gave NaN).
     """
     key = (family, bool(parallel), bool(adam), bool(conditional) if family == "vae" else None)
     if key not in _KERNELS:
         impl, loss = _IMPL[family]
         tag = "_".join([family, "parallel" if parallel else "serial", "adam" if adam else "gd"]
                        + ([] if family == "mhvae" else ["cvae" if conditional else "vae"]))
-        switches = dict(_ADAM=int(adam), _CONDITIONAL=int(bool(conditional)), _PARALLEL=int(bool(parallel)))
-        step = _specialize(_step, tag, switches, True)
-        advance = _specialize(_advance, tag, switches, not parallel, _step=step)
-        calls = {loss.py_func.__name__: _specialize(loss, tag, switches, not parallel and family == "vae"),
-                 "_scratch": _specialize(_scratch, tag, switches, True)}
-        _KERNELS[key] = _compile_loop(_clone(impl, "_train_" + tag, _advance=advance, **calls), parallel)
+        _KERNELS[key] = _variant(impl, "_train_" + tag, tag, parallel, adam, conditional, loss,
+                                 inline_loss=not parallel and family == "vae", advance=True)
     return _KERNELS[key]
 
 
@@ -420,7 +429,7 @@ def _run(family, problem, state, options, n_steps, parallel):
         work = float(dims[0]) * float(dims[1]) * (float(dims[2]) + float(dims[3]))
         parallel = _use_parallel(state.params.shape[0], work)
     kernel = _kernel(family, parallel, options.adam, family == "vae" and dims[3] > 0)
-    work = np.empty(workspace_size(0 if family == "vae" else 1, dims), dtype=state.params.dtype)
+    work = np.empty(workspace_size(family, dims), dtype=state.params.dtype)
     kernel(problem, state, KernelOptions.of(**options._asdict()), int(n_steps), work)
 
 
@@ -596,12 +605,8 @@ def _minibatch_kernel(parallel, conditional):
     key = (bool(parallel), bool(conditional))
     if key not in _MINIBATCH:
         tag = "_".join(["minibatch", "parallel" if parallel else "serial", "cvae" if conditional else "vae"])
-        switches = dict(_ADAM=1, _CONDITIONAL=int(bool(conditional)), _PARALLEL=int(bool(parallel)))
-        step = _specialize(_step, tag, switches, True)
-        loss = _specialize(_minibatch_loss_grad, tag, switches, not parallel)
-        epoch = _clone(_minibatch_epoch_impl, "_epoch_" + tag, _step=step, _minibatch_loss_grad=loss,
-                       _scratch=_specialize(_scratch, tag, switches, True))
-        _MINIBATCH[key] = _compile_loop(epoch, parallel)
+        _MINIBATCH[key] = _variant(_minibatch_epoch_impl, "_epoch_" + tag, tag, parallel, True, conditional,
+                                   _minibatch_loss_grad, inline_loss=not parallel, advance=False)
     return _MINIBATCH[key]
 
 
