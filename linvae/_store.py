@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import socket
 import tempfile
 import threading
@@ -18,7 +19,7 @@ import time
 from ._warn import warn as _warn
 from .exceptions import OutputLockedError
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "DirectoryLock", "LOCK_NAME", "claim"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "atomic_write_npz", "commit_directory", "DirectoryLock", "LOCK_NAME", "claim"]
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,27 @@ def is_own_temp_dir(path):
     """Whether ``path`` is a temporary directory made by :func:`own_temp_dir`."""
     return (os.path.basename(path).startswith(OWN_PREFIX) and os.path.isdir(path)
             and not os.path.islink(path) and os.path.isfile(os.path.join(path, OWN_MARKER)))
+
+
+def commit_directory(tmp, final, overwrite):
+    """Move a finished temporary directory ``tmp`` (from :func:`own_temp_dir`) into place as ``final``.
+
+    Each step is an atomic rename on the same file system, so ``final`` is never a partly written
+    directory. An existing ``final`` is replaced only when ``overwrite`` is true; otherwise ``tmp``
+    is removed and :class:`FileExistsError` names the path and the option.
+    """
+    if os.path.exists(final):
+        if not overwrite:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
+        trash = own_temp_dir(os.path.dirname(final), "old-")
+        os.replace(final, os.path.join(trash, "old"))
+        os.replace(tmp, final)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(final, OWN_MARKER))
 
 
 def atomic_write_json(path, obj):

@@ -18,8 +18,8 @@ import shutil
 
 import numpy as np
 
-from .._store import DirectoryLock, atomic_write_bytes, is_own_temp_dir, own_temp_dir
-from ._common import RunSize, commit_directory, save_output, timer, versions
+from .._store import DirectoryLock, atomic_write_bytes, commit_directory, is_own_temp_dir, own_temp_dir
+from ._common import RunSize, save_output, timer, versions
 
 logger = logging.getLogger(__name__)
 

@@ -1,18 +1,15 @@
 """Shared machinery of the reproduction: output directories, metadata, CSV, claims."""
-import contextlib
 import csv
 import enum
 import json
 import os
 import platform
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._store import OWN_MARKER
 from .._version import __version__
 
 __all__ = ["Claim", "Output", "RunSize", "load_data", "versions", "write_csv", "verdict", "size"]
@@ -164,24 +161,6 @@ def _json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
-
-
-def commit_directory(tmp, final, overwrite):
-    """Move a finished temporary directory into place (atomic rename on the same file system)."""
-    if os.path.exists(final):
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
-        from .._store import own_temp_dir
-
-        trash = own_temp_dir(os.path.dirname(final), "old-")
-        os.replace(final, os.path.join(trash, "old"))
-        os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(final, OWN_MARKER))
 
 
 def timer():
