@@ -285,6 +285,7 @@ def test_finished_trainings_are_measured_once_and_their_small_records_carry_over
     with open(os.path.join(final, "meta.json")) as f:
         meta = json.load(f)
     assert meta["training"]["trainings"] == 2 and meta["training"]["reused_measurements"] == 1
+    assert meta["training"]["resumed"] == 0                  # a record read is not also a resumed training
     assert "1 read from the finished-training records" in meta["wall_time_note"]
     # a record of another evaluation (here: edited) is not trusted: that training runs again
     stale = tmp_path / "stale"

@@ -152,11 +152,11 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
     record = training_record(ledger)
     if record is not None:
         meta["training"] = record
-        if record["resumed"]:
-            reused = record.get("reused_measurements", 0)
+        resumed, reused = record["resumed"], record["reused_measurements"]
+        if resumed or reused:
             parts = []
-            if record["resumed"] - reused:
-                parts.append(f"{record['resumed'] - reused} resumed from checkpoints of earlier sessions")
+            if resumed:
+                parts.append(f"{resumed} resumed from checkpoints of earlier sessions")
             if reused:
                 parts.append(f"{reused} read from the finished-training records (*.result.json) of another "
                              "process or session")

@@ -126,12 +126,18 @@ def torch_threads(n):
 
 
 def training_record(ledger):
-    """What ``meta.json`` records of an experiment's trainings (None when nothing trained)."""
+    """What ``meta.json`` records of an experiment's trainings (None when nothing trained).
+
+    Each training is counted once: ``resumed`` are those this process continued from a
+    checkpoint of an earlier session, ``reused_measurements`` those whose finished-training
+    record (``*.result.json``) it read instead of training (whatever their own history).
+    """
     if not ledger:
         return None
+    reused = [r.get("reused", False) for r in ledger]
     return {"trainings": len(ledger),
-            "resumed": sum(r["resumed_from"] is not None or r.get("reused", False) for r in ledger),
-            "reused_measurements": sum(r.get("reused", False) for r in ledger),
+            "resumed": sum(r["resumed_from"] is not None and not u for r, u in zip(ledger, reused)),
+            "reused_measurements": sum(reused),
             "train_seconds_all_sessions": round(sum(r["train_seconds"] for r in ledger), 1),
             "per_training": ledger}
 
