@@ -46,6 +46,24 @@ OVERFLOW_MARGIN : int
 PRIOR_SIGMA_RTOL : float
     A dead latent dim counts as collapsed to the prior when its σ equals η_enc to this relative
     tolerance (SPEC P2).
+ROUNDOFF_RTOL : float
+    Two computed values that agree to this relative tolerance are the same number up to
+    round-off (an ω with and without a dropped θ; the (1 − δ)·n example count of a collapse
+    metric).
+ADAM_LR, ADAM_LR_DECAY : float
+    Default step of full-batch Adam on the moments (whitened coordinates, where parameters are
+    O(1)) and its ``lr_t = lr / (1 + decay·t)`` decay: a constant-step Adam hovers around the
+    optimum instead of converging.
+MINIBATCH_LR : float
+    Default step of the minibatch Adam on raw data (the paper's scripts' 1e-3; constant).
+ADAM_B1, ADAM_B2, ADAM_EPS : float
+    Adam's moment decays and denominator guard.
+GD_ADAPT, GD_MOMENTUM : float
+    Full-batch GD: the bold driver's growth ``1 + adapt`` after a step that lowered the loss,
+    and the heavy-ball momentum μ.
+ARRAY_SYNC_EVERY : int
+    The NumPy/CuPy step loop asks whether any configuration still runs (a host sync on the GPU)
+    every this many steps.
 """
 RANK_RTOL = 1e-10
 FASTMATH = False
@@ -60,6 +78,16 @@ PSD_TOL = 1e-10
 SYMMETRY_ATOL = 1e-12
 OVERFLOW_MARGIN = 64
 PRIOR_SIGMA_RTOL = 1e-12
+ROUNDOFF_RTOL = 1e-9
+ADAM_LR = 3e-2
+ADAM_LR_DECAY = 1e-2
+MINIBATCH_LR = 1e-3
+ADAM_B1 = 0.9
+ADAM_B2 = 0.999
+ADAM_EPS = 1e-8
+GD_ADAPT = 0.01
+GD_MOMENTUM = 0.9
+ARRAY_SYNC_EVERY = 32
 
 #: Gradient training rescales VAE/CVAE data by a power of two when its RMS lies outside
 #: [1/TRAIN_SCALE_WINDOW, TRAIN_SCALE_WINDOW] (see ``train._NormalizedVAEProblem``).

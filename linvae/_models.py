@@ -28,7 +28,7 @@ from typing import Optional, Tuple
 
 import numpy as np
 
-from . import theory
+from . import _config, theory
 from .kernels.contract import HYPER   # each model's grid axes before η_enc, η_dec (the kernels' leading columns)
 from .theory._common import to_host
 
@@ -199,7 +199,7 @@ class _MHVAE(Variant):
             # or a z₂ path that depends on θ (in Thm 3's case A, ω > 0 even for θ = 0)
             lam, omega = spectra(theta)
             omega0 = spectra(np.zeros_like(theta))[1]
-            return (lam > 0) | ~np.isclose(omega, omega0, rtol=1e-9, atol=0.0)
+            return (lam > 0) | ~np.isclose(omega, omega0, rtol=_config.ROUNDOFF_RTOL, atol=0.0)
 
         warn_if_dropped_matters(spec.moments, active, spec.rtol)
 

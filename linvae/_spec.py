@@ -235,21 +235,47 @@ _PER_MODEL = {
 
 # ------------------------------------------------------------------------------------ training
 
+#: the training options that only some gradient solvers read: given to another one, a value
+#: other than the default would be silently ignored, so :func:`build` refuses it
+SOLVER_ONLY_OPTIONS = {
+    "max_iter": ("gd", "adam"), "tol": ("gd", "adam"), "gtol": ("gd", "adam"),
+    "history_every": ("gd", "adam"), "lr_decay": ("gd", "adam"),
+    "epochs": ("minibatch",), "batch_size": ("minibatch",),
+}
+
+
+def _check_used_by(solver, given):
+    """Refuse a solver-specific option given (other than its default) to a solver that ignores it."""
+    from .train import TrainOptions
+
+    for name, solvers in SOLVER_ONLY_OPTIONS.items():
+        value = given[name]
+        unset = value is None or value == 0 if name == "lr_decay" else value == getattr(TrainOptions, name)
+        if solver not in solvers and not unset:
+            runs = ("runs `epochs` passes of `batch_size` examples at a constant lr, without a stopping rule"
+                    if solver == "minibatch" else "runs until tol/gtol or max_iter")
+            raise ValueError(f"{name}={value!r} is not used by solver={solver!r}, which {runs}; {name} applies "
+                             f"only to solver={' or '.join(map(repr, solvers))}; leave it at its default")
+
+
 def _training_options(*, solver, backend, device_input, lr, max_iter, tol, gtol, seed, clip, lr_decay, init_scale,
                       history_every, progress, epochs, batch_size, dtype):
     """Validated :class:`linvae.train.TrainOptions` of a gradient solver."""
     from .train import TrainOptions
 
+    max_iter, epochs, batch_size, history_every = (check_int(v, n) for v, n in (
+        (max_iter, "max_iter"), (epochs, "epochs"), (batch_size, "batch_size"), (history_every, "history_every")))
+    tol, gtol = check_nonneg(tol, "tol"), check_nonneg(gtol, "gtol")
+    lr_decay = None if lr_decay is None else check_nonneg(lr_decay, "lr_decay")
+    _check_used_by(solver, dict(max_iter=max_iter, tol=tol, gtol=gtol, history_every=history_every,
+                                lr_decay=lr_decay, epochs=epochs, batch_size=batch_size))
     try:
         dtype = np.dtype(dtype).name
     except TypeError:
         dtype = repr(dtype)
     check_choice(dtype, "dtype", DTYPES)
     if dtype == "float32":
-        tol = max(check_nonneg(tol, "tol"), _config.FLOAT32_TOL)
-        gtol = max(check_nonneg(gtol, "gtol"), _config.FLOAT32_GTOL)
-    epochs = check_int(epochs, "epochs")
-    batch_size = check_int(batch_size, "batch_size")
+        tol, gtol = max(tol, _config.FLOAT32_TOL), max(gtol, _config.FLOAT32_GTOL)
     if solver == "minibatch" and (backend == "cupy" or (backend == "auto" and device_input)):
         raise ValueError("solver='minibatch' runs on the CPU (Numba); use solver='adam' or 'gd' with backend='cupy'")
     from ._backend import resolve
@@ -257,11 +283,10 @@ def _training_options(*, solver, backend, device_input, lr, max_iter, tol, gtol,
     backend = resolve(backend, device_input=device_input).name   # the install line when CuPy is missing
     return TrainOptions(
         solver=solver, lr=None if lr is None else check_positive(lr, "lr"),
-        max_iter=check_int(max_iter, "max_iter"), tol=check_nonneg(tol, "tol"), gtol=check_nonneg(gtol, "gtol"),
-        clip=check_nonneg(clip, "clip"),
-        lr_decay=(1e-2 if solver == "adam" else 0.0) if lr_decay is None else check_nonneg(lr_decay, "lr_decay"),
+        max_iter=max_iter, tol=tol, gtol=gtol, clip=check_nonneg(clip, "clip"),
+        lr_decay=(_config.ADAM_LR_DECAY if solver == "adam" else 0.0) if lr_decay is None else lr_decay,
         init_scale=check_positive(init_scale, "init_scale"), seed=seed,
-        history_every=check_int(history_every, "history_every"), progress=bool(progress),
+        history_every=history_every, progress=bool(progress),
         backend=backend, epochs=epochs, batch_size=batch_size, dtype=dtype,
     )
 

@@ -73,7 +73,8 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Learning rate (default: 3e-2 for Adam, 1e-3 for the minibatch Adam, a curvature
         estimate for GD).
     max_iter : int, default 20000
-        Maximum number of optimizer steps.
+        Maximum number of optimizer steps (``"gd"``/``"adam"``; the minibatch solver runs
+        ``epochs`` passes instead).
     tol : float, default 1e-12
         Stop when the relative loss change per step is ≤ ``tol`` (and ``gtol`` holds).
     gtol : float, default 1e-7
@@ -85,17 +86,23 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Clip gradients to this global norm (0: off).
     lr_decay : float, optional
         ``lr_t = lr / (1 + lr_decay·t)``; default 1e-2 for Adam (a constant-step Adam hovers
-        around the optimum instead of converging), 0 for GD and the minibatch solver.
+        around the optimum instead of converging), 0 for GD. The minibatch solver keeps its
+        step constant, like the paper's scripts.
     init_scale : float, default 0.1
         Standard deviation of the initialization (the paper's 0.1).
     history_every : int, default 100
-        Record loss and per-dim KL every this many steps (``result.history``).
+        Record loss and per-dim KL every this many steps (``result.history``; the minibatch
+        solver records every epoch).
     progress : bool, default False
         Show a progress bar (needs tqdm).
     epochs : int, default 100
         Passes over the data (minibatch solver only).
     batch_size : int, default 128
-        Minibatch size (minibatch solver only).
+        Minibatch size (minibatch solver only). A solver-specific option (``max_iter``, ``tol``,
+        ``gtol``, ``history_every``, ``lr_decay`` for ``"gd"``/``"adam"``; ``epochs``,
+        ``batch_size`` for ``"minibatch"``) given to a gradient solver that does not use it, at
+        a value other than its default, raises ``ValueError`` instead of being ignored; the
+        closed form ignores every training option.
     center : bool, default False
         Subtract the data means first. The paper's linear models have no bias, so the
         default uses uncentred second moments.

@@ -18,6 +18,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from . import _config
 from ._deps import import_optional
 from .theory._common import _LOG_2PI
 from ._kl import (_check_2d, _check_finite, _check_xy, _host_fit, _np,  # noqa: F401
@@ -108,7 +109,7 @@ def collapse_curve(kl: Any, eps_grid: Union[Sequence[float], Any], delta: float 
     ordered = np.sort(kl, axis=0)
     # number of examples with KL < ε, per dim and ε (vectorized with searchsorted per column)
     below = np.stack([np.searchsorted(ordered[:, j], eps_grid, side="left") for j in range(kl.shape[1])], axis=1)
-    masks = below >= (1.0 - delta) * n - 1e-9 * n
+    masks = below >= (1.0 - delta) * n - _config.ROUNDOFF_RTOL * n
     return masks if per_dim else masks.sum(axis=1)
 
 

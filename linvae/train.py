@@ -38,7 +38,7 @@ __all__ = ["TrainOptions", "train_vae_grid", "train_mhvae_grid", "train_batch", 
 
 @dataclass
 class TrainOptions:
-    """Optimizer settings (validated by :func:`linvae.api.fit` / :func:`linvae.api.sweep`).
+    """Optimizer settings (built and validated by :func:`linvae._spec.build`; defaults from ``_config``).
 
     Attributes
     ----------
@@ -77,16 +77,16 @@ class TrainOptions:
     gtol: float = 1e-7
     clip: float = 0.0
     lr_decay: float = 0.0
-    adapt: float = 0.01
-    momentum: float = 0.9
+    adapt: float = _config.GD_ADAPT
+    momentum: float = _config.GD_MOMENTUM
     init_scale: float = 0.1
     seed: object = 0
     history_every: int = 100
     progress: bool = False
     backend: str = "numba"
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
+    b1: float = _config.ADAM_B1
+    b2: float = _config.ADAM_B2
+    eps: float = _config.ADAM_EPS
     epochs: int = 100
     batch_size: int = 128
     dtype: str = "float64"
@@ -445,14 +445,14 @@ class _MHVAEProblem:
 def _default_lr(problem, hyper, solver, params=None):
     """Default step sizes per config.
 
-    Adam: 3e-2 (used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
+    Adam: ``_config.ADAM_LR`` (3e-2, used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
     whitened coordinates. GD: ``1/L`` with ``L`` a bound on the loss curvature near the optimum:
     ``2(θ₁²/η_enc² + η_enc² + βc²) + 8βη_dec²`` (VAE/CVAE; the MHVAE bound adds the β₁ and
     β₂ weighted terms of the second latent).
     """
     B = hyper.shape[0]
     if solver == "adam":
-        return np.full(B, 3e-2)
+        return np.full(B, _config.ADAM_LR)
     theta1_sq = problem.phi[0] if problem.phi.size else 1.0
     if problem.family == "vae":
         beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
@@ -742,7 +742,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     initial = np.array([_minibatch_result(model, moments, params[b].astype(dtype).astype(np.float64), dims,
                                           configs[b], 0, {}, None).loss for b in range(B)])
     kproblem = KernelProblem.build("minibatch", np.zeros((0, 0)), hyper, dims, learn, dtype=dtype)
-    state = TrainState.start(params.astype(dtype), 1e-3 if options.lr is None else float(options.lr))
+    state = TrainState.start(params.astype(dtype), _config.MINIBATCH_LR if options.lr is None else float(options.lr))
     kopts = KernelOptions.from_train_options(options)
     rng = np.random.default_rng(int(seeds[0]) + 1)
     losses = []

@@ -95,3 +95,26 @@ def test_documented_adam_learning_rate_is_the_one_used():
     assert m, desc
     used = train._default_lr(None, np.ones((1, 3)), "adam")
     assert np.all(used == float(m.group(1)))
+
+
+def test_the_builder_and_the_training_options_default_to_the_defaults_of_fit():
+    """fit, sweep and _spec.build repeat their keywords, and TrainOptions its defaults: they must agree."""
+    import dataclasses
+
+    from linvae import _spec
+    from linvae.train import TrainOptions
+
+    fit_sig = _signature_defaults(linvae.fit)
+    build_sig = _signature_defaults(_spec.build)
+    shared = set(fit_sig) - {"X", "Y"}
+    assert shared <= set(build_sig), sorted(shared - set(build_sig))
+    for name in sorted(shared):
+        assert _same(build_sig[name], fit_sig[name]), ("_spec.build", name, build_sig[name], fit_sig[name])
+    options = {f.name: f.default for f in dataclasses.fields(TrainOptions)}
+    compared = 0
+    for name in sorted(set(options) & shared):
+        if name in ("solver", "backend", "lr_decay"):      # resolved per call (see _spec._training_options)
+            continue
+        assert _same(options[name], fit_sig[name]), ("TrainOptions", name, options[name], fit_sig[name])
+        compared += 1
+    assert compared >= 10

@@ -381,6 +381,33 @@ def test_minibatch_needs_raw_data_and_no_mhvae():
         linvae.fit(X, solver="minibatch", batch_size=0)
 
 
+
+@pytest.mark.parametrize("solver, option, value", [
+    ("minibatch", "max_iter", 1), ("minibatch", "tol", 1e-3), ("minibatch", "gtol", 1e-2),
+    ("minibatch", "history_every", 5), ("minibatch", "lr_decay", 0.5),
+    ("adam", "epochs", 3), ("gd", "batch_size", 16)])
+def test_an_option_the_solver_does_not_use_is_refused_not_ignored(solver, option, value):
+    """Before, the minibatch solver trained with lr_decay=0.5 exactly as without it and ran its
+    epochs whatever max_iter said; Adam ignored epochs."""
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    with pytest.raises(ValueError, match=rf"{option}={value!r} is not used by solver='{solver}'"):
+        linvae.fit(X, solver=solver, **{option: value})
+    with pytest.raises(ValueError, match=rf"{option}={value!r} is not used"):
+        linvae.sweep(X, beta=[0.5, 1.0], solver=solver, **{option: value})
+
+
+def test_options_at_their_defaults_are_accepted_by_every_gradient_solver():
+    import inspect
+
+    X = np.random.default_rng(0).normal(size=(60, 3))
+    sig = inspect.signature(linvae.fit).parameters
+    defaults = {n: sig[n].default for n in ("max_iter", "tol", "gtol", "history_every", "epochs", "batch_size")}
+    mb = linvae.fit(X, solver="minibatch", **{**defaults, "epochs": 2}, lr_decay=0.0)
+    assert len(mb.history["loss"]) == 2
+    adam = linvae.fit(X, solver="adam", **defaults)
+    assert adam.n_iter <= defaults["max_iter"]
+
+
 # ----------------------------------------------------------------------------- float32 path
 
 @pytest.mark.slow

@@ -9,14 +9,12 @@ this is ``backend="numpy"``; with CuPy arrays it is the GPU backend.
 """
 import numpy as np
 
-from .. import objectives
+from .. import _config, objectives
 from .contract import CONVERGED, DIVERGED, RUNNING, make_rules, unpack
 
 __all__ = ["train_vae", "train_mhvae", "train_batched", "loss_grad", "update_numpy"]
 
 _RULES = {}
-#: On CuPy, the steps between two questions "does any configuration still run?" (a host sync).
-_SYNC_EVERY = 32
 
 
 def _rules(xp):
@@ -64,13 +62,13 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
     nothing, so a CuPy step is a stream of kernel launches with no host synchronisation. The
     stopped rows' values are computed and discarded (a diverged row's NaNs stay in its own row:
     nothing mixes rows). Whether any row still runs is asked every step on NumPy and every
-    ``_SYNC_EVERY`` steps on CuPy; a stopped row never changes, so this decides only when the
+    ``_config.ARRAY_SYNC_EVERY`` steps on CuPy; a stopped row never changes, so this decides only when the
     loop returns, not its result.
     """
     rules = _rules(xp)
     o = options
     in_place = getattr(update, "in_place", False)
-    check_every = 1 if xp is np else _SYNC_EVERY
+    check_every = 1 if xp is np else _config.ARRAY_SYNC_EVERY
 
     def put(dst, src, mask):                 # dst[mask] = src, without a compaction (no host sync on CuPy)
         dst[...] = xp.where(mask, src, dst)

@@ -27,6 +27,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .. import _config
+
 __all__ = ["RUNNING", "CONVERGED", "DIVERGED", "HYPER", "LAYOUTS", "DIMS", "block_shapes", "offsets", "size",
            "unpack", "pack", "KernelProblem", "TrainState", "KernelOptions", "make_rules"]
 
@@ -195,9 +197,9 @@ class KernelOptions(NamedTuple):
     """
 
     adam: bool = True
-    b1: float = 0.9
-    b2: float = 0.999
-    eps: float = 1e-8
+    b1: float = _config.ADAM_B1
+    b2: float = _config.ADAM_B2
+    eps: float = _config.ADAM_EPS
     clip: float = 0.0
     tol: float = 0.0
     gtol: float = 0.0
