@@ -402,13 +402,18 @@ class _MHVAEProblem:
         leave the device)."""
         _, V1, U2, W2, s1, s2 = unpack(self.family, params, self.dims)
         v1, v2 = xp.exp(2 * s1), xp.exp(2 * s2)
-        G = V1 @ xp.swapaxes(V1, 1, 2) + v1[:, :, None] * xp.eye(self.k1)
-        G, U2, W2, v1, v2 = (to_host(a) for a in (G, U2, W2, v1, v2))
+        C = V1 @ xp.swapaxes(V1, 1, 2)                  # whitened E[μ₁μ₁ᵀ]; Cov z₁ = C + diag(σ₁²)
+        C, U2, W2, v1, v2 = (to_host(a) for a in (C, U2, W2, v1, v2))
+        G = C + v1[:, :, None] * np.eye(self.k1)
         z2_power = np.einsum("bij,bjk,bik->bi", W2, G, W2)
         kl2 = gaussian_kl(z2_power, v2, eta_enc[:, None] ** 2)
-        M = U2 @ W2 - np.eye(self.k1)
-        resid = np.einsum("bij,bjk,bik->bi", M, G, M) + np.einsum("bij,bj->bi", U2 * U2, v2)
-        kl1 = 0.5 * (resid / eta_dec[:, None] ** 2 - 1.0 - np.log(v1 / eta_dec[:, None] ** 2))
+        # z₁ against p(z₁|z₂) = N(U₂z₂, η_dec²): E(z₁ − U₂z₂)ᵢ² minus σ₁ᵢ², written without that
+        # subtraction (A = U₂W₂, M = A − I: [MGMᵀ]ᵢᵢ − σ₁ᵢ² = [MCMᵀ]ᵢᵢ + Σⱼ Aᵢⱼ²σ₁ⱼ² − 2Aᵢᵢσ₁ᵢ²)
+        A = U2 @ W2
+        M = A - np.eye(self.k1)
+        excess = (np.einsum("bij,bjk,bik->bi", M, C, M) + np.einsum("bij,bj->bi", A * A, v1)
+                  - 2 * np.diagonal(A, 0, 1, 2) * v1 + np.einsum("bij,bj->bi", U2 * U2, v2))
+        kl1 = gaussian_kl(excess, v1, eta_dec[:, None] ** 2)
         return kl2, kl1
 
     def kl_per_dim(self, params, eta_enc, xp=np, eta_dec=None):

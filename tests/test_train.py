@@ -408,6 +408,28 @@ def test_options_at_their_defaults_are_accepted_by_every_gradient_solver():
     assert adam.n_iter <= defaults["max_iter"]
 
 
+
+def test_trained_mhvae_z1_kl_is_the_expected_kl_against_its_decoder():
+    """kl_z1_per_dim of a trained MHVAE with its own σ₁ per dim equals a dense evaluation in data
+    coordinates of SPEC §2's β₁ term, E_q[log q(z₁|x) − log p(z₁|z₂)] per dim:
+    ½[E(z₁ − U₂z₂)ᵢ²/η_dec² − 1 − log(σ₁ᵢ²/η_dec²)], the same ε₁ in z₁ and in z₂ = W₂z₁ + σ₂ε₂."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 5)) * np.array([3.0, 2.0, 1.2, 0.7, 0.3])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", linvae.ConvergenceWarning)
+        res = linvae.fit(X, model="mhvae", latent_dims=(3, 2), sigma1="learnable", solver="adam", beta1=0.5,
+                         beta2=0.8, eta_dec=0.7, max_iter=40)     # far from the optimum: U₂W₂ not diagonal
+    v1 = np.broadcast_to(res.sigma1, (3,)) ** 2
+    assert np.ptp(v1) > 0.01 * v1.max()                # σ₁ differs between dims
+    A = res.U2 @ res.W2
+    assert np.abs(A - np.diag(np.diag(A))).max() > 0.01 * np.abs(A).max()
+    G = res.W1 @ (X.T @ X / len(X)) @ res.W1.T + np.diag(v1)
+    M = res.U2 @ res.W2 - np.eye(3)
+    resid = np.diag(M @ G @ M.T) + (res.U2**2) @ (np.broadcast_to(res.sigma2, (2,)) ** 2)
+    expected = 0.5 * (resid / res.eta_dec**2 - 1.0 - np.log(v1 / res.eta_dec**2))
+    np.testing.assert_allclose(res.kl_z1_per_dim, expected, rtol=1e-10)
+
+
 # ----------------------------------------------------------------------------- float32 path
 
 @pytest.mark.slow

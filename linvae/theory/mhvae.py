@@ -6,7 +6,7 @@ import numpy as np
 from .. import objectives
 from ..stats import vae_spectrum
 from .._kl import kl_per_dim
-from ._common import FitResultMixin, as_float, log_normal, normal, pad, safe_div, sqrt_pos
+from ._common import FitResultMixin, as_float, gaussian_kl, log_normal, normal, pad, safe_div, sqrt_pos
 from .vae import dim_kl, prior_collapse
 
 __all__ = ["thm3_spectra", "thm5_spectra", "thm3_sigma2", "z2_statistics", "mhvae_sigma2_learnable",
@@ -247,8 +247,10 @@ def _mhvae_result(moments, theorem, latent_dims, theta_full, P, lam_modes, omega
     w_m = np.zeros(d1)
     s2_m = np.zeros(d1)
     om_m[:npair], w_m[:npair], s2_m[:npair] = omega[:npair], w2[:npair], sigma2[:npair]
-    resid = (om_m * w_m - 1.0) ** 2 * (lam_modes**2 + sigma1**2) + om_m**2 * s2_m**2
-    kl1 = 0.5 * (resid / eta_dec**2 - 1.0 - np.log(sigma1**2 / eta_dec**2))
+    # written as E(z₁ − ωz₂)² − σ₁² without the subtraction ((a − 1)² − 1 = a(a − 2), a = ωw)
+    a = om_m * w_m
+    excess = (a - 1.0) ** 2 * lam_modes**2 + a * (a - 2.0) * sigma1**2 + om_m**2 * s2_m**2
+    kl1 = gaussian_kl(excess, sigma1**2, eta_dec**2)
     loss = float(objectives.mhvae_loss(moments.xx, W1, W2, U1, U2, sigma1, sigma2, beta1, beta2,
                                        eta_enc, eta_dec))
     return MHVAEFit(
