@@ -216,7 +216,7 @@ def _on_device(a):
 
 def _device_chunk(X, Y=None):
     """Means and centred scatter of CuPy arrays, computed on the GPU in float64 (host results)."""
-    from .kernels.gpu import get_cupy
+    from ._backend import get_cupy
 
     cp = get_cupy()
     out = MomentAccumulator()
@@ -256,7 +256,7 @@ def _stream_to_device(chunks):
     the copy; before a buffer is reused its stream is synchronized and its (d × d) partial
     result merged on the host, so the host prepares chunk i + 1 while the GPU works on chunk i.
     """
-    from .kernels.gpu import get_cupy
+    from ._backend import get_cupy
 
     cp = get_cupy()
     cupyx = import_optional("cupyx")

@@ -113,6 +113,53 @@ def test_linvae_has_no_import_cycles(graph):
     assert not found, f"import cycles: {detail}"
 
 
+def architecture_layers():
+    """``{module or package prefix: layer index}`` from the Layers table of ARCHITECTURE.md
+    (``theory/`` is a package and everything in it; ``kernels/cpu.py`` one module)."""
+    import re
+
+    with open(os.path.join(os.path.dirname(ROOT), "ARCHITECTURE.md"), encoding="utf-8") as f:
+        text = f.read()
+    table = text.split("| Layer | Module | Owns |", 1)[1].split("\n\n", 1)[0]
+    placed, layer = {}, -1
+    for row in table.strip().splitlines()[1:]:
+        cells = [c.strip() for c in row.strip().strip("|").split("|")]
+        if cells[0]:
+            layer += 1
+        for token in re.findall(r"`([^`]+)`", cells[1]):
+            token = token[:-3] if token.endswith(".py") else token
+            token = token[:-len("/__init__")] if token.endswith("/__init__") else token.rstrip("/")
+            placed["linvae." + token.replace("/", ".")] = layer
+    return placed
+
+
+def layer_of(module, placed):
+    """The layer of ``module``: its own row, else the row of the nearest package that has one."""
+    parts = module.split(".")
+    for n in range(len(parts), 1, -1):
+        key = ".".join(parts[:n])
+        if key in placed:
+            return placed[key]
+    return None
+
+
+def test_the_layer_table_is_read_from_architecture_md():
+    placed = architecture_layers()
+    assert layer_of("linvae._config", placed) == 0 and layer_of("linvae._backend", placed) == 0
+    assert layer_of("linvae.theory.mhvae", placed) == 1 and layer_of("linvae.kernels.cpu", placed) == 2
+    assert layer_of("linvae.experiments.fig2a", placed) == layer_of("linvae.api", placed) == 5
+
+
+def test_every_module_has_a_row_and_imports_no_later_layer(graph):
+    placed = architecture_layers()
+    unplaced = sorted(m for m in graph if m != "linvae" and layer_of(m, placed) is None)
+    assert not unplaced, f"modules without a row in ARCHITECTURE.md's Layers table: {unplaced}"
+    upward = [f"{a} (layer {layer_of(a, placed)}) -> {b} (layer {layer_of(b, placed)})"
+              for a in sorted(graph) if a != "linvae" for b in sorted(graph[a])
+              if b != "linvae" and layer_of(b, placed) > layer_of(a, placed)]
+    assert not upward, "imports of a later layer: " + "; ".join(upward)
+
+
 #: what the closed forms sit on; they must not reach the layers built on top of them
 THEORY_MAY_IMPORT = {"linvae.objectives", "linvae._kl", "linvae.stats", "linvae._tables", "linvae._config",
                      "linvae._validation", "linvae._deps", "linvae._warn", "linvae.exceptions", "linvae._backend"}
