@@ -1,15 +1,15 @@
 """The model registry: one object per model and variance mode.
 
-======================  ===========  =====================  =================  ===============
-registry key            theorem      training problem       kernel entry       result type
-======================  ===========  =====================  =================  ===============
-vae/learnable           Thm 4        _NormalizedVAEProblem  train_vae          VAEFit
-vae/fixed               Thm 1        _NormalizedVAEProblem  train_vae          VAEFit
-cvae/learnable          Thm 2        _NormalizedVAEProblem  train_vae          CVAEFit
-mhvae/sigma2-learnable  Thm 3        _MHVAEProblem          train_mhvae        MHVAEFit
-mhvae/fixed             Thm 5        _MHVAEProblem          train_mhvae        MHVAEFit
-mhvae/sigma1-learnable  (none)       _MHVAEProblem          train_mhvae        MHVAEFit
-======================  ===========  =====================  =================  ===============
+======================  ===========  ==================  ===============  ===============
+registry key            theorem      training problem    kernel family    result type
+======================  ===========  ==================  ===============  ===============
+vae/learnable           Thm 4        _VAEProblem         vae              VAEFit
+vae/fixed               Thm 1        _VAEProblem         vae              VAEFit
+cvae/learnable          Thm 2        _CVAEProblem        vae              CVAEFit
+mhvae/sigma2-learnable  Thm 3        _MHVAEProblem       mhvae            MHVAEFit
+mhvae/fixed             Thm 5        _MHVAEProblem       mhvae            MHVAEFit
+mhvae/sigma1-learnable  (none)       _MHVAEProblem       mhvae            MHVAEFit
+======================  ===========  ==================  ===============  ===============
 
 Each entry knows its closed form over a whole hyperparameter grid (the data's decomposition is
 computed once, the spectra of every configuration in one vectorised pass, :mod:`linvae.theory`),
@@ -18,13 +18,19 @@ its ill-conditioning warning, and how to set up its whitened training problem
 closed-form :func:`linvae.sweep` and :func:`linvae.predict_collapse` all go through
 :func:`fit_configurations` / :meth:`Variant.spectra`; nothing else dispatches on the model name.
 
+Each entry also carries its model's facts (``conditional``, ``two_latents``, ``minibatch``,
+``default_dim``), which every mode of a model shares and :mod:`linvae._spec` reads through
+:func:`facts` before the variance mode is known, and it resolves its training problem class
+(``train.PROBLEMS``), its parameter layout (``contract.LAYOUTS``) and its kernel entry
+(``kernels.entry``) through :attr:`Variant.family`.
+
 Adding a model: write its closed form in :mod:`linvae.theory` (``*_spectra`` vectorised over
-rows, ``*_fits`` assembling the results), its problem in :mod:`linvae.train`, one
-:class:`Variant` subclass here with its entries in :data:`REGISTRY` and :data:`HYPER`, and how
-:mod:`linvae._spec` reads its latent sizes and variances (``_PER_MODEL``).
+rows, ``*_fits`` assembling the results), its problem in :mod:`linvae.train` (and its
+``PROBLEMS`` entry), one :class:`Variant` subclass here with its entries in :data:`REGISTRY`
+and ``HYPER``, and how :mod:`linvae._spec` reads its variances (``_VARIANCES``).
 """
 import dataclasses
-from typing import Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 import numpy as np
 
@@ -32,12 +38,10 @@ from . import _config, theory
 from .kernels.contract import HYPER   # each model's grid axes before η_enc, η_dec (the kernels' leading columns)
 from .theory._common import to_host
 
-__all__ = ["Variant", "REGISTRY", "lookup", "fit_configurations", "MODELS", "HYPER", "CONDITIONAL"]
+__all__ = ["Variant", "REGISTRY", "lookup", "facts", "is_conditional", "fit_configurations", "MODELS", "HYPER"]
 
 #: the model names of the public API
 MODELS = ("vae", "cvae", "mhvae")
-#: the models that take a target Y besides X (conditional models)
-CONDITIONAL = frozenset({"cvae"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,10 +59,14 @@ class Variant:
         Its own hyperparameters besides η_enc, η_dec (the grid columns before ``eta_enc``).
     result_type : type
         ``VAEFit``, ``CVAEFit`` or ``MHVAEFit``.
-    problem : str
-        Name of the whitened training problem class in :mod:`linvae.train`.
-    kernel : str
-        Name of its batched kernel entry in :mod:`linvae.kernels.cpu` / ``gpu``.
+    conditional : bool
+        The model takes a target Y besides X.
+    two_latents : bool
+        Latent sizes are a pair ``latent_dims=(d1, d2)``.
+    minibatch : bool
+        ``solver="minibatch"`` trains it (the raw-data kernel covers the ``"vae"`` family).
+    default_dim : callable
+        ``Moments -> int``: the latent size when none is given (the first one for two latents).
     reports_dead : bool
         Fixed variances: a dead (zero) encoder row is not collapse, so tables count ``n_dead``.
     """
@@ -68,8 +76,10 @@ class Variant:
     theorem: Optional[str]
     hyper: Tuple[str, ...]
     result_type: type
-    problem: str
-    kernel: str
+    conditional: bool
+    two_latents: bool
+    minibatch: bool
+    default_dim: Callable
     reports_dead: bool = False
 
     @property
@@ -80,6 +90,31 @@ class Variant:
     @property
     def has_closed_form(self):
         return self.theorem is not None
+
+    @property
+    def problem(self):
+        """Its whitened training problem class (``train.PROBLEMS``; imported on first use)."""
+        from .train import PROBLEMS
+
+        return PROBLEMS[self.model]
+
+    @property
+    def family(self):
+        """Its kernel family (``"vae"`` or ``"mhvae"``): the key of its layout and kernel entries."""
+        return self.problem.family
+
+    @property
+    def layout(self):
+        """The blocks of its packed parameter vector (``kernels.contract.LAYOUTS``)."""
+        from .kernels.contract import LAYOUTS
+
+        return LAYOUTS[self.family]
+
+    def kernel(self, backend):
+        """Its kernel entry on ``backend`` (``"numba"``, ``"numpy"``, ``"cupy"``)."""
+        from .kernels import entry
+
+        return entry(backend, self.family)
 
     # -- closed form ----------------------------------------------------------------------------
     def spectra(self, spec, cols):
@@ -203,20 +238,42 @@ class _MHVAE(Variant):
 
         warn_if_dropped_matters(spec.moments, active, spec.rtol)
 
-_VAE_KW = dict(result_type=theory.VAEFit, problem="_NormalizedVAEProblem", kernel="train_vae")
-_MH_KW = dict(model="mhvae", hyper=HYPER["mhvae"], result_type=theory.MHVAEFit, problem="_MHVAEProblem",
-              kernel="train_mhvae")
+def _dx(moments):
+    return moments.dx
+
+
+def _dy(moments):
+    return moments.dy
+
+
+#: the facts of each model, shared by its variance modes
+_VAE_KW = dict(model="vae", hyper=HYPER["vae"], result_type=theory.VAEFit, conditional=False, two_latents=False,
+               minibatch=True, default_dim=_dx)
+_CVAE_KW = dict(model="cvae", hyper=HYPER["cvae"], result_type=theory.CVAEFit, conditional=True,
+                two_latents=False, minibatch=True, default_dim=_dy)
+_MH_KW = dict(model="mhvae", hyper=HYPER["mhvae"], result_type=theory.MHVAEFit, conditional=False,
+              two_latents=True, minibatch=False, default_dim=_dx)
 
 #: every model × variance mode, by ``"model/mode"``
 REGISTRY = {v.key: v for v in (
-    _VAE(model="vae", mode="learnable", theorem="Thm 4", hyper=HYPER["vae"], **_VAE_KW),
-    _VAE(model="vae", mode="fixed", theorem="Thm 1", hyper=HYPER["vae"], reports_dead=True, **_VAE_KW),
-    _CVAE(model="cvae", mode="learnable", theorem="Thm 2", hyper=HYPER["cvae"], result_type=theory.CVAEFit,
-          problem="_NormalizedVAEProblem", kernel="train_vae"),
+    _VAE(mode="learnable", theorem="Thm 4", **_VAE_KW),
+    _VAE(mode="fixed", theorem="Thm 1", reports_dead=True, **_VAE_KW),
+    _CVAE(mode="learnable", theorem="Thm 2", **_CVAE_KW),
     _MHVAE(mode="sigma2-learnable", theorem="Thm 3", **_MH_KW),
     _MHVAE(mode="fixed", theorem="Thm 5", reports_dead=True, **_MH_KW),
     _MHVAE(mode="sigma1-learnable", theorem=None, **_MH_KW),
 )}
+
+
+def facts(model):
+    """The registry entry that stands for ``model``'s shared facts (``conditional``,
+    ``two_latents``, ``minibatch``, ``default_dim``, ``hyper``, ``result_type``): its first mode."""
+    return next(v for v in REGISTRY.values() if v.model == model)
+
+
+def is_conditional(model):
+    """Whether ``model`` takes a target Y besides X."""
+    return facts(model).conditional
 
 
 def lookup(model, *, sigma=None, sigma1=0.5, sigma2=None):

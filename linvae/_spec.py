@@ -134,7 +134,7 @@ def _raw_data(X, Y, solver, model, center):
         return None
     if isinstance(X, Moments):
         raise ValueError("solver='minibatch' trains on the raw data: pass arrays X (and Y), not Moments")
-    if not _PER_MODEL[model]["minibatch"]:
+    if not _models.facts(model).minibatch:
         raise ValueError("solver='minibatch' supports the VAE and CVAE; use solver='adam' for the MHVAE")
     from ._validation import check_data, check_pair
 
@@ -154,7 +154,7 @@ def _resolve_model(model, moments):
     check_choice(model, "model", MODELS)
     if model == "auto":     # not a model: the CVAE when a target is given, else the VAE
         return "cvae" if moments.has_y else "vae"
-    conditional = _PER_MODEL[model]["conditional"]
+    conditional = _models.is_conditional(model)
     if conditional and not moments.has_y:
         raise ValueError(f"model={model!r} needs the target Y: call fit(X, Y, ...)")
     if not conditional and moments.has_y:
@@ -220,17 +220,9 @@ def _mhvae_sigmas(sigma, sigma1, sigma2, dims, entry, closed_form):
     return {"sigma1": s1, "sigma2": check_positive(sigma2, "sigma2")}, axes
 
 
-#: per model: whether it takes a target Y, whether the minibatch solver trains it, how its latent
-#: sizes and variances are read, and its default latent size (from the moments); its
-#: hyperparameters are ``_models.HYPER[model]``
-_PER_MODEL = {
-    "vae": dict(conditional=False, minibatch=True, two_latents=False, default_dim=lambda m: m.dx,
-                variances=_vae_sigma),
-    "cvae": dict(conditional=True, minibatch=True, two_latents=False, default_dim=lambda m: m.dy,
-                 variances=_cvae_sigma),
-    "mhvae": dict(conditional=False, minibatch=False, two_latents=True, default_dim=lambda m: m.dx,
-                  variances=_mhvae_sigmas),
-}
+#: per model: how its variance arguments are read and validated (its other facts, such as
+#: whether it takes a target Y or two latent sizes, are its registry entry's: ``_models.facts``)
+_VARIANCES = {"vae": _vae_sigma, "cvae": _cvae_sigma, "mhvae": _mhvae_sigmas}
 
 
 # ------------------------------------------------------------------------------------ training
@@ -343,19 +335,19 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
     raw = _raw_data(X, Y, solver, model, center)
-    per_model = _PER_MODEL[model]
+    facts = _models.facts(model)
     if grids:
         etas = {"eta_enc": _scale_grid(eta_enc, "eta_enc"), "eta_dec": _scale_grid(eta_dec, "eta_dec")}
     else:
         etas = {"eta_enc": np.array([check_scale(eta_enc, "eta_enc")]),
                 "eta_dec": np.array([check_scale(eta_dec, "eta_dec")])}
     check_eta_ratio(etas["eta_enc"][:, None], etas["eta_dec"][None, :])
-    dims = _latent_dims(per_model["two_latents"], per_model["default_dim"](moments), latent_dim, latent_dims)
+    dims = _latent_dims(facts.two_latents, facts.default_dim(moments), latent_dim, latent_dims)
     given = {"beta": beta, "beta1": beta1, "beta2": beta2}
     grid = {name: check_positive_grid(given[name], name) if grids else np.array([check_positive(given[name], name)])
-            for name in _models.HYPER[model]}
+            for name in facts.hyper}
     closed_form = solver == "closed_form"
-    variances, axes = per_model["variances"](sigma, sigma1, sigma2, dims, entry, closed_form)
+    variances, axes = _VARIANCES[model](sigma, sigma1, sigma2, dims, entry, closed_form)
     grid.update(axes)
     grid.update(etas)
     variances = {"sigma": None, "sigma1": None, "sigma2": None, **variances}

@@ -23,9 +23,9 @@ def _load_array_file(data, model):
     if not os.path.exists(data):
         raise SystemExit(f"error: --data file {data!r} does not exist (expected 'mnist', an .npz with X "
                          "(and Y), or an .npy/.csv file holding X)")
-    from ._models import CONDITIONAL
+    from ._models import is_conditional
 
-    if model in CONDITIONAL:
+    if is_conditional(model):
         raise SystemExit(f"error: --model cvae needs X and Y; an {os.path.splitext(data)[1]} file holds one "
                          "array: save both with numpy.savez(path, X=X, Y=Y) and pass the .npz")
     if data.endswith(".npy"):
@@ -70,7 +70,7 @@ def _write_table(table, fmt):
 
 def _load(data, model):
     """Return (X, Y or None, description) for ``--data``."""
-    from ._models import CONDITIONAL
+    from ._models import is_conditional
 
     if data.endswith((".npy", ".csv")):
         return _load_array_file(data, model)
@@ -78,7 +78,7 @@ def _load(data, model):
         from .data import load_mnist_subset, quadrant_split
 
         images, _, meta = load_mnist_subset()
-        if model in CONDITIONAL:
+        if is_conditional(model):
             x, y = quadrant_split(images)
             return x, y, f"{meta['source']}: x = bottom-left quarter (196 px), y = other quarters (588 px)"
         return images, None, meta["source"]
@@ -95,9 +95,9 @@ def _load(data, model):
     if "X" not in arrays:
         raise ValueError(f"{data} must contain an array named 'X' (and 'Y' for the CVAE); found {names}")
     X, Y = arrays["X"], arrays.get("Y")
-    if model in CONDITIONAL and Y is None:
+    if is_conditional(model) and Y is None:
         raise ValueError(f"--model cvae needs an array 'Y' in {data}")
-    if model not in CONDITIONAL:
+    if not is_conditional(model):
         Y = None
     return X, Y, data
 

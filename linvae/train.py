@@ -259,8 +259,6 @@ class _CVAEProblem(_VAEProblem):
         return cvae_residual(moments, rtol)[2]
 
 
-#: the whitened training problem of each model of the ``"vae"`` kernel family
-VAE_FAMILY = {"vae": _VAEProblem, "cvae": _CVAEProblem}
 
 
 def _power_of_two(mean_square):
@@ -313,7 +311,7 @@ class _NormalizedVAEProblem:
 
     def __init__(self, moments, model, latent, rtol=None, solver="adam", eta_enc=None):
         m = moments
-        kind = VAE_FAMILY[model]
+        kind = PROBLEMS[model]
         self.sx = _power_of_two(np.trace(m.xx) / m.dx)
         self.t = self.sx if kind.single_scale else _power_of_two(np.trace(m.yy) / m.dy)
         probe = None
@@ -355,9 +353,9 @@ def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, the
     Per latent dim: ``λ_i² = E[m_i²]`` (the encoder-mean power), ``ω_i = ‖U[:, i]‖``, the exact
     data-mean KL, ``collapsed`` = KL below ``_config.COLLAPSE_KL_TOL``; the loss is the exact
     SPEC §2 loss of the matrices (:mod:`linvae.objectives`). The model-specific parts are the
-    ``power_and_loss`` and ``fit_result`` of its problem class (:data:`VAE_FAMILY`).
+    ``power_and_loss`` and ``fit_result`` of its problem class (:data:`PROBLEMS`).
     """
-    kind = VAE_FAMILY[model]
+    kind = PROBLEMS[model]
     eta_enc = cfg["eta_enc"]
     power, loss = kind.power_and_loss(moments, mats, sigma, cfg)
     lam = np.sqrt(np.maximum(power, 0.0))
@@ -441,6 +439,11 @@ class _MHVAEProblem:
             collapsed=collapsed, dead=omega**2 < _config.COLLAPSE_KL_TOL, kl_per_dim=kl2, kl_z1_per_dim=kl1,
             loss=loss, W1=W1, W2=W2, U1=U1, U2=U2, mean=m.mean_x if m.centered else np.zeros(m.dx),
             data_theta=np.sqrt(self.phi), solver=solver, n_iter=int(n_iter), history=history)
+
+
+#: the whitened training problem of each model (its ``family`` is the kernel family: the key of
+#: ``contract.LAYOUTS`` and ``kernels.entry``); the model registry exposes it as ``Variant.problem``
+PROBLEMS = {"vae": _VAEProblem, "cvae": _CVAEProblem, "mhvae": _MHVAEProblem}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,7 +555,7 @@ def train_vae_grid(moments, model, dims, columns, options, *, sigma=None, rtol=N
     ----------
     moments : Moments
     model : {"vae", "cvae"}
-        The problem class of :data:`VAE_FAMILY`.
+        The problem class of :data:`PROBLEMS`.
     dims : int
         Latent size.
     columns : dict of str -> array_like (B,)
@@ -573,7 +576,7 @@ def train_vae_grid(moments, model, dims, columns, options, *, sigma=None, rtol=N
     ee, ed = cols["eta_enc"], cols["eta_dec"]
     B = len(ee)
     hyper = hyper_rows(model, cols)
-    learned = sigma is None or VAE_FAMILY[model].always_learns_sigma
+    learned = sigma is None or PROBLEMS[model].always_learns_sigma
     learn = np.array([learned])
     log_s = np.log(ee)[:, None] * np.ones(dims) if learned else np.log(np.tile(sigma, (B, 1)))
     configs = [dict(beta=cols["beta"][b], eta_enc=ee[b], eta_dec=ed[b], learn=learned,
@@ -733,7 +736,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     from .kernels import cpu
 
     dtype = np.dtype(options.dtype)
-    cond, target = VAE_FAMILY[model].minibatch_arrays(X, Y, dtype)
+    cond, target = PROBLEMS[model].minibatch_arrays(X, Y, dtype)
     N, dx, dy = target.shape[0], cond.shape[1], target.shape[1]
     k = latent
     dims = np.array([dx, dy, k], np.int64)
@@ -774,7 +777,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
         if bar is not None:
             bar.close()
     params = state.params.astype(np.float64)            # results are evaluated in float64
-    data_theta = VAE_FAMILY[model].spectrum(moments, rtol)
+    data_theta = PROBLEMS[model].spectrum(moments, rtol)
     out = []
     for b in range(B):
         hist = {"epoch": np.arange(1, epochs + 1), "loss": np.array([row[b] for row in losses])}
@@ -787,7 +790,7 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
 def _minibatch_result(model, moments, th, dims, cfg, n_iter, hist, data_theta):
     """The VAEFit / CVAEFit of one packed minibatch parameter vector (``data_theta`` None: not needed)."""
     W1, W2, U1, U2, log_sigma = (b[0] for b in unpack("minibatch", th[None], dims))
-    mats = VAE_FAMILY[model].minibatch_matrices(W1, W2, U1, U2)
+    mats = PROBLEMS[model].minibatch_matrices(W1, W2, U1, U2)
     if data_theta is None:
         data_theta = np.zeros(0)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):

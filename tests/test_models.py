@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import linvae
-from linvae import _models, _spec, train
-from linvae.kernels import cpu, gpu
+from linvae import _models, _spec
+from linvae.kernels import contract, cpu, gpu
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import naive  # noqa: E402
@@ -18,13 +18,34 @@ Y = X[:, :2] @ RNG.normal(size=(2, 3)) + 0.4 * RNG.normal(size=(300, 3))
 A = X.T @ X / len(X)
 
 
-def test_registry_entries_name_real_problems_kernels_and_result_types():
+def test_registry_entries_resolve_their_problem_layout_kernels_and_result_types():
     assert len(_models.REGISTRY) == 6
     for key, v in _models.REGISTRY.items():
         assert key == f"{v.model}/{v.mode}"
-        assert isinstance(getattr(train, v.problem), type), v.problem
-        assert callable(getattr(cpu, v.kernel)) and callable(getattr(gpu, v.kernel)), v.kernel
+        assert v.problem.model == v.model and v.family == v.problem.family
+        assert v.layout is contract.LAYOUTS[v.family]
+        assert v.kernel("numba") is getattr(cpu, f"train_{v.family}")
+        assert v.kernel("cupy") is getattr(gpu, f"train_{v.family}")
         assert v.hyper == _models.HYPER[v.model]
+        # the model's facts are the same in every mode
+        assert (v.conditional, v.two_latents, v.minibatch, v.default_dim) == (
+            (f := _models.facts(v.model)).conditional, f.two_latents, f.minibatch, f.default_dim)
+    assert [m for m in _models.MODELS if _models.is_conditional(m)] == ["cvae"]
+    # the minibatch kernel trains exactly the "vae" family
+    assert {v.model for v in _models.REGISTRY.values() if v.minibatch} == {
+        v.model for v in _models.REGISTRY.values() if v.family == "vae"}
+
+
+def test_a_trained_fit_runs_the_problem_the_registry_names(monkeypatch):
+    seen = []
+    for key, data, kw in [("vae/learnable", (X,), {}), ("cvae/learnable", (X[:, 2:], Y), {}),
+                          ("mhvae/sigma2-learnable", (X,), dict(model="mhvae"))]:
+        cls = _models.REGISTRY[key].problem
+        original = cls.__init__
+        monkeypatch.setattr(cls, "__init__", lambda self, *a, _o=original, **k: seen.append(type(self)) or _o(self, *a, **k))
+        with pytest.warns(linvae.ConvergenceWarning):          # 5 steps: stopped, as meant
+            linvae.fit(*data, solver="adam", max_iter=5, **kw)
+        assert seen[-1] is cls, (key, seen)
 
 
 CASES = [
