@@ -110,8 +110,7 @@ def gaussian_kl_terms(mu, logvar, log_prior_var, xp=np):
 
 def _check_xy(result, X, Y):
     """``(X, Y)`` validated for a linear fit (each result type knows its inputs)."""
-    if not callable(getattr(result, "check_inputs", None)) or getattr(result, "model", None) not in (
-            "vae", "cvae", "mhvae"):
+    if not all(callable(getattr(result, m, None)) for m in ("check_inputs", "_kl_terms", "to_numpy")):
         raise TypeError(f"expected a linear fit result (VAEFit, CVAEFit, MHVAEFit), got {type(result).__name__}")
     return result.check_inputs(X, Y)
 

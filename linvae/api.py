@@ -18,7 +18,7 @@ __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "
 #: the type of a fit result (for annotations)
 FitResult = Union[theory.VAEFit, theory.CVAEFit, theory.MHVAEFit]
 
-# MODELS, SOLVERS, BACKENDS and as_moments stay importable from here (defined in linvae._spec)
+# as_moments stays importable from here (defined in linvae._spec)
 
 
 def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0, eta_dec=1.0,
@@ -66,7 +66,7 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         Adam (lr 1e-3 by default), shuffled minibatches, reparameterized samples; it reaches
         the optimum only up to the stochastic noise of the final iterates.
     backend : {"auto", "numba", "numpy", "cupy"}, default "auto"
-        Training backend: the Numba kernels, the NumPy reference, or the CuPy GPU kernels
+        Training backend: the Numba kernels, the array kernels on NumPy, or the CuPy GPU kernels
         (``pip install "linvae[cuda12]"``; results live on the device of the input, see Returns). ``"auto"`` picks
         CuPy when ``X`` is a CuPy array (its moments are then computed on the GPU), else Numba.
     lr : float, optional
@@ -324,7 +324,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
         the whole grid in one batched kernel call.
     out : str, optional
         Checkpoint directory. Each finished chunk of configurations is written there
-        atomically (``chunk-NNNNN.pkl``, with a ``sweep.json`` manifest fingerprinting data and
+        atomically (``chunk-NNNNN.npz``, numeric arrays and a JSON header, never pickle; with a ``sweep.json`` manifest fingerprinting data and
         settings, and ``table.csv`` at the end); an interrupted sweep called again with the same
         arguments resumes with the missing chunks only. A directory holding a different sweep is
         refused (:class:`linvae.exceptions.SweepMismatchError`) unless ``overwrite=True``; a

@@ -218,6 +218,8 @@ def _cmd_doctor(args):
 
 
 def build_parser():
+    from ._models import MODELS
+
     parser = argparse.ArgumentParser(
         prog="linvae", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="Predict, train, measure and reproduce posterior collapse in VAEs "
@@ -232,7 +234,7 @@ def build_parser():
     p.add_argument("--data", default="mnist",
                    help="'mnist' (embedded 5,000-image subset; needs linvae[data]), an .npz with X (and Y), or an "
                         ".npy / .csv file holding X")
-    p.add_argument("--model", choices=["vae", "cvae", "mhvae"], default="vae")
+    p.add_argument("--model", choices=MODELS, default="vae")
     p.add_argument("--beta", type=float, nargs="+", default=[1.0], help="β values (VAE, CVAE)")
     p.add_argument("--beta1", type=float, nargs="+", default=[1.0], help="β₁ values (MHVAE)")
     p.add_argument("--beta2", type=float, nargs="+", default=[1.0], help="β₂ values (MHVAE)")
