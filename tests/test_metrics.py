@@ -234,3 +234,15 @@ def test_marginal_mean_and_cov_match_ancestral_samples(model):
     scale = np.sqrt(np.diag(cov))
     np.testing.assert_allclose(draws.mean(axis=0), mean, atol=0.02 * scale.max())
     np.testing.assert_allclose(np.cov(draws.T), cov, atol=0.02 * np.outer(scale, scale).max())
+
+
+def test_linear_fit_metrics_refuse_what_is_not_a_linear_fit():
+    import types
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    fit = linvae.fit(X, latent_dim=2)
+    lookalike = types.SimpleNamespace(model="vae", check_inputs=fit.check_inputs)   # a name is not enough
+    for bad in (object(), {"model": "vae"}, lookalike):
+        with pytest.raises(TypeError, match="expected a linear fit result"):
+            metrics.kl_per_example(bad, X)
+    assert metrics.kl_per_example(fit, X).shape == (20, 2)
