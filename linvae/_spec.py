@@ -11,6 +11,7 @@ Adding a training option: a field of :class:`linvae.train.TrainOptions`, its che
 docstrings that expose it (``fit``, ``sweep``, each forwarding it to :func:`build` by name).
 """
 import dataclasses
+import os
 from typing import Mapping, Optional
 
 import numpy as np
@@ -360,6 +361,17 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
             progress=progress, epochs=epochs, batch_size=batch_size, dtype=dtype)
     return FitSpec(variant=variant, moments=moments, dims=dims, grid=grid, seeds=seeds, solver=solver,
                    options=options, rtol=rtol, raw=raw, **variances)
+
+
+def sweep_execution(n, chunk_size, out, scheduler):
+    """Validated ``(chunk_size, out)`` of a sweep of ``n`` configurations: ``chunk_size`` None is
+    one chunk in memory, else about ten chunks (checkpoints or a scheduler); ``out`` a path or None."""
+    if chunk_size is None:
+        chunk_size = n if out is None and scheduler is None else max(1, -(-n // 10))
+    chunk_size = check_int(chunk_size, "chunk_size")
+    if out is not None and not isinstance(out, (str, os.PathLike)):
+        raise TypeError(f"out must be a directory path (str or os.PathLike), got {out!r}")
+    return chunk_size, None if out is None else os.fspath(out)
 
 
 def for_chunk(sweep_spec, cols):

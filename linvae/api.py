@@ -10,7 +10,6 @@ import numpy as np
 
 from . import _models, _spec, theory
 from ._spec import as_moments
-from ._validation import check_int
 from .theory._common import to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
@@ -365,18 +364,13 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
                        progress=progress, epochs=epochs, batch_size=batch_size, center=center, rtol=rtol,
                        dtype=dtype)
     cols = spec.configurations()
-    n = len(cols["eta_enc"])
-    if chunk_size is None:
-        chunk_size = n if out is None and scheduler is None else max(1, -(-n // 10))
-    chunk_size = check_int(chunk_size, "chunk_size")
-    if out is not None and not isinstance(out, (str, os.PathLike)):
-        raise TypeError(f"out must be a directory path (str or os.PathLike), got {out!r}")
+    chunk_size, out = _spec.sweep_execution(len(cols["eta_enc"]), chunk_size, out, scheduler)
     from ._sweep import SweepSpec, run_chunks
 
     # the checkpoint manifest fingerprints the arguments as given; the chunks run ``spec``
     sweep_spec = SweepSpec(spec.moments, spec.model, spec.dims, sigma, sigma1, sigma2, spec.options, spec.rtol,
                            spec.raw, fit_spec=spec)
-    results = run_chunks(sweep_spec, cols, chunk_size=chunk_size, out=None if out is None else os.fspath(out),
+    results = run_chunks(sweep_spec, cols, chunk_size=chunk_size, out=out,
                          overwrite=bool(overwrite), scheduler=scheduler, progress=progress)
     return SweepResult(spec.model, cols, _on_input_device(results, X, Y))
 
