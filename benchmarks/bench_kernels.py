@@ -89,12 +89,12 @@ class Step:
             self.run, self.learn = cpu.train_mhvae, np.array([False, True])
         self.problem = KernelProblem.build("vae" if model == "vae" else "mhvae", self.Z, self.hyper, self.dims,
                                            self.learn)
-        self.theta0 = 0.1 * rng.normal(size=(B, P))
+        self.params0 = 0.1 * rng.normal(size=(B, P))
         self.B, self.P = B, P
         self.time_ten_adam_steps(B, d, model)                 # compile once
 
     def time_ten_adam_steps(self, B, d, model):
-        self.run(self.problem, TrainState.start(self.theta0.copy(), 1e-3), ADAM, 10)
+        self.run(self.problem, TrainState.start(self.params0.copy(), 1e-3), ADAM, 10)
 
 
 class StepPrecision:
@@ -113,12 +113,12 @@ class StepPrecision:
         P = size("vae", self.dims)
         self.hyper = np.column_stack([np.linspace(0.5, 2, B), np.ones(B), np.ones(B)]).astype(dt)
         self.problem = KernelProblem.build("vae", self.Z, self.hyper, self.dims, [True], dtype=dt)
-        self.theta0 = (0.1 * rng.normal(size=(B, P))).astype(dt)
+        self.params0 = (0.1 * rng.normal(size=(B, P))).astype(dt)
         self.dt, self.B, self.P = dt, B, P
         self.time_ten_adam_steps(B, d, dtype)                 # compile once
 
     def time_ten_adam_steps(self, B, d, dtype):
-        cpu.train_vae(self.problem, TrainState.start(self.theta0.copy(), 1e-3), ADAM, 10)
+        cpu.train_vae(self.problem, TrainState.start(self.params0.copy(), 1e-3), ADAM, 10)
 
 
 class Convergence:

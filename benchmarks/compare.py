@@ -52,38 +52,38 @@ def _problem(d, k, B, seed=0):
     Z = np.diag(theta)                                  # whitened VAE: Z = P Φ^{1/2} in its eigenbasis
     dims = np.array([d, k, d, 0], np.int64)
     P = size("vae", dims)
-    th = 0.1 * rng.normal(size=(B, P))
+    params = 0.1 * rng.normal(size=(B, P))
     hyper = np.column_stack([np.linspace(0.5, 2.0, B), np.ones(B), np.ones(B)])
-    return Z, th, hyper, dims
+    return Z, params, hyper, dims
 
 
 ADAM = KernelOptions.of(adam=True)          # Adam without lr decay or stopping test (tol = gtol = 0)
 
 
-def adam_steps(module, Z, th, hyper, dims, steps):
-    """``steps`` Adam steps (lr 1e-3) of the VAE kernel of ``module`` from a fresh state at ``th``."""
-    problem = KernelProblem.build("vae", Z, hyper, dims, [True], dtype=th.dtype)
-    module.train_vae(problem, TrainState.start(th.copy(), 1e-3), ADAM, steps)
+def adam_steps(module, Z, params, hyper, dims, steps):
+    """``steps`` Adam steps (lr 1e-3) of the VAE kernel of ``module`` from a fresh state at ``params``."""
+    problem = KernelProblem.build("vae", Z, hyper, dims, [True], dtype=params.dtype)
+    module.train_vae(problem, TrainState.start(params.copy(), 1e-3), ADAM, steps)
 
 
-def numba_step(Z, th, hyper, dims, steps):
-    adam_steps(cpu, Z, th, hyper, dims, steps)
+def numba_step(Z, params, hyper, dims, steps):
+    adam_steps(cpu, Z, params, hyper, dims, steps)
 
 
-def numpy_step(Z, th, hyper, dims, steps):
-    adam_steps(array, Z, th, hyper, dims, steps)
+def numpy_step(Z, params, hyper, dims, steps):
+    adam_steps(array, Z, params, hyper, dims, steps)
 
 
-def torch_stepper(Z, th, hyper, dims):
+def torch_stepper(Z, params, hyper, dims):
     """The same whitened VAE loss and Adam in torch autograd; returns a function running n steps."""
     import torch
 
     d, k = int(dims[0]), int(dims[1])
-    B = th.shape[0]
+    B = params.shape[0]
     Zt = torch.as_tensor(Z)
-    U = torch.tensor(th[:, :d * k].reshape(B, d, k), requires_grad=True)
-    V = torch.tensor(th[:, d * k:d * k + k * d].reshape(B, k, d), requires_grad=True)
-    s = torch.tensor(th[:, -k:], requires_grad=True)
+    U = torch.tensor(params[:, :d * k].reshape(B, d, k), requires_grad=True)
+    V = torch.tensor(params[:, d * k:d * k + k * d].reshape(B, k, d), requires_grad=True)
+    s = torch.tensor(params[:, -k:], requires_grad=True)
     beta, c2, ed2 = (torch.as_tensor(hyper[:, i])[:, None] for i in range(3))
     opt = torch.optim.Adam([U, V, s], lr=1e-3)
 
@@ -111,14 +111,14 @@ def section_steps(sizes, batches, steps, lines, meas):
     for d in sizes:
         for B in batches:
             k = min(d, 16)
-            Z, th, hyper, dims = _problem(d, k, B)
-            numba_step(Z, th, hyper, dims, 2)                       # compile / warm up
+            Z, params, hyper, dims = _problem(d, k, B)
+            numba_step(Z, params, hyper, dims, 2)                       # compile / warm up
             n = max(5, steps // (1 + d // 64))
-            t_nb = best_of(lambda: numba_step(Z, th, hyper, dims, n)) / n
-            run = torch_stepper(Z, th, hyper, dims)
+            t_nb = best_of(lambda: numba_step(Z, params, hyper, dims, n)) / n
+            run = torch_stepper(Z, params, hyper, dims)
             run(2)
             t_t = best_of(lambda: run(n)) / n
-            t_np = best_of(lambda: numpy_step(Z, th, hyper, dims, max(2, n // 4)), repeat=2) / max(2, n // 4)
+            t_np = best_of(lambda: numpy_step(Z, params, hyper, dims, max(2, n // 4)), repeat=2) / max(2, n // 4)
             lines.append(f"| {d} | {B} | {1e6 * t_nb:.1f} | {1e6 * t_t:.1f} | {1e6 * t_np:.1f} | "
                          f"{t_t / t_nb:.2f} | {t_np / t_nb:.2f} |")
             meas[("torch_ratio", d, B)] = t_t / t_nb
@@ -127,11 +127,11 @@ def section_steps(sizes, batches, steps, lines, meas):
 
 def section_bound(lines, steps, meas):
     d, k, B = 784, 16, 1
-    Z, th, hyper, dims = _problem(d, k, B)
-    numba_step(Z, th, hyper, dims, 2)
-    t_nb = best_of(lambda: numba_step(Z, th, hyper, dims, steps)) / steps
-    U = th[0, :d * k].reshape(d, k).copy()
-    V = th[0, d * k:d * k + k * d].reshape(k, d).copy()
+    Z, params, hyper, dims = _problem(d, k, B)
+    numba_step(Z, params, hyper, dims, 2)
+    t_nb = best_of(lambda: numba_step(Z, params, hyper, dims, steps)) / steps
+    U = params[0, :d * k].reshape(d, k).copy()
+    V = params[0, d * k:d * k + k * d].reshape(k, d).copy()
 
     def products():
         for _ in range(steps):

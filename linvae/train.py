@@ -144,9 +144,9 @@ class _VAEProblem:
         power, var = (to_host(a) for a in (xp.sum(V * V, axis=2) + xp.sum(A * A, axis=2), xp.exp(2 * s)))
         return gaussian_kl(power, var, eta_enc[:, None] ** 2)
 
-    def matrices(self, th):
+    def matrices(self, packed):
         """Data-coordinate matrices and σ of one packed parameter vector."""
-        U, V, A, C, s = (b[0] for b in unpack(self.family, th[None], self.dims))
+        U, V, A, C, s = (b[0] for b in unpack(self.family, packed[None], self.dims))
         return self._data_matrices(U, V, A, C), np.exp(s)
 
     def _data_matrices(self, U, V, A, C):
@@ -186,9 +186,9 @@ class _VAEProblem:
         """The data spectrum a result reports (``data_theta``), without building the problem."""
         return vae_spectrum(moments, rtol)[0]
 
-    def result(self, th, cfg, n_iter, history, solver, mats=None):
-        """The fit result of ``th`` (or of given ``mats = (matrices, σ)`` in data coordinates)."""
-        mats, sigma = self.matrices(th) if mats is None else mats
+    def result(self, packed, cfg, n_iter, history, solver, mats=None):
+        """The fit result of ``packed`` (or of given ``mats = (matrices, σ)`` in data coordinates)."""
+        mats, sigma = self.matrices(packed) if mats is None else mats
         return linear_result(self.model, self.moments, mats, sigma, cfg, solver, n_iter, history,
                              self.theta_modes, self.data_theta)
 
@@ -341,10 +341,10 @@ class _NormalizedVAEProblem:
         out[:, 1:3] /= self.t**2
         return out
 
-    def result(self, th, cfg, n_iter, history, solver):
-        mats, sigma = self.inner.matrices(th)
+    def result(self, packed, cfg, n_iter, history, solver):
+        mats, sigma = self.inner.matrices(packed)
         mats = self.inner.rescaled(mats, self.sx, self.t)
-        return self.original.result(th, cfg, n_iter, history, solver, mats=(mats, sigma))
+        return self.original.result(packed, cfg, n_iter, history, solver, mats=(mats, sigma))
 
 
 def linear_result(model, moments, mats, sigma, cfg, solver, n_iter, history, theta_modes, data_theta):
@@ -417,10 +417,10 @@ class _MHVAEProblem:
     def kl_per_dim(self, params, eta_enc, xp=np, eta_dec=None):
         return self._stats(params, eta_enc, eta_dec if eta_dec is not None else eta_enc, xp)[0]
 
-    def result(self, th, cfg, n_iter, history, solver):
-        U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack(self.family, th[None], self.dims))
+    def result(self, packed, cfg, n_iter, history, solver):
+        U1, V1, U2, W2, s1, s2 = (b[0] for b in unpack(self.family, packed[None], self.dims))
         eta_enc, eta_dec = cfg["eta_enc"], cfg["eta_dec"]
-        kl2, kl1 = (x[0] for x in self._stats(th[None], np.array([eta_enc]), np.array([eta_dec])))
+        kl2, kl1 = (x[0] for x in self._stats(packed[None], np.array([eta_enc]), np.array([eta_dec])))
         sigma1, sigma2 = np.exp(s1), np.exp(s2)
         W1 = (V1 / np.sqrt(self.phi)) @ self.P.T
         m = self.moments
@@ -787,9 +787,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     return out
 
 
-def _minibatch_result(model, moments, th, dims, cfg, n_iter, hist, data_theta):
+def _minibatch_result(model, moments, packed, dims, cfg, n_iter, hist, data_theta):
     """The VAEFit / CVAEFit of one packed minibatch parameter vector (``data_theta`` None: not needed)."""
-    W1, W2, U1, U2, log_sigma = (b[0] for b in unpack("minibatch", th[None], dims))
+    W1, W2, U1, U2, log_sigma = (b[0] for b in unpack("minibatch", packed[None], dims))
     mats = PROBLEMS[model].minibatch_matrices(W1, W2, U1, U2)
     if data_theta is None:
         data_theta = np.zeros(0)

@@ -15,13 +15,12 @@ from linvae.kernels.array import loss_grad
 from linvae.kernels.contract import KernelOptions, KernelProblem, TrainState, offsets, size
 
 
-def _run(runner, kind, Z, theta, hyper, lr, dims, learn, adam, clip, n_steps, parallel=None):
-    """One call of a kernel entry through the named contract; returns its state (``theta`` is
+def _run(runner, family, Z, params, hyper, lr, dims, learn, adam, clip, n_steps, parallel=None):
+    """One call of a kernel entry through the named contract; returns its state (``params`` is
     the packed parameters, updated in place)."""
-    family = "vae" if kind == "cvae" else kind
-    problem = KernelProblem.build(family, Z, hyper, dims, learn, dtype=theta.dtype)
-    state = TrainState.start(theta, lr)
-    state = state._replace(params=theta)                 # train in place of the caller's array
+    problem = KernelProblem.build(family, Z, hyper, dims, learn, dtype=params.dtype)
+    state = TrainState.start(params, lr)
+    state = state._replace(params=params)                 # train in place of the caller's array
     options = KernelOptions.of(adam=adam, clip=clip)
     module = cpu if runner == "kernel" else array
     getattr(module, f"train_{family}")(problem, state, options, n_steps, parallel=parallel)
@@ -88,10 +87,10 @@ def test_whitened_loss_equals_data_coordinate_loss():
     assert loss[0] == pytest.approx(naive.vae_loss_loop(X, W, U, sigma, beta, eta_enc, eta_dec), rel=1e-10)
 
 
-# ----------------------------------------------------------------------------- kernels vs reference
+# ----------------------------------------------------------------------------- Numba kernels vs array kernels
 
-def _random_state(kind, dims, B, rng):
-    if kind == "cvae":
+def _random_state(family, dims, B, rng):
+    if family == "vae":
         P = size("vae", dims)
         hyper = np.column_stack([[0.5, 1.0, 2.2, 0.8][:B], [1.0, 0.4, 2.0, 1.5][:B], [1.0, 0.6, 1.7, 0.3][:B]])
     else:
@@ -101,33 +100,33 @@ def _random_state(kind, dims, B, rng):
     return 0.5 * rng.normal(size=(B, P)), hyper
 
 
-@pytest.mark.parametrize("kind,dims,learn", [
-    ("cvae", (6, 3, 5, 0), [True]),
-    ("cvae", (6, 3, 5, 0), [False]),
-    ("cvae", (5, 3, 4, 2), [True]),
+@pytest.mark.parametrize("family,dims,learn", [
+    ("vae", (6, 3, 5, 0), [True]),
+    ("vae", (6, 3, 5, 0), [False]),
+    ("vae", (5, 3, 4, 2), [True]),
     ("mhvae", (6, 3, 5, 2), [False, True]),
     ("mhvae", (6, 2, 5, 3), [True, True]),
 ])
 @pytest.mark.parametrize("adam", [False, True])
 @pytest.mark.parametrize("parallel", [False, pytest.param(True, marks=pytest.mark.slow)])   # True: compiles the prange kernels
-def test_kernel_matches_numpy_reference(kind, dims, learn, adam, parallel):
+def test_kernel_matches_the_array_kernels(family, dims, learn, adam, parallel):
     rng = np.random.default_rng(1)
     B = 4
     Z = rng.normal(size=(dims[0], dims[2]))
-    theta0, hyper = _random_state(kind, dims, B, rng)
+    params0, hyper = _random_state(family, dims, B, rng)
     dims = np.array(dims, dtype=np.int64)
     learn = np.array(learn)
     # the loss and gradient of the kernel's first step equal the objectives module's
-    ref_loss, ref_grad = loss_grad("vae" if kind == "cvae" else kind, Z, theta0, hyper, dims, learn)
+    ref_loss, ref_grad = loss_grad(family, Z, params0, hyper, dims, learn)
     states = []
-    for runner in ("kernel", "reference"):
-        theta = theta0.copy()
-        st = _run(runner, kind, Z, theta, hyper, 1e-3, dims, learn, adam, 0.0, 5, parallel)
+    for runner in ("kernel", "array"):
+        params = params0.copy()
+        st = _run(runner, family, Z, params, hyper, 1e-3, dims, learn, adam, 0.0, 5, parallel)
         loss, m, v, t = st.loss, st.adam_m, st.adam_v, st.step
-        states.append((theta, loss, m, v, t))
+        states.append((params, loss, m, v, t))
         if runner == "kernel":
-            theta1 = theta0.copy()
-            st1 = _run(runner, kind, Z, theta1, hyper, 1e-3, dims, learn, adam, 0.0, 1, parallel)
+            params1 = params0.copy()
+            st1 = _run(runner, family, Z, params1, hyper, 1e-3, dims, learn, adam, 0.0, 1, parallel)
             g1 = st1.grad
             np.testing.assert_allclose(st1.loss, ref_loss, rtol=1e-12)
             np.testing.assert_allclose(g1, ref_grad, rtol=1e-10, atol=1e-12)
@@ -142,16 +141,16 @@ def test_kernel_gradient_clipping_matches_reference():
     rng = np.random.default_rng(4)
     dims = np.array([5, 3, 4, 0], np.int64)
     Z = rng.normal(size=(5, 4))
-    theta0, hyper = _random_state("cvae", tuple(dims), 3, rng)
+    params0, hyper = _random_state("vae", tuple(dims), 3, rng)
     out = []
     for kernel in (True, False):
-        theta = theta0.copy()
-        _run("kernel" if kernel else "reference", "cvae", Z, theta, hyper, 1e-2, dims, np.array([True]), False,
+        params = params0.copy()
+        _run("kernel" if kernel else "array", "vae", Z, params, hyper, 1e-2, dims, np.array([True]), False,
              0.5, 3)
-        out.append(theta)
+        out.append(params)
     np.testing.assert_allclose(out[0], out[1], rtol=1e-10, atol=1e-13)
     # each clipped GD step moves the parameters by exactly lr * clip
-    assert np.all(np.linalg.norm(out[0] - theta0, axis=1) <= 3 * 1e-2 * 0.5 + 1e-12)
+    assert np.all(np.linalg.norm(out[0] - params0, axis=1) <= 3 * 1e-2 * 0.5 + 1e-12)
 
 
 # ----------------------------------------------------------------------------- convergence (P7)
@@ -328,19 +327,19 @@ def test_minibatch_gradient_matches_finite_differences(dx):
     X, Y, E = rng.normal(size=(n, dx)), rng.normal(size=(n, dy)), rng.normal(size=(n, k))
     off = offsets("minibatch", (dx, dy, k))
     P = int(off[-1])
-    th = 0.5 * rng.normal(size=P)
+    params = 0.5 * rng.normal(size=P)
     hyper = np.array([1.3, 0.6, 0.8])
     g = np.zeros(P)
     ws = np.full(cpu.minibatch_workspace_size(n, dx, dy, k), np.nan)       # garbage scratch must not leak
-    loss = cpu._minibatch_loss_grad(X, Y, E, th, g, hyper, np.array([dx, dy, k], np.int64), off, np.array([True]), ws)
+    loss = cpu._minibatch_loss_grad(X, Y, E, params, g, hyper, np.array([dx, dy, k], np.int64), off, np.array([True]), ws)
 
     def f(t):
         blocks = [t[off[i]:off[i + 1]] for i in range(5)]
         return _mb_loss(X, Y, E, blocks[0].reshape(k, dx), blocks[1].reshape(k, dy), blocks[2].reshape(dy, k),
                         blocks[3].reshape(dy, dx), blocks[4], *hyper)
 
-    assert loss == pytest.approx(f(th), rel=1e-12)
-    num = np.array([(f(th + h) - f(th - h)) / 2e-6 for h in np.eye(P) * 1e-6])
+    assert loss == pytest.approx(f(params), rel=1e-12)
+    num = np.array([(f(params + h) - f(params - h)) / 2e-6 for h in np.eye(P) * 1e-6])
     np.testing.assert_allclose(g, num, rtol=1e-6, atol=1e-7)
 
 
@@ -456,14 +455,14 @@ def test_float32_kernel_step_matches_the_float32_reference():
     P = size("vae", dims)
     B = 3
     Z = rng.normal(size=(7, 5)).astype(np.float32)
-    theta0 = (0.5 * rng.normal(size=(B, P))).astype(np.float32)
+    params0 = (0.5 * rng.normal(size=(B, P))).astype(np.float32)
     hyper = np.array([[0.5, 1.0, 1.0], [1.0, 0.4, 0.6], [2.0, 2.0, 1.7]], np.float32)
     out = []
-    for runner in ("kernel", "reference"):
-        th = theta0.copy()
-        _run(runner, "cvae", Z, th, hyper, 1e-2, dims, np.array([True]), True, 0.0, 20)
-        assert th.dtype == np.float32
-        out.append(th)
+    for runner in ("kernel", "array"):
+        params = params0.copy()
+        _run(runner, "vae", Z, params, hyper, 1e-2, dims, np.array([True]), True, 0.0, 20)
+        assert params.dtype == np.float32
+        out.append(params)
     np.testing.assert_allclose(out[0], out[1], rtol=1e-4, atol=1e-5)
 
 

@@ -49,14 +49,14 @@ def kernel(Z, params, m, v, hyper, dims, loss_out, n_steps, lr, b1, b2, eps, tol
     grad = np.empty(params.shape[1])
     ws = np.empty(d * r)
     for b in range(params.shape[0]):
-        th = params[b]
+        row = params[b]
         beta, c2, ed2 = hyper[b, 0], hyper[b, 1], hyper[b, 2]
         bc = beta * c2
         prev = np.inf
         for t in range(1, n_steps + 1):
-            U = th[:o1].reshape((d, k))
-            V = th[o1:o2].reshape((k, r))
-            s = th[o2:o2 + k]
+            U = row[:o1].reshape((d, k))
+            V = row[o1:o2].reshape((k, r))
+            s = row[o2:o2 + k]
             gU = grad[:o1].reshape((d, k))
             gV = grad[o1:o2].reshape((k, r))
             R = ws.reshape((d, r))
@@ -87,13 +87,13 @@ def kernel(Z, params, m, v, hyper, dims, loss_out, n_steps, lr, b1, b2, eps, tol
             prev = loss
             a = lr / (1.0 - b1 ** t)
             ic = 1.0 / (1.0 - b2 ** t)
-            for i in range(th.shape[0]):
+            for i in range(row.shape[0]):
                 gi = grad[i]
                 mi = b1 * m[b, i] + (1.0 - b1) * gi
                 vi = b2 * v[b, i] + (1.0 - b2) * gi * gi
                 m[b, i] = mi
                 v[b, i] = vi
-                th[i] -= a * mi / (math.sqrt(vi * ic) + eps)
+                row[i] -= a * mi / (math.sqrt(vi * ic) + eps)
 
 d, k, r = 40, 5, 40
 P = d * k + k * r + k

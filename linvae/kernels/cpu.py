@@ -73,7 +73,7 @@ def _residual(U, V, Z, R):
 
 
 @njit(**_JIT)
-def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
+def _vae_loss_grad(Z, row, g, hyper, dims, off, learn, ws):
     """Loss and gradient (written into ``g``) of one VAE/CVAE configuration (``off``: the
     ``"vae"`` layout offsets).
 
@@ -88,9 +88,9 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     beta, c2, ed2 = hyper[0], hyper[1], hyper[2]
     bc = beta * c2
     o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
-    U = matrix(th, 0, d, k)
-    V = matrix(th, o1, k, r)
-    s = th[o4:o4 + k]
+    U = matrix(row, 0, d, k)
+    V = matrix(row, o1, k, r)
+    s = row[o4:o4 + k]
     gU = matrix(g, 0, d, k)
     gV = matrix(g, o1, k, r)
     gs = g[o4:o4 + k]
@@ -100,19 +100,19 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     gemm(U.T, R, gV)
     # element-wise work over a whole block runs over its flat index (one loop, one index)
     for t in range(k * r):              # βc²‖V‖²; ∂/∂V = 2(UᵀR + βc²V)
-        v = th[o1 + t]
+        v = row[o1 + t]
         loss += bc * v * v
         g[o1 + t] = 2.0 * g[o1 + t] + (2.0 * bc) * v
     if _CONDITIONAL != 0 and q > 0:
         aQ = d * r                      # scratch: R d×r | Q d×q | T d×k
         aT = aQ + d * q
-        A = matrix(th, o2, k, q)
+        A = matrix(row, o2, k, q)
         gA = matrix(g, o2, k, q)
         Q = matrix(ws, aQ, d, q)
         T = matrix(ws, aT, d, k)
         gemm(U, A, Q)
         for t in range(d * q):          # Q = UA + C, ‖Q‖², ∂/∂C = 2Q
-            x = ws[aQ + t] + th[o3 + t]
+            x = ws[aQ + t] + row[o3 + t]
             ws[aQ + t] = x
             loss += x * x
             g[o3 + t] = 2.0 * x
@@ -121,7 +121,7 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
             g[t] += ws[aT + t]
         gemm(U.T, Q, gA)
         for t in range(k * q):          # βc²‖A‖²; ∂/∂A = 2(UᵀQ + βc²A)
-            a = th[o2 + t]
+            a = row[o2 + t]
             loss += bc * a * a
             g[o2 + t] = 2.0 * g[o2 + t] + (2.0 * bc) * a
     for j in range(k):
@@ -137,7 +137,7 @@ def _vae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
 
 
 @njit(**_JIT)
-def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
+def _mhvae_loss_grad(Z, row, g, hyper, dims, off, learn, ws):
     """Loss and gradient (written into ``g``) of one MHVAE configuration (``off``: the ``"mhvae"``
     layout offsets).
 
@@ -151,12 +151,12 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     beta1, beta2, c2, ed2 = hyper[0], hyper[1], hyper[2], hyper[3]
     b2c = beta2 * c2
     o1, o2, o3, o4, o5 = off[1], off[2], off[3], off[4], off[5]
-    U1 = matrix(th, 0, d, k1)
-    V1 = matrix(th, o1, k1, r)
-    U2 = matrix(th, o2, k1, k2)
-    W2 = matrix(th, o3, k2, k1)
-    s1 = th[o4:o5]
-    s2 = th[o5:o5 + k2]
+    U1 = matrix(row, 0, d, k1)
+    V1 = matrix(row, o1, k1, r)
+    U2 = matrix(row, o2, k1, k2)
+    W2 = matrix(row, o3, k2, k1)
+    s1 = row[o4:o5]
+    s2 = row[o5:o5 + k2]
     gU1 = matrix(g, 0, d, k1)
     gV1 = matrix(g, o1, k1, r)
     gU2 = matrix(g, o2, k1, k2)
@@ -197,7 +197,7 @@ def _mhvae_loss_grad(Z, th, g, hyper, dims, off, learn, ws):
     for t in range(kk):                 # β₁ tr(MGMᵀ)
         loss += beta1 * ws[aMG + t] * ws[aM + t]
     for t in range(wk):                 # β₂c² tr(W₂GW₂ᵀ)
-        loss += b2c * ws[aW2G + t] * th[o3 + t]
+        loss += b2c * ws[aW2G + t] * row[o3 + t]
     gemm(M.T, M, H)
     gemm(W2.T, W2, WtW)
     for t in range(kk):
@@ -246,7 +246,7 @@ def _norm(g):
 
 
 @njit(**_INLINE)
-def _step(th, g, m, v, t, lr, options, gnorm):
+def _step(row, g, m, v, t, lr, options, gnorm):
     """One optimizer update of a flat parameter vector (GD with momentum, or Adam; optional
     norm clipping). GD keeps its velocity in ``m``; with ``momentum = 0`` it is plain GD."""
     scale = _clip_factor(gnorm, options.clip)
@@ -258,19 +258,19 @@ def _step(th, g, m, v, t, lr, options, gnorm):
         inv_c2 = 1.0 / (1.0 - math.pow(b2, float(t)))
         ob1 = 1.0 - b1
         ob2 = 1.0 - b2
-        for i in range(th.shape[0]):
+        for i in range(row.shape[0]):
             gi = g[i] * scale
             mi = b1 * m[i] + ob1 * gi
             vi = b2 * v[i] + ob2 * gi * gi
             m[i] = mi
             v[i] = vi
-            th[i] -= a * mi / (math.sqrt(vi * inv_c2) + eps)
+            row[i] -= a * mi / (math.sqrt(vi * inv_c2) + eps)
     else:
         mu = options.momentum
-        for i in range(th.shape[0]):
+        for i in range(row.shape[0]):
             mi = mu * m[i] + scale * g[i]
             m[i] = mi
-            th[i] -= lr * mi
+            row[i] -= lr * mi
 
 
 @njit(**_JIT)
@@ -318,11 +318,11 @@ def _train_vae_impl(problem, state, options, n_steps, work):
     for b in prange(state.params.shape[0]):
         if state.status[b] != RUNNING:
             continue
-        th = state.params[b]
+        row = state.params[b]
         g = state.grad[b]
         ws = _scratch(work)
         for _ in range(n_steps):
-            loss = _vae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
+            loss = _vae_loss_grad(problem.Z, row, g, problem.hyper[b], problem.dims, problem.offsets,
                                   problem.learn, ws)
             if not _advance(state, b, loss, options):
                 break
@@ -332,11 +332,11 @@ def _train_mhvae_impl(problem, state, options, n_steps, work):
     for b in prange(state.params.shape[0]):
         if state.status[b] != RUNNING:
             continue
-        th = state.params[b]
+        row = state.params[b]
         g = state.grad[b]
         ws = _scratch(work)
         for _ in range(n_steps):
-            loss = _mhvae_loss_grad(problem.Z, th, g, problem.hyper[b], problem.dims, problem.offsets,
+            loss = _mhvae_loss_grad(problem.Z, row, g, problem.hyper[b], problem.dims, problem.offsets,
                                     problem.learn, ws)
             if not _advance(state, b, loss, options):
                 break
@@ -484,7 +484,7 @@ def minibatch_workspace_size(batch, dx, dy, k):
 
 
 @njit(**_JIT)
-def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
+def _minibatch_loss_grad(Xb, Yb, Eb, row, g, hyper, dims, off, learn, ws):
     """Stochastic loss and gradient of one VAE/CVAE config on one minibatch.
 
     ``Xb``, ``Yb``, ``Eb`` are contiguous row blocks; every product is written in place (into the
@@ -496,9 +496,9 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     bc = beta * c2
     n = Yb.shape[0]
     o1, o2, o3, o4 = off[1], off[2], off[3], off[4]
-    W2 = matrix(th, o1, k, dy)
-    U1 = matrix(th, o2, dy, k)
-    s = th[o4:o4 + k]
+    W2 = matrix(row, o1, k, dy)
+    U1 = matrix(row, o2, dy, k)
+    s = row[o4:o4 + k]
     M = matrix(ws, 0, n, k)
     Zs = matrix(ws, n * k, n, k)
     GZ = matrix(ws, 2 * n * k, n, k)
@@ -507,7 +507,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
     T = matrix(ws, 4 * n * k + n * dy, n, dy)
     gemm(Yb, W2.T, M)
     if _CONDITIONAL != 0 and dx > 0:
-        W1 = matrix(th, 0, k, dx)
+        W1 = matrix(row, 0, k, dx)
         gemm(Xb, W1.T, Zs)
         for i in range(n):
             for j in range(k):
@@ -520,7 +520,7 @@ def _minibatch_loss_grad(Xb, Yb, Eb, th, g, hyper, dims, off, learn, ws):
             Zs[i, j] = m + Eb[i, j] * math.exp(s[j])
     gemm(Zs, U1.T, R)
     if _CONDITIONAL != 0 and dx > 0:
-        U2 = matrix(th, o3, dy, dx)
+        U2 = matrix(row, o3, dy, dx)
         gemm(Xb, U2.T, T)
     rsq = 0.0
     for i in range(n):
@@ -574,14 +574,14 @@ def _minibatch_epoch_impl(problem, state, options, Xp, Yp, Ep, batch, work):
     for b in prange(B):
         if status[b] != RUNNING:
             continue
-        th = params[b]
+        row = params[b]
         g = grad[b]
         ws = _scratch(work)
         total = 0.0
         for ib in range(nb):
             lo = ib * batch
             hi = min(N, lo + batch)
-            loss = _minibatch_loss_grad(Xp[lo:hi], Yp[lo:hi], Ep[lo:hi], th, g, problem.hyper[b], dims,
+            loss = _minibatch_loss_grad(Xp[lo:hi], Yp[lo:hi], Ep[lo:hi], row, g, problem.hyper[b], dims,
                                         problem.offsets, problem.learn, ws)
             gn = _norm(g)
             grad_norm[b] = gn
@@ -591,7 +591,7 @@ def _minibatch_epoch_impl(problem, state, options, Xp, Yp, Ep, batch, work):
                 break
             total += loss * (hi - lo)
             step[b] += 1
-            _step(th, g, adam_m[b], adam_v[b], step[b], lr[b], options, gn)
+            _step(row, g, adam_m[b], adam_v[b], step[b], lr[b], options, gn)
         loss_out[b] = total / N
 
 
