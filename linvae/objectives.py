@@ -176,8 +176,9 @@ def mhvae_loss(xx, W1, W2, U1, U2, sigma1, sigma2, beta1, beta2, eta_enc, eta_de
 # The VAE is the case q = 0.
 
 
-def cvae_whitened_loss_grad(Z, U, V, A, C, s, beta, c2, eta_dec2, learn_sigma=True, xp=np):
-    """Whitened VAE/CVAE loss and its analytic gradient, batched over configs.
+def vae_family_whitened_loss_grad(Z, U, V, A, C, s, beta, c2, eta_dec2, learn_sigma=True, xp=np):
+    """Whitened loss of the "vae" kernel family (the VAE, and the CVAE when q > 0) and its
+    analytic gradient, batched over configs.
 
     Parameters
     ----------

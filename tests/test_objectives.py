@@ -196,7 +196,7 @@ def test_whitened_cvae_loss_equals_the_data_coordinate_loss():
     V = W2 @ Z
     A = (W1 + W2 @ U2s) @ Px * np.sqrt(phi_x)
     C = (U2 - U2s) @ Px * np.sqrt(phi_x)
-    loss, _ = objectives.cvae_whitened_loss_grad(
+    loss, _ = objectives.vae_family_whitened_loss_grad(
         Z, U1[None], V[None], A[None], C[None], np.log(sigma)[None], np.array([beta]),
         np.array([(eta_dec / eta_enc) ** 2]), np.array([eta_dec**2]))
     ref = objectives.cvae_loss(xx, xy, yy, W1, W2, U1, U2, sigma, beta, eta_enc, eta_dec)

@@ -55,7 +55,7 @@ def test_cvae_family_gradient_matches_finite_differences(q, learn):
     params = [rng.normal(size=(B, d, k)), rng.normal(size=(B, k, r)), rng.normal(size=(B, k, q)),
               rng.normal(size=(B, d, q)), 0.3 * rng.normal(size=(B, k))]
     beta, c2, ed2 = np.array([0.5, 1.0, 2.3]), np.array([1.0, 0.3, 2.0]), np.array([1.0, 0.5, 2.0])
-    _fd_check(lambda *p: objectives.cvae_whitened_loss_grad(Z, *p, beta, c2, ed2, learn), params)
+    _fd_check(lambda *p: objectives.vae_family_whitened_loss_grad(Z, *p, beta, c2, ed2, learn), params)
 
 
 @pytest.mark.parametrize("learn1,learn2", [(False, True), (False, False), (True, True)])
@@ -81,7 +81,7 @@ def test_whitened_loss_equals_data_coordinate_loss():
     V = W @ P * np.sqrt(phi)
     Z = P * np.sqrt(phi)
     beta, eta_enc, eta_dec = 1.7, 0.8, 1.1
-    loss, _ = objectives.cvae_whitened_loss_grad(
+    loss, _ = objectives.vae_family_whitened_loss_grad(
         Z, U[None], V[None], np.zeros((1, 3, 0)), np.zeros((1, 5, 0)), np.log(sigma)[None],
         np.array([beta]), np.array([(eta_dec / eta_enc) ** 2]), np.array([eta_dec**2]))
     assert loss[0] == pytest.approx(naive.vae_loss_loop(X, W, U, sigma, beta, eta_enc, eta_dec), rel=1e-10)

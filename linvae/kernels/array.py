@@ -27,7 +27,7 @@ def loss_grad(family, Z, params, hyper, dims, learn, xp=np):
     """Loss (B,) and packed gradient (B, P) of ``family`` ("vae" or "mhvae") from the objectives module."""
     blocks = unpack(family, params, dims)
     if family == "vae":
-        loss, grads = objectives.cvae_whitened_loss_grad(
+        loss, grads = objectives.vae_family_whitened_loss_grad(
             Z, *blocks, hyper[:, 0], hyper[:, 1], hyper[:, 2], learn_sigma=bool(learn[0]), xp=xp)
     else:
         loss, grads = objectives.mhvae_whitened_loss_grad(

@@ -13,7 +13,7 @@ configuration use the cores.
 
 Notes
 -----
-The gradients are those of :func:`linvae.objectives.cvae_whitened_loss_grad` and
+The gradients are those of :func:`linvae.objectives.vae_family_whitened_loss_grad` and
 :func:`linvae.objectives.mhvae_whitened_loss_grad` (SPEC §2); ``tests/test_kernels.py`` checks
 the kernels against an independent dense NumPy loss and gradient and against the array backend.
 """
