@@ -158,6 +158,20 @@ class _VAEProblem:
 
     decoder = "U"           # the decoder matrix of the latent (its column norms are ω)
 
+    def curvature_bound(self, hyper, params=None):
+        """GD's ``L`` per config: ``2(θ₁²/η_enc² + η_enc² + βc²) + 8βη_dec²``, plus the squared
+        spectral norms of the packed blocks at ``params`` when given."""
+        theta1_sq = self.phi[0] if self.phi.size else 1.0
+        beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
+        eta_enc2 = ed2 / c2
+        L = 2 * (theta1_sq / eta_enc2 + eta_enc2 + beta * c2) + 8 * beta * ed2
+        if params is not None:
+            # the initial point can be far steeper than the optimum (the CVAE's x-path block A
+            # starts at (W₁ + W₂U₂*)P_xΦ_x^{1/2}, scaled by the data): bound by its spectral norms
+            for b, blocks in enumerate(zip(*unpack(self.family, params, self.dims)[:3])):
+                L[b] += 2 * sum(np.linalg.norm(m, 2) ** 2 for m in blocks if m.size)
+        return L
+
     @staticmethod
     def power_and_loss(m, mats, sigma, cfg):
         """Encoder-mean power E[m_i²] per dim and the exact SPEC §2 loss of data-coordinate ``mats``."""
@@ -395,6 +409,14 @@ class _MHVAEProblem:
         V1 = W1 @ _half(self.P, self.phi, 0.5)
         return pack([U1, V1, U2, W2, log_sigma])
 
+    def curvature_bound(self, hyper, params=None):
+        """GD's ``L`` per config: the VAE bound with the β₁, β₂-weighted terms of the second latent."""
+        theta1_sq = self.phi[0] if self.phi.size else 1.0
+        b1, b2, c2, ed2 = hyper.T
+        eta_enc2 = ed2 / c2
+        wmax = np.maximum(1.0, np.maximum(b1, b2))
+        return 2 * wmax * (theta1_sq / eta_enc2 + eta_enc2 + theta1_sq + 2.0 + b2 * c2) + 8 * wmax * ed2
+
     def _stats(self, params, eta_enc, eta_dec, xp=np):
         """KL per dim of z₂ and z₁ for packed parameters of module ``xp`` (only k-sized blocks
         leave the device)."""
@@ -458,25 +480,9 @@ def _default_lr(problem, hyper, solver, params=None):
     ``2(θ₁²/η_enc² + η_enc² + βc²) + 8βη_dec²`` (VAE/CVAE; the MHVAE bound adds the β₁ and
     β₂ weighted terms of the second latent).
     """
-    B = hyper.shape[0]
     if solver == "adam":
-        return np.full(B, _config.ADAM_LR)
-    theta1_sq = problem.phi[0] if problem.phi.size else 1.0
-    if problem.family == "vae":
-        beta, c2, ed2 = hyper[:, 0], hyper[:, 1], hyper[:, 2]
-        eta_enc2 = ed2 / c2
-        L = 2 * (theta1_sq / eta_enc2 + eta_enc2 + beta * c2) + 8 * beta * ed2
-        if params is not None:
-            # the initial point can be far steeper than the optimum (the CVAE's x-path block A
-            # starts at (W₁ + W₂U₂*)P_xΦ_x^{1/2}, scaled by the data): bound by its spectral norms
-            for b, blocks in enumerate(zip(*unpack("vae", params, problem.dims)[:3])):
-                L[b] += 2 * sum(np.linalg.norm(m, 2) ** 2 for m in blocks if m.size)
-    else:
-        b1, b2, c2, ed2 = hyper.T
-        eta_enc2 = ed2 / c2
-        wmax = np.maximum(1.0, np.maximum(b1, b2))
-        L = 2 * wmax * (theta1_sq / eta_enc2 + eta_enc2 + theta1_sq + 2.0 + b2 * c2) + 8 * wmax * ed2
-    return 1.0 / L
+        return np.full(hyper.shape[0], _config.ADAM_LR)
+    return 1.0 / problem.curvature_bound(hyper, params)
 
 
 def check_diverged(loss, initial, configs, where, lr=None):
