@@ -24,7 +24,8 @@ from ._deps import import_optional
 from ._warn import warn as _warn
 from .exceptions import ConvergenceWarning, TrainingDivergedError
 from .kernels import entry
-from .kernels.contract import DIVERGED, HYPER, RUNNING, KernelOptions, KernelProblem, TrainState, pack, size, unpack
+from .kernels.contract import (DIVERGED, HYPER, RUNNING, KernelOptions, KernelProblem, TrainState, block_shapes, pack,
+                               size, unpack)
 from .stats import Moments, cvae_residual, vae_spectrum
 from .theory._common import gaussian_kl, pad
 from .theory.cvae import CVAEFit
@@ -485,6 +486,18 @@ def _default_lr(problem, hyper, solver, params=None):
     return 1.0 / problem.curvature_bound(hyper, params)
 
 
+def check_kernel_status(status, configs, where, lr, what, detail=lambda b: ""):
+    """Raise :class:`TrainingDivergedError` for the first config a kernel marked DIVERGED (its loss
+    or gradient stopped being finite); ``where(b) -> (text, step)`` as for :func:`check_diverged`."""
+    bad = np.flatnonzero(np.asarray(status) == DIVERGED)
+    if bad.size:
+        b = int(bad[0])
+        text, step = where(b)
+        raise TrainingDivergedError(
+            f"{what} diverged for config {b} {configs[b]} {text}{detail(b)}; lower lr (was {float(lr[b]):.3g}) or "
+            "enable gradient clipping", config=configs[b], index=b, step=step)
+
+
 def check_diverged(loss, initial, configs, where, lr=None):
     """Raise :class:`TrainingDivergedError` for the first config whose ``loss`` exploded or is non-finite.
 
@@ -678,14 +691,10 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
             done += chunk
             step, loss, gnorm, status, lr_h = (to_host(a) for a in (state.step, state.loss, state.grad_norm,
                                                                      state.status, state.lr))
-            bad = np.flatnonzero(status == DIVERGED)
-            if bad.size:
-                b = int(bad[0])
-                raise TrainingDivergedError(
-                    f"training diverged for config {b} {configs[b]} at step {int(step[b])}: "
-                    f"loss={float(loss[b])!r}, gradient norm={float(gnorm[b])!r}; lower lr (was "
-                    f"{lr_h[b]:.3g}) or enable gradient clipping", config=configs[b], index=b, step=int(step[b]))
-            check_diverged(loss, initial, configs, lambda b: (f"at step {int(step[b])}", int(step[b])), lr_h)
+            at_step = lambda b: (f"at step {int(step[b])}", int(step[b]))                   # noqa: E731
+            check_kernel_status(status, configs, at_step, lr_h, "training",
+                                lambda b: f": loss={float(loss[b])!r}, gradient norm={float(gnorm[b])!r}")
+            check_diverged(loss, initial, configs, at_step, lr_h)
             hist["step"].append(step.copy())
             hist["loss"].append(loss.copy())
             hist["kl_per_dim"].append(problem.kl_per_dim(state.params, eta_enc, xp))
@@ -751,8 +760,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
     seeds = np.broadcast_to(np.asarray(options.seed), (B,))
     params = np.empty((B, P))
     for b in range(B):
-        rng = np.random.default_rng(int(seeds[b]))
-        params[b] = np.concatenate([rng.normal(scale=options.init_scale, size=P - k), log_sigma0[b]])
+        params[b] = np.random.default_rng(int(seeds[b])).normal(scale=options.init_scale, size=P)
+    blocks = dict(zip((name for name, _ in block_shapes("minibatch", dims)), unpack("minibatch", params, dims)))
+    blocks["log_sigma"][...] = log_sigma0                # a view: the layout says where log σ sits
     initial = np.array([_minibatch_result(model, moments, params[b].astype(dtype).astype(np.float64), dims,
                                           configs[b], 0, {}, None).loss for b in range(B)])
     kproblem = KernelProblem.build("minibatch", np.zeros((0, 0)), hyper, dims, learn, dtype=dtype)
@@ -767,15 +777,9 @@ def train_minibatch(X, Y, model, moments, latent, configs, hyper, log_sigma0, le
             noise = rng.standard_normal((N, k)).astype(dtype, copy=False)
             cpu.minibatch_epoch(kproblem, state, kopts, cond, target, noise, perm, batch_size)
             t, lr = state.step, state.lr
-            bad = np.flatnonzero(state.status == DIVERGED)
-            if bad.size:
-                b = int(bad[0])
-                raise TrainingDivergedError(
-                    f"minibatch training diverged for config {b} {configs[b]} in epoch {epoch} "
-                    f"(step {int(t[b])}); lower lr (was {lr[b]:.3g}) or enable gradient clipping",
-                    config=configs[b], index=b, step=int(t[b]))
-            check_diverged(state.loss, initial, configs,
-                           lambda b: (f"in epoch {epoch} (step {int(t[b])})", int(t[b])), lr)
+            in_epoch = lambda b: (f"in epoch {epoch} (step {int(t[b])})", int(t[b]))       # noqa: E731
+            check_kernel_status(state.status, configs, in_epoch, lr, "minibatch training")
+            check_diverged(state.loss, initial, configs, in_epoch, lr)
             losses.append(state.loss.copy())
             if bar is not None:
                 bar.update(1)
