@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _config
 from ._deps import import_optional
-from ._validation import check_data, check_pair
+from ._validation import SCALE_MIN, check_data, check_pair
 
 __all__ = [
     "Moments",
@@ -173,8 +173,9 @@ def _max_or_none(a, b):
     return np.maximum(a, b)
 
 
-#: data magnitudes whose squares are normal float64 numbers (below: products lose precision)
-_DATA_MIN = float(np.sqrt(np.finfo(np.float64).tiny))
+#: data magnitudes whose squares are normal float64 numbers (below: products lose precision),
+#: the same bound as for the scales η and σ
+_DATA_MIN = SCALE_MIN
 
 
 def check_moment_range(S, amax, name, width, scatter=None):
