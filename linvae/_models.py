@@ -133,6 +133,11 @@ class Variant:
         """:class:`~linvae.exceptions.IllConditionedWarning` when a dropped mode matters here."""
 
     # -- training -------------------------------------------------------------------------------
+    def label_trained(self, results):
+        """Trained results, labelled with the theorem whose optimum they should reach."""
+        label = f"trained ({self.theorem or 'no closed form'})"
+        return [dataclasses.replace(r, theorem=label) for r in results]
+
     def train(self, spec, cols):
         """Train the (validated) configurations ``cols`` (flat columns with ``seed``) in one batch:
         this model's problem and kernel rows (:func:`linvae.train.train_vae_grid` or
@@ -147,8 +152,8 @@ class _VAE(Variant):
     def train(self, spec, cols):
         from .train import train_vae_grid
 
-        return train_vae_grid(spec.moments, self.model, spec.dims, cols, spec.options, sigma=spec.sigma,
-                              rtol=spec.rtol, raw=spec.raw)
+        return self.label_trained(train_vae_grid(spec.moments, self.model, spec.dims, cols, spec.options,
+                                                 sigma=spec.sigma, rtol=spec.rtol, raw=spec.raw))
 
     def spectra(self, spec, cols):
         theta_modes = theory.vae_basis(spec.moments, spec.dims, spec.rtol)[1]
@@ -197,8 +202,8 @@ class _MHVAE(Variant):
     def train(self, spec, cols):
         from .train import train_mhvae_grid
 
-        return train_mhvae_grid(spec.moments, spec.dims, cols, spec.options, sigma1=spec.sigma1,
-                                sigma2=spec.sigma2, rtol=spec.rtol)
+        return self.label_trained(train_mhvae_grid(spec.moments, spec.dims, cols, spec.options, sigma1=spec.sigma1,
+                                                   sigma2=spec.sigma2, rtol=spec.rtol))
 
     @staticmethod
     def _sigma1(spec, cols):

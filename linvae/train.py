@@ -182,7 +182,7 @@ class _VAEProblem:
 
     @staticmethod
     def fit_result(m, mats, cfg, lam, common):
-        return VAEFit(theorem="trained (Thm 4)" if cfg["learn"] else "trained (Thm 1)",
+        return VAEFit(theorem="trained",           # the theorem: _models.Variant.label_trained
                       sigma_learnable=cfg["learn"], dead=lam**2 < _config.COLLAPSE_KL_TOL * cfg["eta_enc"]**2,
                       mean=m.mean_x if m.centered else np.zeros(m.dx), **mats, **common)
 
@@ -258,7 +258,7 @@ class _CVAEProblem(_VAEProblem):
 
     @staticmethod
     def fit_result(m, mats, cfg, lam, common):
-        return CVAEFit(theorem="trained (Thm 2)", mean_x=m.mean_x if m.centered else np.zeros(m.dx),
+        return CVAEFit(theorem="trained", mean_x=m.mean_x if m.centered else np.zeros(m.dx),
                        mean_y=m.mean_y if m.centered else np.zeros(m.dy), **mats, **common)
 
     @staticmethod
@@ -452,9 +452,8 @@ class _MHVAEProblem:
         # singular values: with an isotropic Σ₂ (Thm 5) z₂ too is identified only up to a rotation
         omega = pad(np.linalg.svd(U2, compute_uv=False), self.k2)
         collapsed = kl2 < _config.COLLAPSE_KL_TOL
-        label = {(False, True): "Thm 3", (False, False): "Thm 5"}.get((cfg["learn1"], cfg["learn2"]), "no closed form")
         return MHVAEFit(
-            model="mhvae", theorem=f"trained ({label})", beta1=cfg["beta1"], beta2=cfg["beta2"],
+            model="mhvae", theorem="trained", beta1=cfg["beta1"], beta2=cfg["beta2"],
             eta_enc=eta_enc, eta_dec=eta_dec, sigma2_learnable=cfg["learn2"], theta=self.theta_modes.copy(),
             # Σ₁ is isotropic, so z₁ is identified only up to a rotation: report singular values
             lambda_=np.linalg.svd(V1, compute_uv=False)[:self.k1] if V1.size else np.zeros(self.k1),
