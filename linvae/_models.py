@@ -18,8 +18,8 @@ its ill-conditioning warning, and how to set up its whitened training problem
 closed-form :func:`linvae.sweep` and :func:`linvae.predict_collapse` all go through
 :func:`fit_configurations` / :meth:`Variant.spectra`; nothing else dispatches on the model name.
 
-Each entry also carries its model's facts (``conditional``, ``two_latents``, ``minibatch``,
-``default_dim``), which every mode of a model shares and :mod:`linvae._spec` reads through
+Each entry also carries its model's facts (``conditional``, ``two_latents``, ``default_dim``),
+which every mode of a model shares and :mod:`linvae._spec` reads through
 :func:`facts` before the variance mode is known, and it resolves its training problem class
 (``train.PROBLEMS``), its parameter layout (``contract.LAYOUTS``) and its kernel entry
 (``kernels.entry``) through :attr:`Variant.family`.
@@ -63,8 +63,6 @@ class Variant:
         The model takes a target Y besides X.
     two_latents : bool
         Latent sizes are a pair ``latent_dims=(d1, d2)``.
-    minibatch : bool
-        ``solver="minibatch"`` trains it (the raw-data kernel covers the ``"vae"`` family).
     default_dim : callable
         ``Moments -> int``: the latent size when none is given (the first one for two latents).
     reports_dead : bool
@@ -78,7 +76,6 @@ class Variant:
     result_type: type
     conditional: bool
     two_latents: bool
-    minibatch: bool
     default_dim: Callable
     reports_dead: bool = False
 
@@ -102,6 +99,11 @@ class Variant:
     def family(self):
         """Its kernel family (``"vae"`` or ``"mhvae"``): the key of its layout and kernel entries."""
         return self.problem.family
+
+    @property
+    def minibatch(self):
+        """Whether ``solver="minibatch"`` trains it: the raw-data kernel covers the ``"vae"`` family."""
+        return self.family == "vae"
 
     @property
     def layout(self):
@@ -253,11 +255,11 @@ def _dy(moments):
 
 #: the facts of each model, shared by its variance modes
 _VAE_KW = dict(model="vae", hyper=HYPER["vae"], result_type=theory.VAEFit, conditional=False, two_latents=False,
-               minibatch=True, default_dim=_dx)
+               default_dim=_dx)
 _CVAE_KW = dict(model="cvae", hyper=HYPER["cvae"], result_type=theory.CVAEFit, conditional=True,
-                two_latents=False, minibatch=True, default_dim=_dy)
+                two_latents=False, default_dim=_dy)
 _MH_KW = dict(model="mhvae", hyper=HYPER["mhvae"], result_type=theory.MHVAEFit, conditional=False,
-              two_latents=True, minibatch=False, default_dim=_dx)
+              two_latents=True, default_dim=_dx)
 
 #: every model × variance mode, by ``"model/mode"``
 REGISTRY = {v.key: v for v in (
@@ -272,7 +274,7 @@ REGISTRY = {v.key: v for v in (
 
 def facts(model):
     """The registry entry that stands for ``model``'s shared facts (``conditional``,
-    ``two_latents``, ``minibatch``, ``default_dim``, ``hyper``, ``result_type``): its first mode."""
+    ``two_latents``, ``default_dim``, ``hyper``, ``result_type``, ``minibatch``): its first mode."""
     return next(v for v in REGISTRY.values() if v.model == model)
 
 

@@ -238,13 +238,13 @@ SOLVER_ONLY_OPTIONS = {
 
 
 def _check_used_by(solver, given):
-    """Refuse a solver-specific option given (other than its default) to a solver that ignores it."""
+    """Refuse a solver-specific option given (other than its default) to a solver that ignores it
+    (``lr_decay`` is None unless given; its TrainOptions default, 0, is what the others run with)."""
     from .train import TrainOptions
 
     for name, solvers in SOLVER_ONLY_OPTIONS.items():
         value = given[name]
-        unset = value is None or value == 0 if name == "lr_decay" else value == getattr(TrainOptions, name)
-        if solver not in solvers and not unset:
+        if solver not in solvers and value is not None and value != getattr(TrainOptions, name):
             runs = ("runs `epochs` passes of `batch_size` examples at a constant lr, without a stopping rule"
                     if solver == "minibatch" else "runs until tol/gtol or max_iter")
             raise ValueError(f"{name}={value!r} is not used by solver={solver!r}, which {runs}; {name} applies "

@@ -323,8 +323,8 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
         the whole grid in one batched kernel call.
     out : str, optional
         Checkpoint directory. Each finished chunk of configurations is written there
-        atomically (``chunk-NNNNN.npz``, numeric arrays and a JSON header, never pickle; with a ``sweep.json`` manifest fingerprinting data and
-        settings, and ``table.csv`` at the end); an interrupted sweep called again with the same
+        atomically (``chunk-NNNNN.npz``: numeric arrays and a JSON header, never pickle), with a
+        ``sweep.json`` manifest fingerprinting data and settings, and ``table.csv`` at the end; an interrupted sweep called again with the same
         arguments resumes with the missing chunks only. A directory holding a different sweep is
         refused (:class:`linvae.exceptions.SweepMismatchError`) unless ``overwrite=True``; a
         directory another live run is writing to raises

@@ -475,10 +475,8 @@ PROBLEMS = {"vae": _VAEProblem, "cvae": _CVAEProblem, "mhvae": _MHVAEProblem}
 def _default_lr(problem, hyper, solver, params=None):
     """Default step sizes per config.
 
-    Adam: ``_config.ADAM_LR`` (3e-2, used with a 1/t decay, see :func:`linvae.fit`); parameters are O(1) in
-    whitened coordinates. GD: ``1/L`` with ``L`` a bound on the loss curvature near the optimum:
-    ``2(θ₁²/η_enc² + η_enc² + βc²) + 8βη_dec²`` (VAE/CVAE; the MHVAE bound adds the β₁ and
-    β₂ weighted terms of the second latent).
+    Adam: ``_config.ADAM_LR`` (used with a 1/t decay, see :func:`linvae.fit`); parameters are
+    O(1) in whitened coordinates. GD: ``1/L`` with ``L`` the problem's ``curvature_bound``.
     """
     if solver == "adam":
         return np.full(hyper.shape[0], _config.ADAM_LR)
