@@ -62,8 +62,8 @@ def train_batched(family, problem, state, options, n_steps, *, xp=np, update=upd
     nothing, so a CuPy step is a stream of kernel launches with no host synchronisation. The
     stopped rows' values are computed and discarded (a diverged row's NaNs stay in its own row:
     nothing mixes rows). Whether any row still runs is asked every step on NumPy and every
-    ``_config.ARRAY_SYNC_EVERY`` steps on CuPy; a stopped row never changes, so this decides only when the
-    loop returns, not its result.
+    ``_config.ARRAY_SYNC_EVERY`` steps on CuPy; a stopped row never changes, so this decides only
+    when the loop returns, not its result.
     """
     rules = _rules(xp)
     o = options
