@@ -131,13 +131,15 @@ WORK_DIR = ".linvae-work"
 
 
 def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, jobs=1):
-    from ._nonlinear_common import training_record, work_directory
+    from ._nonlinear_common import STORE_DIR, training_record, work_directory
 
     exp_id = experiment.id
+    provenance = _provenance(quick, experiment.kind)
     elapsed = timer()
     work = os.path.join(out, WORK_DIR, exp_id)
+    store = os.path.join(out, STORE_DIR)
     try:
-        with work_directory(work) as ledger, _helpers(exp_id, work, quick, seed, backend, data, jobs):
+        with work_directory(work, store) as ledger, _helpers(exp_id, work, store, quick, seed, backend, data, jobs):
             output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
     except BaseException:
         if any(os.scandir(work)):
@@ -148,7 +150,7 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
     meta = {"id": exp_id, "title": experiment.title, "quick": bool(quick), "size": quick.value, "seed": seed,
             "backend": backend,
             "device": "cpu", "data": "embedded 5,000-image MNIST subset" if data is None else str(data),
-            "wall_time_s": round(elapsed(), 3), "jobs": jobs, "versions": versions()}
+            "wall_time_s": round(elapsed(), 3), "jobs": jobs, "versions": versions(), "provenance": provenance}
     record = training_record(ledger)
     if record is not None:
         meta["training"] = record
@@ -172,8 +174,44 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
     return final
 
 
+def _git(*args):
+    """``git <args>`` in the source tree of this linvae (its stripped output; None outside a checkout)."""
+    import subprocess
+
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        done = subprocess.run(["git", "-C", os.path.dirname(here), *args], capture_output=True, text=True,
+                              timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _provenance(quick, kind):
+    """``{"commit", "clean"}``: the git commit this run's code is at and whether ``linvae/`` is unchanged
+    from it (both None when linvae is not run from a git checkout, for example when installed).
+
+    Raises
+    ------
+    RuntimeError
+        For a full-size (not quick) torch experiment run from a checkout whose ``linvae/`` has
+        uncommitted changes: its results could not be traced to any commit.
+    """
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None or os.path.realpath(top) != os.path.realpath(os.path.dirname(here)):
+        return {"commit": None, "clean": None, "note": "not run from a git checkout of linvae"}
+    commit = _git("rev-parse", "HEAD")
+    status = _git("status", "--porcelain", "--", "linvae")
+    clean = status == ""
+    if not clean and not quick and kind == "torch":
+        raise RuntimeError(f"linvae/ has uncommitted changes ({len((status or '').splitlines())} files); a full "
+                           "torch run records the commit it ran at, so commit (or stash) them first")
+    return {"commit": commit, "clean": clean}
+
+
 @contextlib.contextmanager
-def _helpers(exp_id, work, quick, seed, backend, data, jobs):
+def _helpers(exp_id, work, store, quick, seed, backend, data, jobs):
     """``jobs - 1`` helper processes sharing the work directory, and this process's torch threads
     cut to ``cpu_count // jobs`` while they run; on exit the helpers are stopped (by then every
     training has its record, or this process failed and the checkpoints stay for a resume)."""
@@ -186,7 +224,7 @@ def _helpers(exp_id, work, quick, seed, backend, data, jobs):
 
     threads = max(1, (os.cpu_count() or 1) // jobs)
     context = multiprocessing.get_context("spawn")
-    procs = [context.Process(target=_helper, args=(exp_id, work, quick.value, seed, backend, data, threads),
+    procs = [context.Process(target=_helper, args=(exp_id, work, store, quick.value, seed, backend, data, threads),
                              name=f"linvae-{exp_id}-helper-{i + 1}", daemon=True) for i in range(jobs - 1)]
     for p in procs:
         p.start()
@@ -203,12 +241,12 @@ def _helpers(exp_id, work, quick, seed, backend, data, jobs):
             p.join()
 
 
-def _helper(exp_id, work, quick, seed, backend, data, threads):
+def _helper(exp_id, work, store, quick, seed, backend, data, threads):
     """A helper process of :func:`run_experiment` with ``jobs > 1``: trains what it can claim."""
     os.environ.setdefault("TQDM_DISABLE", "1")             # one progress display: the main process's
     from ._nonlinear_common import torch_threads, work_directory
 
-    with work_directory(work), torch_threads(threads):
+    with work_directory(work, store), torch_threads(threads):
         Experiment(exp_id).compute(quick=quick, seed=seed, backend=backend, data=data)
 
 

@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
            "measure", "curve_band", "effective", "split", "work_directory", "training_record",
-           "finished_all", "torch_threads", "digest", "RESULT_SUFFIX"]
+           "finished_all", "torch_threads", "digest", "RESULT_SUFFIX", "model_store", "STORE_DIR"]
 
 #: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
 PAPER_STEPS = 100 * 469
@@ -89,23 +89,37 @@ CHECKPOINT_EVERY = 60.0
 #: record per batched training (see :func:`work_directory`)
 _WORK = contextvars.ContextVar("linvae_experiment_work", default=None)
 
+#: the model store directory of the experiment being run (see :func:`work_directory`)
+_STORE = contextvars.ContextVar("linvae_model_store", default=None)
+
+#: the model store of an output directory: ``<out>/.linvae-store`` (kept between experiments and runs)
+STORE_DIR = ".linvae-store"
+
 
 @contextlib.contextmanager
-def work_directory(path):
+def work_directory(path, store=None):
     """Checkpoint every training of the experiments run inside to ``path``; yields the ledger.
 
     A stopped run (session end, Ctrl-C, a killed job) run again with the same ``path`` continues
     each batched training from its last checkpoint (:class:`~linvae.nn.BatchedTrainer`'s
     ``checkpoint``; :class:`~linvae.nn.Trainer`'s ``run_dir`` for fig5) and skips the finished
     ones; the result is the uninterrupted run's.  The ledger lists, per training, the number of
-    models, the epoch it resumed from and its training seconds over all sessions.
+    models, how many were trained and how many loaded from the model store, the epoch it resumed
+    from and its training seconds over all sessions.
+
+    ``store`` (a directory, optional) is the :class:`~linvae.nn.store.ModelStore` that
+    :func:`train_grid` asks first: a model with the same training identity (network, its
+    configuration, hyperparameters, data, seed, optimizer settings, epochs, training code) that any
+    experiment stored there is loaded, not trained again; every model trained is stored there.
     """
     os.makedirs(path, exist_ok=True)
     ledger = []
     token = _WORK.set((os.fspath(path), ledger))
+    store_token = _STORE.set(None if store is None else os.fspath(store))
     try:
         yield ledger
     finally:
+        _STORE.reset(store_token)
         _WORK.reset(token)
 
 
@@ -131,15 +145,37 @@ def training_record(ledger):
     Each training is counted once: ``resumed`` are those this process continued from a
     checkpoint of an earlier session, ``reused_measurements`` those whose finished-training
     record (``*.result.json``) it read instead of training (whatever their own history).
+    ``models_trained`` counts the models this experiment trained (in any of its sessions),
+    ``models_loaded`` those it loaded from the model store, trained by another experiment or an
+    earlier run: no model is trained twice, and ``train_seconds_all_sessions`` sums the training
+    seconds of the models this experiment trained only.
     """
     if not ledger:
         return None
     reused = [r.get("reused", False) for r in ledger]
+    optimizers = []
+    for r in ledger:
+        if r.get("optimizer") is not None and r["optimizer"] not in optimizers:
+            optimizers.append(r["optimizer"])
     return {"trainings": len(ledger),
             "resumed": sum(r["resumed_from"] is not None and not u for r, u in zip(ledger, reused)),
             "reused_measurements": sum(reused),
+            "models": sum(r["models"] for r in ledger),
+            "models_trained": sum(r.get("trained", r["models"]) for r in ledger),
+            "models_loaded": sum(r.get("loaded", 0) for r in ledger),
+            "optimizer": optimizers,
             "train_seconds_all_sessions": round(sum(r["train_seconds"] for r in ledger), 1),
             "per_training": ledger}
+
+
+def model_store():
+    """The :class:`~linvae.nn.store.ModelStore` of the experiment being run (None outside one)."""
+    root = _STORE.get()
+    if root is None:
+        return None
+    from ..nn.store import ModelStore
+
+    return ModelStore(root)
 
 
 def checkpoint_path(label):
@@ -278,8 +314,11 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
                evaluation=None):
     """Train every (configuration, seed) pair as one batched model (or in chunks of ``chunk``).
 
-    Inside :func:`work_directory` each chunk checkpoints to a file named by its fingerprint
-    (models, seeds, settings, data), so an interrupted experiment resumes where it stopped.
+    Inside :func:`work_directory` each model of a chunk is first looked up in the model store
+    (:func:`model_store`, keyed by :func:`linvae.nn.store.training_identity`): a stored model is
+    loaded, and only the missing ones are trained, together, checkpointing to a file named by
+    their identities, so an interrupted experiment resumes where it stopped.  Each trained model
+    goes into the store, where later experiments find it.
 
     Parameters
     ----------
@@ -312,26 +351,46 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         ``(name, seed)`` → trained model, or with ``evaluate`` → ``evaluate(model)``.
     """
     from ..nn import BatchedTrainer
+    from ..nn.store import identity_key, training_identity
 
     keys = [(name, s) for s in seeds for name in configs]      # seed-major: a chunk ≤ len(configs) is one seed's
     step = len(configs) if chunk == "seed" else chunk or len(keys)
     device = "cuda" if backend == "cupy" else "cpu"
+    fingerprints = digest(*data)
+    store = model_store()
     out, tasks = {}, []
     for start in range(0, len(keys), step):
         part = keys[start:start + step]
         models = [make(**configs[name]) for name, _ in part]
-        trainer = BatchedTrainer(models, seeds=[s for _, s in part], lr=settings["lr"],
-                                 epochs=plan["epochs"], batch_size=plan["batch_size"], clip=settings["clip"],
-                                 device=device, progress=True, checkpoint_every=CHECKPOINT_EVERY)
-        fingerprint = trainer.fingerprint(*data)
+        identities = [training_identity(m, seed=s, lr=settings["lr"], epochs=plan["epochs"],
+                                        batch_size=plan["batch_size"], clip=settings["clip"], data=fingerprints)
+                      for m, (_, s) in zip(models, part)]
+        fingerprint = identity_key(identities)
         label = f"{type(models[0]).__name__}-{fingerprint[:20]}"
-        if _WORK.get() is not None:
-            trainer.checkpoint = checkpoint_path(label + ".pt")
 
-        def train(trainer=trainer):
+        def train(part=part, models=models, identities=identities):
+            missing = [i for i, (m, ident) in enumerate(zip(models, identities))
+                       if store is None or not store.load(m, ident, device)]
+            record = dict(models=len(part), trained=len(missing), loaded=len(part) - len(missing),
+                          epochs=plan["epochs"], optimizer=identities[0]["optimizer"], resumed_from=None,
+                          train_seconds=0.0)
+            if not missing:
+                return record
+            trainer = BatchedTrainer([models[i] for i in missing], seeds=[part[i][1] for i in missing],
+                                     lr=settings["lr"], epochs=plan["epochs"], batch_size=plan["batch_size"],
+                                     clip=settings["clip"], device=device, progress=True,
+                                     checkpoint_every=CHECKPOINT_EVERY)
+            if _WORK.get() is not None:
+                trainer.checkpoint = checkpoint_path(
+                    f"{label}-{identity_key([identities[i] for i in missing])[:12]}.pt")
             trainer.fit(*data)
-            return dict(models=len(trainer.models), epochs=plan["epochs"], resumed_from=trainer.resumed_from,
-                        train_seconds=round(trainer.train_seconds, 1))
+            if store is not None:
+                for i in missing:
+                    store.save(models[i], identities[i], trainer.train_seconds / len(missing))
+            if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
+                os.remove(trainer.checkpoint)          # the weights are in the store (or handed back) now
+            record.update(resumed_from=trainer.resumed_from, train_seconds=round(trainer.train_seconds, 1))
+            return record
 
         if evaluate is None:
             record_training(**train())
@@ -342,11 +401,8 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
             record = train()
             return [[name, s, evaluate(model)] for (name, s), model in zip(part, models)], record
 
-        def done(trainer=trainer):                    # measured and kept: the weights are not needed again
-            if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
-                os.remove(trainer.checkpoint)
         identity = {"training": fingerprint, "evaluation": evaluation, "measure": _measure_source()}
-        tasks.append((label, identity, run, done))
+        tasks.append((label, identity, run, None))
     return finished_all(tasks) if evaluate is not None else out
 
 

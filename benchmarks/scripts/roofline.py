@@ -1,0 +1,118 @@
+"""Roofline of the nonlinear reproduction: FLOP per step, the machine's GEMM peak, achieved GFLOP/s.
+
+``python benchmarks/scripts/roofline.py [--steps 20] [--only fig2b fig2c]``
+
+For each nonlinear experiment at full size (the networks, stack sizes B, batch sizes and step
+counts its code uses), in one run with nothing else on the machine:
+
+- the forward + backward FLOP of one training step of one model (``torch.utils.flop_counter``);
+- the float32 GEMM peak of this machine, measured in the same run (one 1024² ``torch.matmul``
+  on all torch threads);
+- the measured time of a :class:`linvae.nn.BatchedTrainer` step of the experiment's stack
+  (Adam, clipping, the per-model batches and noise included), its GFLOP/s and the ratio of that
+  time to the FLOP bound (FLOP ÷ peak);
+- the distinct trainings (models counted once across experiments, as the model store trains
+  them) and the experiment's FLOP bound in seconds.
+
+Evaluation (the per-example KL and the importance-sampled log-likelihood) is not in these
+figures: it is a forward pass only, measured with the experiments' own wall time.
+"""
+import argparse
+import time
+
+import numpy as np
+
+#: experiment -> (architecture label, model factory, data kind, B per stack, batch, steps, distinct models)
+#: distinct models: the experiment's models minus those an earlier experiment of the run order trained
+#: (fig3b: 15 of 75 are fig2c's; app_recon: all 3 are fig2b's; theory_vs_nonlinear: 39 of 45)
+def _cases():
+    from linvae.nn import TanhMHVAE, TwoBranchCVAE, VAE, authors_vae
+
+    cvae16 = lambda: TwoBranchCVAE(arch="relu", hidden=16)  # noqa: E731
+    mhvae = lambda: TanhMHVAE()  # noqa: E731
+    return {
+        "fig2b": ("two-branch ReLU CVAE h=16", cvae16, "cvae", 21, 128, 46_912, 21),
+        "fig2c": ("tanh MHVAE 784-256-16", mhvae, "x", 10, 128, 46_912, 30),
+        "fig3a relu": ("two-branch ReLU CVAE h=100", lambda: TwoBranchCVAE(arch="relu", hidden=100), "cvae", 3, 128,
+                       4_704, 9),
+        "fig3a cnn": ("two-branch CNN CVAE", lambda: TwoBranchCVAE(arch="cnn", hidden=16), "cvae", 3, 128, 4_704, 9),
+        "fig3b": ("tanh MHVAE 784-256-16", mhvae, "x", 5, 128, 46_912, 60),
+        "table2": ("ReLU VAE 784-256-16", lambda: authors_vae(), "x", 3, 128, 46_912, 6),
+        "table4": ("two-branch ReLU CVAE 128/128 h=128",
+                   lambda: TwoBranchCVAE(128, 128, 128, arch="relu", hidden=128), "pairs", 3, 16, 63_000, 15),
+        "fig5": ("ResNet-18 VAE", lambda: VAE(784, 16, arch="resnet18"), "x", 1, 64, 1_260, 6),
+        "theory_vs_nonlinear": ("CVAE h=16 / tanh MHVAE", cvae16, "cvae", 10, 128, 46_912, 6),
+        "app_recon": ("two-branch ReLU CVAE h=16", cvae16, "cvae", 3, 128, 46_912, 0),
+    }
+
+
+def gemm_peak(torch, n=1024, reps=20):
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    began = time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    return 2 * n**3 * reps / (time.perf_counter() - began)
+
+
+def _data(kind, n, rng):
+    if kind == "pairs":
+        return (rng.random((n, 128)).astype(np.float32), rng.random((n, 128)).astype(np.float32))
+    X = rng.random((n, 784)).astype(np.float32)
+    return (X[:, :196].copy(), X[:, 196:].copy()) if kind == "cvae" else (X,)
+
+
+def step_flop(torch, model, batch):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model(*[torch.as_tensor(b) for b in batch])["loss"].backward()
+    return counter.get_total_flops()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20, help="training steps timed per experiment (after one epoch)")
+    p.add_argument("--only", nargs="*", default=None)
+    args = p.parse_args(argv)
+    import torch
+
+    from linvae.nn import BatchedTrainer, Trainer
+
+    rng = np.random.default_rng(0)
+    peak = gemm_peak(torch)
+    print(f"torch threads {torch.get_num_threads()}, float32 GEMM peak {peak / 1e9:.1f} GFLOP/s (1024² matmul)")
+    print("| experiment | network | B | batch | FLOP/step/model (M) | ms/step/model | GFLOP/s | ratio to bound | "
+          "distinct models × steps | FLOP bound (s) | estimated training (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    total_bound = total_est = 0.0
+    for name, (label, make, kind, B, batch, steps, distinct) in _cases().items():
+        if args.only and name not in args.only:
+            continue
+        data = _data(kind, batch * args.steps, rng)
+        flop = step_flop(torch, make(), [d[:batch] for d in data])
+        models = [make() for _ in range(B)]
+        if B == 1:
+            trainer = Trainer(models[0], epochs=1, batch_size=batch, device="cpu")
+        else:
+            trainer = BatchedTrainer(models, seeds=list(range(B)), epochs=1, batch_size=batch, clip=0.1)
+        warm = [d[:batch * 2] for d in data]
+        trainer.fit(*warm)                                                   # warm-up (allocator, first calls)
+        began = time.perf_counter()
+        trainer.fit(*data)
+        per_model = (time.perf_counter() - began) / args.steps / B
+        bound = flop / peak
+        exp_bound = bound * steps * distinct
+        exp_est = per_model * steps * distinct
+        total_bound += exp_bound
+        total_est += exp_est
+        print(f"| {name} | {label} | {B} | {batch} | {flop / 1e6:.1f} | {per_model * 1e3:.2f} | "
+              f"{flop / per_model / 1e9:.1f} | {per_model / bound:.2f} | {distinct} × {steps} | {exp_bound:.0f} | "
+              f"{exp_est:.0f} |")
+    print(f"\ntotal FLOP bound {total_bound:.0f} s, estimated training {total_est:.0f} s "
+          f"(ratio {total_est / total_bound:.2f})")
+
+
+if __name__ == "__main__":
+    main()

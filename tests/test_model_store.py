@@ -1,0 +1,132 @@
+"""The store of trained models: one training per identity, across experiments; SHA-256, weights_only,
+refusal of a record or file that does not match."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from linvae import experiments  # noqa: E402
+from linvae.experiments._nonlinear_common import budget, train_grid, work_directory  # noqa: E402
+from linvae.nn import TwoBranchCVAE  # noqa: E402
+from linvae.nn.store import ModelStore, identity_key, training_identity  # noqa: E402
+from linvae.nn.trainer import data_fingerprint  # noqa: E402
+
+
+def _data(n=48, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 196)).astype(np.float32), rng.random((n, 588)).astype(np.float32)
+
+
+def _identity(model, x, y, seed=0, epochs=1):
+    return training_identity(model, seed=seed, lr=1e-3, epochs=epochs, batch_size=16, clip=0.01,
+                             data=[data_fingerprint(x), data_fingerprint(y)])
+
+
+def test_identity_is_what_determines_a_training():
+    x, y = _data()
+    base = _identity(TwoBranchCVAE(hidden=4), x, y)
+    # the same network built with a default spelled out is the same training
+    assert identity_key(_identity(TwoBranchCVAE(hidden=4, beta=1.0, eta_dec=1.0), x, y)) == identity_key(base)
+    others = [_identity(TwoBranchCVAE(hidden=4, beta=2.0), x, y), _identity(TwoBranchCVAE(hidden=5), x, y),
+              _identity(TwoBranchCVAE(hidden=4), x, y, seed=1), _identity(TwoBranchCVAE(hidden=4), x, y, epochs=2),
+              _identity(TwoBranchCVAE(hidden=4), x, y[::-1].copy())]
+    keys = {identity_key(i) for i in others}
+    assert len(keys) == len(others) and identity_key(base) not in keys
+
+
+def test_store_round_trip_and_refusals(tmp_path):
+    x, y = _data()
+    store = ModelStore(tmp_path)
+    trained = TwoBranchCVAE(hidden=4)
+    ident = _identity(trained, x, y)
+    fresh = TwoBranchCVAE(hidden=4)
+    assert not store.load(fresh, ident)
+    store.save(trained, ident, train_seconds=1.5)
+    assert store.load(fresh, ident)
+    for a, b in zip(trained.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+    assert store.train_seconds(ident) == 1.5
+    key = identity_key(ident)
+    weights, record = tmp_path / f"{key}.pt", tmp_path / f"{key}.json"
+    # a changed weights file is refused by its SHA-256
+    data = bytearray(weights.read_bytes())
+    data[-20] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.load(fresh, ident)
+    # a record of another training under this key is refused
+    stored = json.loads(record.read_text())
+    stored["identity"] = dict(stored["identity"], seed=7)
+    record.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="another training"):
+        store.load(fresh, ident)
+
+
+def test_a_crafted_weights_file_runs_no_code(tmp_path):
+    import hashlib
+    import pickle
+
+    x, y = _data()
+    store = ModelStore(tmp_path)
+    model = TwoBranchCVAE(hidden=4)
+    ident = _identity(model, x, y)
+    store.save(model, ident)
+    key = identity_key(ident)
+    marker = tmp_path / "ran"
+
+    class Evil:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    payload = pickle.dumps(Evil())
+    (tmp_path / f"{key}.pt").write_bytes(payload)
+    record = json.loads((tmp_path / f"{key}.json").read_text())
+    record["sha256"] = hashlib.sha256(payload).hexdigest()           # even with a matching hash
+    (tmp_path / f"{key}.json").write_text(json.dumps(record))
+    with pytest.raises(ValueError, match="weights_only"):
+        store.load(TwoBranchCVAE(hidden=4), ident)
+    assert not marker.exists()
+
+
+def test_a_model_another_experiment_trained_is_loaded_not_trained(tmp_path):
+    x, y = _data()
+    plan = budget("tiny", len(x), 16, tiny_steps=6)
+    settings = {"lr": 1e-3, "clip": 0.01}
+    make = lambda **c: TwoBranchCVAE(hidden=4, **c)  # noqa: E731
+    store = tmp_path / "store"
+    with work_directory(tmp_path / "a", store) as first:
+        a = train_grid(make, {"β=1": {}, "β=2": dict(beta=2.0)}, [0, 1], (x, y), plan, settings)
+    # another experiment: other names, one configuration shared (β = 1 spelled as η_dec = 1), one new
+    with work_directory(tmp_path / "b", store) as second:
+        b = train_grid(make, {"η_dec=1": dict(eta_dec=1.0), "β=3": dict(beta=3.0)}, [0, 1], (x, y), plan, settings)
+    assert sum(r["trained"] for r in first) == 4 and sum(r["loaded"] for r in first) == 0
+    assert sum(r["trained"] for r in second) == 2 and sum(r["loaded"] for r in second) == 2
+    for s in (0, 1):
+        for p, q in zip(a[("β=1", s)].state_dict().values(), b[("η_dec=1", s)].state_dict().values()):
+            assert torch.equal(p, q)
+    # the model trained on its own (B = 1 of the new ones' stack) equals the stored one trained in a stack
+    with work_directory(tmp_path / "c") as alone:                    # no store: trains again
+        c = train_grid(make, {"β=2": dict(beta=2.0)}, [1], (x, y), plan, settings)
+    assert sum(r["trained"] for r in alone) == 1
+    for p, q in zip(a[("β=2", 1)].state_dict().values(), c[("β=2", 1)].state_dict().values()):
+        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_experiments_sharing_models_train_each_once(tmp_path):
+    out = str(tmp_path)
+    first = experiments.run_experiment("fig2b", out, quick="tiny")
+    second = experiments.run_experiment("app_recon", out, quick="tiny")
+    with open(os.path.join(first, "meta.json")) as f:
+        a = json.load(f)["training"]
+    with open(os.path.join(second, "meta.json")) as f:
+        b = json.load(f)
+    assert a["models_trained"] == a["models"] > 0 and a["models_loaded"] == 0
+    # app_recon's CVAEs are fig2b's shared β = 1, η_dec = 1 point: loaded, not trained
+    assert b["training"]["models_trained"] == 0
+    assert b["training"]["models_loaded"] == b["training"]["models"] == len(b["seeds"])
+    assert b["training"]["train_seconds_all_sessions"] == 0
+    assert b["training"]["optimizer"][0]["name"] == "Adam"
+    assert set(b["provenance"]) >= {"commit", "clean"}
