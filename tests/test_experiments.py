@@ -228,7 +228,11 @@ def test_a_stopped_experiment_continues_from_its_checkpoints(tmp_path, monkeypat
     with pytest.raises(Stopped):
         experiments.run_experiment("fig3a", out, quick="tiny")
     work = os.path.join(out, experiments.WORK_DIR, "fig3a")
-    assert len(os.listdir(work)) == 5 and not os.path.exists(os.path.join(out, "fig3a"))
+    # the 4 finished trainings' 8 models (2 seeds each) are in the model store (weights + record each), the
+    # 5th's checkpoint in the work directory
+    store = os.path.join(out, _nonlinear_common.STORE_DIR)
+    assert len(os.listdir(work)) == 1 and len(os.listdir(store)) == 2 * 4 * 2
+    assert not os.path.exists(os.path.join(out, "fig3a"))
     calls.clear()
     final = experiments.run_experiment("fig3a", out, quick="tiny")
     assert len(calls) == 2 + 4 * 3                        # the 5th training's last 2 epochs, then 4 more trainings
@@ -236,7 +240,9 @@ def test_a_stopped_experiment_continues_from_its_checkpoints(tmp_path, monkeypat
     with open(os.path.join(final, "meta.json")) as f:
         meta = json.load(f)
     assert meta["training"]["trainings"] == 9 and meta["training"]["resumed"] == 5
-    assert [r["resumed_from"] for r in meta["training"]["per_training"][:5]] == [3, 3, 3, 3, 1]
+    assert [r["resumed_from"] for r in meta["training"]["per_training"][:5]] == ["store"] * 4 + [1]
+    # trained by this experiment in the stopped session: counted as its own trainings, none loaded
+    assert meta["training"]["models_trained"] == 18 and meta["training"]["models_loaded"] == 0
     assert "resumed from checkpoints" in meta["wall_time_note"]
     assert not os.path.exists(os.path.join(out, experiments.WORK_DIR))       # removed once the results are in
 

@@ -112,6 +112,11 @@ def test_batched_training_equals_sequential_training(float64, make, data_fn, cli
         assert _max_param_diff(a, b) < 1e-6
     ref = Trainer(make(*configs[1][:2]), epochs=2, batch_size=40, seed=configs[1][2], clip=clip, device="cpu")
     np.testing.assert_allclose(histories[1]["loss"], ref.fit(*data)["loss"], rtol=1e-9)
+    # a stack of one (its own code path, without vmap) is the sequential training too
+    alone = make(*configs[2][:2])
+    one = BatchedTrainer([alone], seeds=[configs[2][2]], epochs=2, batch_size=40, clip=clip, device="cpu")
+    np.testing.assert_allclose(one.fit(*data)[0]["loss"], histories[2]["loss"], rtol=1e-9)
+    assert _max_param_diff(alone, sequential[2]) < 1e-6
 
 
 def test_batched_checkpoint_resumes_to_the_uninterrupted_run(float64, tmp_path, monkeypatch):

@@ -114,7 +114,7 @@ def work_directory(path, store=None):
     """
     os.makedirs(path, exist_ok=True)
     ledger = []
-    token = _WORK.set((os.fspath(path), ledger))
+    token = _WORK.set((os.fspath(path), ledger, set()))     # the third: keys of the models trained in this run
     store_token = _STORE.set(None if store is None else os.fspath(store))
     try:
         yield ledger
@@ -147,7 +147,8 @@ def training_record(ledger):
     record (``*.result.json``) it read instead of training (whatever their own history).
     ``models_trained`` counts the models this experiment trained (in any of its sessions),
     ``models_loaded`` those it loaded from the model store, trained by another experiment or an
-    earlier run: no model is trained twice, and ``train_seconds_all_sessions`` sums the training
+    earlier run (a model this experiment stored in an earlier session counts as trained, with its
+    seconds): no model is trained twice, and ``train_seconds_all_sessions`` sums the training
     seconds of the models this experiment trained only.
     """
     if not ledger:
@@ -358,6 +359,9 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
     device = "cuda" if backend == "cupy" else "cpu"
     fingerprints = digest(*data)
     store = model_store()
+    work = _WORK.get()
+    experiment = None if work is None else os.path.basename(os.path.normpath(work[0]))
+    trained_here = set() if work is None else work[2]
     out, tasks = {}, []
     for start in range(0, len(keys), step):
         part = keys[start:start + step]
@@ -369,11 +373,21 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         label = f"{type(models[0]).__name__}-{fingerprint[:20]}"
 
         def train(part=part, models=models, identities=identities):
-            missing = [i for i, (m, ident) in enumerate(zip(models, identities))
-                       if store is None or not store.load(m, ident, device)]
-            record = dict(models=len(part), trained=len(missing), loaded=len(part) - len(missing),
-                          epochs=plan["epochs"], optimizer=identities[0]["optimizer"], resumed_from=None,
-                          train_seconds=0.0)
+            missing, own, own_seconds = [], 0, 0.0
+            for i, (m, ident) in enumerate(zip(models, identities)):
+                if store is None or not store.load(m, ident, device):
+                    missing.append(i)
+                    continue
+                stored = store.record(ident)
+                if stored.get("trained_by") == experiment and identity_key(ident) not in trained_here:
+                    # this experiment's, from an earlier session (one it trained in this run is loaded
+                    # like another experiment's: counted once, where it was trained)
+                    own += 1
+                    own_seconds += float(stored.get("train_seconds", 0.0))
+            loaded = len(part) - len(missing) - own
+            record = dict(models=len(part), trained=len(missing) + own, loaded=loaded, epochs=plan["epochs"],
+                          optimizer=identities[0]["optimizer"], resumed_from="store" if own else None,
+                          train_seconds=round(own_seconds, 1))
             if not missing:
                 return record
             trainer = BatchedTrainer([models[i] for i in missing], seeds=[part[i][1] for i in missing],
@@ -386,10 +400,12 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
             trainer.fit(*data)
             if store is not None:
                 for i in missing:
-                    store.save(models[i], identities[i], trainer.train_seconds / len(missing))
+                    store.save(models[i], identities[i], trainer.train_seconds / len(missing), trained_by=experiment)
+                    trained_here.add(identity_key(identities[i]))
             if trainer.checkpoint is not None and os.path.exists(trainer.checkpoint):
                 os.remove(trainer.checkpoint)          # the weights are in the store (or handed back) now
-            record.update(resumed_from=trainer.resumed_from, train_seconds=round(trainer.train_seconds, 1))
+            record.update(resumed_from=trainer.resumed_from if trainer.resumed_from is not None else record["resumed_from"],
+                          train_seconds=round(own_seconds + trainer.train_seconds, 1))
             return record
 
         if evaluate is None:

@@ -169,7 +169,15 @@ class BatchedTrainer:
                 out = func.functional_call(base, (p, b), tuple(batch), {"noise": noise})
             return out["loss"], out["kl"].sum()
 
-        step = func.vmap(one)
+        if len(self.models) == 1:
+            # one model: the same call on the stack's only slice, without vmap's per-op batching
+            # rules (they made B = 1 slower than Trainer); the gradients still reach the stack
+            def step(p, b, h, batch, noise):
+                loss, kl = one({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in b.items()},
+                               {k: v[0] for k, v in h.items()}, [d[0] for d in batch], [z[0] for z in noise])
+                return loss.unsqueeze(0), kl.unsqueeze(0)
+        else:
+            step = func.vmap(one)
         # Adam's fused kernel (CPU and CUDA, the only devices here): the whole stack's update in one
         # kernel per step instead of the per-tensor loop torch uses on the CPU by default; the same
         # Adam, elementwise, so per model

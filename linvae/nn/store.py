@@ -132,13 +132,10 @@ class ModelStore:
         logger.info("loaded a trained %s from %s", type(model).__name__, weights)
         return True
 
-    def train_seconds(self, identity):
-        """Seconds the stored model took to train (0.0 when unknown)."""
-        record = self.record(identity)
-        return 0.0 if record is None else float(record.get("train_seconds", 0.0))
 
-    def save(self, model, identity, train_seconds=0.0):
-        """Store ``model``'s weights under ``identity`` (atomic writes; the weights first)."""
+    def save(self, model, identity, train_seconds=0.0, trained_by=None):
+        """Store ``model``'s weights under ``identity`` (atomic writes; the weights first);
+        ``trained_by`` names who trained it (an experiment id), kept in the record."""
         os.makedirs(self.root, exist_ok=True)
         weights, meta = self._paths(identity_key(identity))
         buffer = io.BytesIO()
@@ -146,4 +143,4 @@ class ModelStore:
         data = buffer.getvalue()
         atomic_write_bytes(weights, data)
         atomic_write_json(meta, {"format": FORMAT, "identity": identity, "sha256": hashlib.sha256(data).hexdigest(),
-                                 "train_seconds": round(float(train_seconds), 3)})
+                                 "train_seconds": round(float(train_seconds), 3), "trained_by": trained_by})
