@@ -17,7 +17,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import _config, _models
-from ._validation import (check_choice, check_int, check_latent_dim, check_nonneg, check_positive,
+from ._validation import (check_bool, check_choice, check_int, check_latent_dim, check_nonneg, check_positive,
                           check_positive_grid, check_rtol, check_scale, check_seed, check_sigma)
 from ._backend import CHOICES
 from .stats import Moments
@@ -333,6 +333,8 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
     seeds = np.atleast_1d(check_seed(seed, allow_array=entry == "sweep")).astype(np.int64)
     if rtol is not None:
         rtol = check_rtol(rtol)
+    center = check_bool(center, "center")
+    progress = check_bool(progress, "progress")
     moments = as_moments(X, Y, center=center)
     model = _resolve_model(model, moments)
     raw = _raw_data(X, Y, solver, model, center)

@@ -206,6 +206,13 @@ def check_nonneg(value, name):
     return value
 
 
+def check_bool(value, name):
+    """Validate a flag: ``bool`` or ``numpy.bool_`` only (a string such as ``"no"`` is truthy, so it is refused)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, got {_short(value)}")
+    return bool(value)
+
+
 def check_int(value, name, minimum=1):
     """Validate an integer >= ``minimum``."""
     if isinstance(value, (bool, np.bool_)):

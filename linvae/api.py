@@ -10,6 +10,7 @@ import numpy as np
 
 from . import _models, _spec, theory
 from ._spec import as_moments
+from ._validation import check_bool
 from .theory._common import to_host
 
 __all__ = ["fit", "sweep", "predict_collapse", "CollapseTable", "SweepResult", "as_moments"]
@@ -371,7 +372,7 @@ def sweep(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.
     sweep_spec = SweepSpec(spec.moments, spec.model, spec.dims, sigma, sigma1, sigma2, spec.options, spec.rtol,
                            spec.raw, fit_spec=spec)
     results = run_chunks(sweep_spec, cols, chunk_size=chunk_size, out=out,
-                         overwrite=bool(overwrite), scheduler=scheduler, progress=progress)
+                         overwrite=check_bool(overwrite, "overwrite"), scheduler=scheduler, progress=progress)
     return SweepResult(spec.model, cols, _on_input_device(results, X, Y))
 
 

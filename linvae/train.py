@@ -708,7 +708,7 @@ def train_batch(problem, configs, hyper, log_sigma0, learn, options):
         idx = np.flatnonzero(status == RUNNING)
         _warn(
             f"{idx.size} of {B} configs did not meet tol={options.tol:g}/gtol={options.gtol:g} within "
-            f"max_iter={options.max_iter} (first: config {idx[0]} {configs[idx[0]]}, gradient norm "
+            f"max_iter={options.max_iter} (first: config {idx[0]} {_plain(configs[idx[0]])}, gradient norm "
             f"{gnorm[idx[0]]:.3g}); raise max_iter or adjust lr", ConvergenceWarning)
     results = []
     params = params.astype(np.float64)         # results (loss, KL, matrices) are evaluated in float64
@@ -803,3 +803,16 @@ def _minibatch_result(model, moments, packed, dims, cfg, n_iter, hist, data_thet
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         return linear_result(model, moments, mats, np.exp(log_sigma), cfg, "minibatch", n_iter, hist,
                              pad(data_theta, int(dims[2])), data_theta)
+
+
+def _plain(config):
+    """A configuration as ``beta=4, eta_dec=0.5`` (plain numbers, never ``np.float64(4.0)``)."""
+    if not isinstance(config, dict):
+        return str(config)
+
+    def show(v):
+        try:
+            return f"{float(v):g}"
+        except (TypeError, ValueError):
+            return str(v)
+    return ", ".join(f"{k}={show(v)}" for k, v in config.items())
