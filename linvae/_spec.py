@@ -205,6 +205,8 @@ def _mhvae_sigmas(sigma, sigma1, sigma2, dims, entry, closed_form):
     axes = {}
     if entry == "predict":
         axes["sigma1"] = check_positive_grid(sigma1, "sigma1")
+        for v in axes["sigma1"]:
+            check_scale(float(v), "sigma1")
         s1 = float(axes["sigma1"][0])
     elif _is_learnable(sigma1):
         if closed_form:
@@ -214,11 +216,11 @@ def _mhvae_sigmas(sigma, sigma1, sigma2, dims, entry, closed_form):
             )
         s1 = None
     else:
-        s1 = check_positive(sigma1, "sigma1")
+        s1 = check_scale(sigma1, "sigma1")
     if isinstance(sigma2, str):
         check_sigma(sigma2, "sigma2", dims[1])
         return {"sigma1": s1, "sigma2": None}, axes
-    return {"sigma1": s1, "sigma2": check_positive(sigma2, "sigma2")}, axes
+    return {"sigma1": s1, "sigma2": check_scale(sigma2, "sigma2")}, axes
 
 
 #: per model: how its variance arguments are read and validated (its other facts, such as

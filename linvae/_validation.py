@@ -190,6 +190,8 @@ def check_sigma(value, name, size, allow_learnable=True):
     if np.any(bad):
         raise ValueError(f"{name} must contain only finite values > 0 (σ is a standard deviation), got "
                          f"{float(arr[bad][0])!r}")
+    for v in arr[(arr < SCALE_MIN) | (arr > SCALE_MAX)][:1]:    # σ² enters the losses and the KL
+        check_scale(float(v), name)
     return arr
 
 

@@ -41,3 +41,20 @@ def test_convergence_warning_prints_plain_numbers(X):
         linvae.sweep(X, beta=np.array([3.0, 5.0]), solver="adam", max_iter=3)
     text = str(record[0].message)
     assert "np.float64" not in text and "beta=3" in text
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(model="mhvae", sigma1=1e-170), "sigma1"), (dict(sigma=3e-160), "sigma"),
+    (dict(model="mhvae", sigma2=1e170), "sigma2"), (dict(sigma=[0.5, 1e-180, 0.5, 0.5, 0.5]), "sigma"),
+])
+def test_a_sigma_whose_square_underflows_is_refused(X, kwargs, name):
+    with pytest.raises(ValueError, match=f"{name} = .* is out of range"):
+        linvae.fit(X, **kwargs)
+    if kwargs.get("model") == "mhvae" and np.ndim(kwargs.get("sigma1", 0.5)) == 0:
+        with pytest.raises(ValueError, match=f"{name} = .* is out of range"):
+            linvae.predict_collapse(X, **kwargs)
+
+
+def test_a_small_sigma_that_stays_representable_gives_a_finite_kl(X):
+    res = linvae.fit(X, model="mhvae", sigma1=1e-100)
+    assert np.isfinite(res.loss) and np.all(np.isfinite(res.kl_z1_per_dim))
