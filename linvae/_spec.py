@@ -349,6 +349,7 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
     check_eta_ratio(etas["eta_enc"][:, None], etas["eta_dec"][None, :])
     dims = _latent_dims(facts.two_latents, facts.default_dim(moments), latent_dim, latent_dims)
     given = {"beta": beta, "beta1": beta1, "beta2": beta2}
+    _check_model_uses(model, facts, {**given, "sigma": sigma, "sigma1": sigma1, "sigma2": sigma2})
     grid = {name: check_positive_grid(given[name], name) if grids else np.array([check_positive(given[name], name)])
             for name in facts.hyper}
     closed_form = solver == "closed_form"
@@ -365,6 +366,33 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
             progress=progress, epochs=epochs, batch_size=batch_size, dtype=dtype)
     return FitSpec(variant=variant, moments=moments, dims=dims, grid=grid, seeds=seeds, solver=solver,
                    options=options, rtol=rtol, raw=raw, **variances)
+
+
+#: hyperparameters that only some models read, with the default every other model must leave them at
+MODEL_ONLY_OPTIONS = {"beta": (("vae", "cvae"), 1.0), "sigma": (("vae", "cvae"), "learnable"),
+                      "beta1": (("mhvae",), 1.0), "beta2": (("mhvae",), 1.0), "sigma1": (("mhvae",), 0.5),
+                      "sigma2": (("mhvae",), "learnable")}
+
+
+def _is_default(value, default):
+    if isinstance(value, str) or isinstance(default, str):
+        return isinstance(value, str) and value == default
+    try:
+        return bool(np.all(np.asarray(value, dtype=float) == default))
+    except (TypeError, ValueError):
+        return False
+
+
+def _check_model_uses(model, facts, given):
+    """Refuse a hyperparameter given (other than its default) to a model that does not read it
+    (``fit(X, beta1=3)`` for a VAE, ``fit(X, model="mhvae", beta=3)``), as :func:`_check_used_by`
+    does for the training options."""
+    for name, (models, default) in MODEL_ONLY_OPTIONS.items():
+        if model not in models and not _is_default(given[name], default):
+            value = given[name]
+            shown = value if isinstance(value, str) else np.asarray(value).tolist()
+            raise ValueError(f"{name}={shown!r} is not used by model={model!r}; {name} applies only to "
+                             f"model={' or '.join(map(repr, models))}; leave it at its default ({default!r})")
 
 
 def sweep_execution(n, chunk_size, out, scheduler):

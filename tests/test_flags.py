@@ -58,3 +58,25 @@ def test_a_sigma_whose_square_underflows_is_refused(X, kwargs, name):
 def test_a_small_sigma_that_stays_representable_gives_a_finite_kl(X):
     res = linvae.fit(X, model="mhvae", sigma1=1e-100)
     assert np.isfinite(res.loss) and np.all(np.isfinite(res.kl_z1_per_dim))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(beta1=2.5), "beta1"), (dict(beta2=0.2), "beta2"), (dict(sigma1=0.9), "sigma1"),
+    (dict(model="mhvae", beta=4.0), "beta"), (dict(model="mhvae", sigma=0.3), "sigma"),
+])
+def test_options_the_model_does_not_use_are_refused(X, kwargs, name):
+    """#35 item 2: they were silently ignored (same loss as the default)."""
+    with pytest.raises(ValueError, match=f"{name}=.* is not used by model="):
+        linvae.fit(X, **kwargs)
+    grid = {k: ([v, 2 * v] if not isinstance(v, str) and k.startswith("beta") else v) for k, v in kwargs.items()}
+    with pytest.raises(ValueError, match=f"{name}=.* is not used by model="):
+        linvae.predict_collapse(X, **grid)
+    with pytest.raises(ValueError, match=f"{name}=.* is not used by model="):
+        linvae.sweep(X, **grid)
+
+
+def test_options_at_their_defaults_are_accepted_for_any_model(X):
+    a = linvae.fit(X, beta1=1.0, beta2=1.0, sigma1=0.5)
+    assert a.loss == linvae.fit(X).loss
+    b = linvae.fit(X, model="mhvae", beta=1.0, sigma="learnable")
+    assert b.loss == linvae.fit(X, model="mhvae").loss
