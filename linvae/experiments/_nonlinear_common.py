@@ -375,10 +375,10 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
         def train(part=part, models=models, identities=identities):
             missing, own, own_seconds = [], 0, 0.0
             for i, (m, ident) in enumerate(zip(models, identities)):
-                if store is None or not store.load(m, ident, device):
+                stored = None if store is None else store.load(m, ident, device)
+                if stored is None:
                     missing.append(i)
                     continue
-                stored = store.record(ident)
                 if stored.get("trained_by") == experiment and identity_key(ident) not in trained_here:
                     # this experiment's, from an earlier session (one it trained in this run is loaded
                     # like another experiment's: counted once, where it was trained)

@@ -106,7 +106,8 @@ class ModelStore:
         return record
 
     def load(self, model, identity, device="cpu"):
-        """Load the stored weights of ``identity`` into ``model``; False when none are stored.
+        """Load the stored weights of ``identity`` into ``model``; returns the stored record (see
+        :meth:`record`), or None when none are stored.
 
         Raises
         ------
@@ -116,7 +117,7 @@ class ModelStore:
         """
         record = self.record(identity)
         if record is None:
-            return False
+            return None
         weights, _ = self._paths(identity_key(identity))
         with open(weights, "rb") as f:
             data = f.read()
@@ -130,7 +131,7 @@ class ModelStore:
         model.load_state_dict(state)
         model.to(device)
         logger.info("loaded a trained %s from %s", type(model).__name__, weights)
-        return True
+        return record
 
 
     def save(self, model, identity, train_seconds=0.0, trained_by=None):
