@@ -74,25 +74,63 @@ def is_own_temp_dir(path):
             and not os.path.islink(path) and os.path.isfile(os.path.join(path, OWN_MARKER)))
 
 
+#: File in each directory :func:`commit_directory` puts in place, naming the files linvae wrote there
+#: (one per line), so that a later ``overwrite`` replaces those and keeps everything else
+MANIFEST = ".linvae-files"
+
+
+def _written_by_linvae(final, new_names):
+    """Names in an existing ``final`` that linvae wrote: its manifest's, or (a directory from a
+    version without a manifest) the names the new run writes. Anything else is the user's."""
+    try:
+        with open(os.path.join(final, MANIFEST)) as f:
+            return {line.strip() for line in f if line.strip()} | {MANIFEST}
+    except (FileNotFoundError, NotADirectoryError):
+        return set(new_names) | {MANIFEST}
+
+
 def commit_directory(tmp, final, overwrite):
     """Move a finished temporary directory ``tmp`` (from :func:`own_temp_dir`) into place as ``final``.
 
     Each step is an atomic rename on the same file system, so ``final`` is never a partly written
     directory. An existing ``final`` is replaced only when ``overwrite`` is true; otherwise ``tmp``
     is removed and :class:`FileExistsError` names the path and the option.
+
+    ``overwrite`` replaces only what linvae wrote (the names in ``final``'s :data:`MANIFEST`):
+    files and folders a user put into ``final`` are moved into the new directory unchanged and
+    logged. A user's file whose name the new run also writes is never replaced: the commit is
+    refused with :class:`FileExistsError` listing those names, and ``final`` is left as it was.
     """
-    if os.path.exists(final):
-        if not overwrite:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
-        trash = own_temp_dir(os.path.dirname(final), "old-")
-        os.replace(final, os.path.join(trash, "old"))
+    with contextlib.suppress(FileNotFoundError):   # from here on a crash leaves tmp alone (it may
+        os.unlink(os.path.join(tmp, OWN_MARKER))    # hold a user's files): no cleanup removes it
+    new_names = sorted(name for name in os.listdir(tmp) if name != MANIFEST)
+    with open(os.path.join(tmp, MANIFEST), "w") as f:
+        f.write("".join(name + "\n" for name in new_names))
+    if not os.path.lexists(final):
         os.replace(tmp, final)
-        shutil.rmtree(trash, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(os.path.join(final, OWN_MARKER))
+        return
+    if not overwrite:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
+    if os.path.islink(final) or not os.path.isdir(final):
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{final} exists and is not a directory linvae wrote; --overwrite replaces only "
+                              "linvae's result directories: move it away or choose another output directory")
+    ours = _written_by_linvae(final, new_names)
+    foreign = sorted(set(os.listdir(final)) - ours)
+    clash = sorted(set(foreign) & set(new_names))
+    if clash:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise FileExistsError(f"{final} holds files linvae did not write that the new run would replace: "
+                              f"{', '.join(clash)}; move them away (nothing was changed)")
+    for name in foreign:
+        os.replace(os.path.join(final, name), os.path.join(tmp, name))
+    if foreign:
+        logger.warning("kept %d file(s) linvae did not write in %s: %s", len(foreign), final, ", ".join(foreign))
+    trash = own_temp_dir(os.path.dirname(final), "old-")
+    os.replace(final, os.path.join(trash, "old"))
+    os.replace(tmp, final)
+    shutil.rmtree(trash, ignore_errors=True)
 
 
 def atomic_write_json(path, obj):
