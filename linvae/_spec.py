@@ -17,8 +17,8 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import _config, _models
-from ._validation import (check_bool, check_choice, check_int, check_latent_dim, check_nonneg, check_positive,
-                          check_positive_grid, check_rtol, check_scale, check_seed, check_sigma)
+from ._validation import (check_bool, check_choice, check_int, check_latent_dim, check_memory, check_nonneg,
+                          check_positive, check_positive_grid, check_rtol, check_scale, check_seed, check_sigma)
 from ._backend import CHOICES
 from .stats import Moments
 
@@ -71,6 +71,7 @@ class FitSpec:
     options: object
     rtol: Optional[float]
     raw: Optional[tuple] = None
+    entry: str = "fit"
 
     @property
     def model(self):
@@ -82,11 +83,47 @@ class FitSpec:
         return self.options is not None
 
     def configurations(self):
-        """The outer product of the grid (first axis slowest) as flat columns, with ``seed`` when training."""
+        """The outer product of the grid (first axis slowest) as flat columns, with ``seed`` when training.
+
+        A grid whose table and results would not fit in the memory available is refused first
+        (:func:`linvae._validation.check_memory`), naming its number of configurations.
+        """
         axes = dict(self.grid)
         if self.trains:
             axes["seed"] = self.seeds
+        n = int(np.prod([len(v) for v in axes.values()], dtype=object))
+        if n > 1:
+            k = sum(np.atleast_1d(self.dims))
+            # per configuration, as measured (tracemalloc peaks): a prediction's table row and about
+            # eight (k,) arrays of spectra and temporaries; a sweep's row and fitted result (its
+            # matrices and ≈ 2 KiB of Python objects around them)
+            per = 8 * (len(axes) + 6) + (8 * 8 * k if self.entry == "predict" else _RESULT_OVERHEAD
+                                         + result_bytes(self.model, self.dims, self.moments.dx, self.moments.dy))
+            first = next(iter(axes))
+            check_memory(n * per, f"the grid of {n:,} configurations ({' × '.join(str(len(v)) for v in axes.values())}"
+                         f" values of {', '.join(axes)})",
+                         f"split the grid into parts that fit, e.g. one call per slice of {first} "
+                         + (f"(predict_collapse(..., {first}=values[i:i + 1000]))" if self.entry == "predict" else
+                            f"({first}=values[i:i + 1000]), each run in chunks checkpointed to disk: "
+                            "sweep(..., out='sweep-dir', chunk_size=10_000)"))
         return outer(**axes)
+
+
+#: bytes of Python objects around one fitted result of a sweep (measured: ≈ 2.1 KiB for a small VAE)
+_RESULT_OVERHEAD = 2048
+
+
+def result_bytes(model, dims, dx, dy):
+    """Bytes of one fitted model's matrices (float64): the VAE's W, U; the CVAE's W₁, W₂, U₁, U₂;
+    the MHVAE's W₁, U₁ and its z₁ ↔ z₂ matrices W₂ (d₂ × d₁) and U₂ (d₁ × d₂)."""
+    if model == "mhvae":
+        d1, d2 = dims
+        entries = 2 * d1 * dx + 2 * d1 * d2 + d1 + d2
+    elif model == "cvae":
+        entries = dims * (dx + 2 * dy) + dy * dx + dims
+    else:
+        entries = 2 * dims * dx + dims
+    return 8 * (int(entries) + 4 * int(np.sum(dims)))
 
 
 def outer(**params):
@@ -348,6 +385,13 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
                 "eta_dec": np.array([check_scale(eta_dec, "eta_dec")])}
     check_eta_ratio(etas["eta_enc"][:, None], etas["eta_dec"][None, :])
     dims = _latent_dims(facts.two_latents, facts.default_dim(moments), latent_dim, latent_dims)
+    if entry != "predict":
+        shown = f"latent_dims={tuple(dims)}" if facts.two_latents else f"latent_dim={dims}"
+        check_memory(2 * result_bytes(model, dims, moments.dx, moments.dy),
+                     f"a fitted {model.upper()} with {shown} on {moments.dx} features (its matrices and their "
+                     "temporaries)",
+                     f"choose a smaller latent size: at most rank(E[xxᵀ]) ≤ {moments.dx} latent dimensions can be "
+                     "active, the others are collapsed at every minimizer")
     given = {"beta": beta, "beta1": beta1, "beta2": beta2}
     _check_model_uses(model, facts, {**given, "sigma": sigma, "sigma1": sigma1, "sigma2": sigma2})
     grid = {name: check_positive_grid(given[name], name) if grids else np.array([check_positive(given[name], name)])
@@ -365,7 +409,7 @@ def build(X, Y=None, *, entry, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta
             gtol=gtol, seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale, history_every=history_every,
             progress=progress, epochs=epochs, batch_size=batch_size, dtype=dtype)
     return FitSpec(variant=variant, moments=moments, dims=dims, grid=grid, seeds=seeds, solver=solver,
-                   options=options, rtol=rtol, raw=raw, **variances)
+                   options=options, rtol=rtol, raw=raw, entry=entry, **variances)
 
 
 #: hyperparameters that only some models read, with the default every other model must leave them at

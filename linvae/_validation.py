@@ -5,6 +5,7 @@ Messages name the argument, the offending value and what is allowed.
 """
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -21,6 +22,9 @@ __all__ = [
     "check_rtol",
     "check_seed",
     "check_scale",
+    "check_sparse",
+    "check_memory",
+    "is_sparse",
 ]
 
 
@@ -59,7 +63,12 @@ def check_data(X, name="X", copy=True):
                 f"missing-data treatment, so masked entries would be fitted as data: drop those rows "
                 f"({name}[~{name}.mask.any(axis=1)]) or fill them ({name}.filled(value)) first")
         X = np.ma.getdata(X)
-    arr = np.asarray(X)
+    if is_sparse(X):
+        raise TypeError(
+            f"{name} is a scipy.sparse matrix ({type(X).__name__}, shape {X.shape}); fit, sweep and "
+            f"predict_collapse accept sparse data (the moments {name}ᵀ{name}/N are computed without densifying), "
+            f"but this step needs dense rows: pass {name}.toarray()")
+    arr = _pandas_values(X, name) if _is_pandas(X) else np.asarray(X)
     if arr.dtype.kind == "c":
         raise TypeError(
             f"{name} has complex dtype {arr.dtype}; only real data is allowed "
@@ -89,6 +98,100 @@ def check_data(X, name="X", copy=True):
             f"{out[bad[0], bad[1]]}); all values must be finite"
         )
     return out
+
+
+def is_sparse(X):
+    """True for a scipy.sparse matrix or array (checked without importing scipy.sparse)."""
+    return type(X).__module__.startswith("scipy.sparse") and hasattr(X, "tocsr")
+
+
+def check_sparse(X, name="X"):
+    """Validate a scipy.sparse data matrix; return it as CSR float64 (its stored values checked).
+
+    The same rules as :func:`check_data`: real numeric dtype, 2-D, non-empty, finite values.
+    """
+    if X.dtype.kind == "c":
+        raise TypeError(f"{name} is a sparse matrix of complex dtype {X.dtype}; only real data is allowed")
+    if X.dtype.kind not in "biuf":
+        raise TypeError(f"{name} is a sparse matrix of dtype {X.dtype!s}; a real numeric dtype (float, int or "
+                        "bool) is required")
+    if len(X.shape) != 2 or X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"{name} is a sparse matrix of shape {X.shape}; a non-empty (n_samples, n_features) "
+                         "matrix is required")
+    X = X.tocsr().astype(np.float64)
+    if X.nnz and not (np.isfinite(X.data.min()) and np.isfinite(X.data.max())):
+        i = int(np.flatnonzero(~np.isfinite(X.data))[0])
+        row = int(np.searchsorted(X.indptr, i, side="right") - 1)
+        raise ValueError(f"{name} contains NaN or inf (first at row {row}, column {int(X.indices[i])}: "
+                         f"{X.data[i]}); all values must be finite")
+    return X
+
+
+def _is_pandas(X):
+    return type(X).__module__.split(".")[0] == "pandas" and hasattr(X, "to_numpy") and hasattr(X, "iloc")
+
+
+def _pandas_values(X, name):
+    """The values of a pandas DataFrame or Series as a float array when every column is numeric;
+    a missing value (``NA``/``NaN`` of a nullable dtype) or a categorical column is named."""
+    frame = X.to_frame() if not hasattr(X, "columns") else X
+    for position, (label, dtype) in enumerate(frame.dtypes.items()):
+        column = frame.iloc[:, position]
+        where = f"{name} column {label!r}" if hasattr(X, "columns") else f"{name} (Series {label!r})"
+        if str(dtype) == "category":
+            raise TypeError(
+                f"{where} is categorical (categories {_short(list(column.cat.categories))}); the models need "
+                f"numbers: encode it first (pandas.get_dummies({name}) for one column per category, or "
+                f"{name}[{label!r}].cat.codes for the category codes)")
+        missing = column.isna().to_numpy()
+        if getattr(dtype, "na_value", None) is not None and missing.any():
+            row = int(np.flatnonzero(missing)[0])
+            raise ValueError(
+                f"{where} has {int(missing.sum())} missing value(s) ({column.dtype} NA; the first at row "
+                f"{row}, index {frame.index[row]!r}); the linear models have no missing-data treatment: drop "
+                f"those rows ({name}.dropna()) or fill them ({name}.fillna(value)) first")
+        kind = dtype.kind if isinstance(dtype, np.dtype) else getattr(dtype, "kind", "O")
+        if kind not in "biufc":
+            sample = next((v for v in column if not isinstance(v, (numbers.Real, np.bool_))), column.iloc[0])
+            raise TypeError(f"{where} has dtype {dtype} (values such as {_short(sample)}); a real numeric dtype "
+                            "(float, int or bool) is required")
+    values = np.asarray(frame.to_numpy(dtype=np.complex128 if any(
+        getattr(dt, "kind", "") == "c" for dt in frame.dtypes) else np.float64))
+    return values if hasattr(X, "columns") else values[:, 0]
+
+
+def _available_memory():
+    """Bytes of memory available now (Linux ``MemAvailable``, else physical memory), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _bytes(n):
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+
+
+def check_memory(nbytes, what, hint):
+    """Refuse work that needs more memory than is available, before allocating any of it.
+
+    Raises :class:`MemoryError` naming ``what``, the estimated need and what is available,
+    followed by ``hint`` (how to make the work smaller).
+    """
+    available = _available_memory()
+    if available is not None and nbytes > available:
+        raise MemoryError(f"{what} needs about {_bytes(nbytes)} of memory, more than the {_bytes(available)} "
+                          f"available; {hint}")
 
 
 def check_pair(X, Y):

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _config
 from ._deps import import_optional
-from ._validation import SCALE_MIN, check_data, check_pair
+from ._validation import SCALE_MIN, check_data, check_pair, check_sparse, is_sparse
 
 __all__ = [
     "Moments",
@@ -64,6 +64,8 @@ class MomentAccumulator:
         The input is validated without a copy when it already is C-contiguous float64; the
         centred scatter is accumulated over row blocks, so the temporaries stay small.
         """
+        if is_sparse(X) or is_sparse(Y):
+            return self.merge(_sparse_chunk(X, Y))
         if Y is None:
             X = check_data(X, "X", copy=False)
         else:
@@ -160,6 +162,43 @@ class MomentAccumulator:
         return Moments(
             n=n, xx=xx, xy=xy, yy=yy, mean_x=self._mean_x.copy(), mean_y=mean_y, centered=bool(center)
         )
+
+
+def _sparse_chunk(X, Y):
+    """The accumulator of a chunk given as scipy.sparse matrices (either or both of ``X``, ``Y``),
+    without densifying them: the scatter is ``AᵀB − N·μ_a μ_bᵀ`` from the sparse product (the
+    centred form of the dense path would fill the matrix in)."""
+    def valid(A, name):
+        return check_sparse(A, name) if is_sparse(A) else check_data(A, name, copy=False)
+
+    X = valid(X, "X")
+    Y = None if Y is None else valid(Y, "Y")
+    if Y is not None and X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X and Y must have the same number of samples, got X with {X.shape[0]} and "
+                         f"Y with {Y.shape[0]} rows")
+    n = X.shape[0]
+
+    def mean(A):
+        return np.asarray(A.sum(axis=0), dtype=np.float64).ravel() / n
+
+    def amax(A):
+        return np.asarray(abs(A).max(axis=0).todense()).ravel() if is_sparse(A) else _column_amax(A)
+
+    def scatter(A, B, ma, mb):
+        product = A.T @ B
+        product = product.toarray() if is_sparse(product) else np.asarray(product)
+        return product - n * np.outer(ma, mb)
+
+    acc = MomentAccumulator()
+    acc.n, acc._has_y = n, Y is not None
+    acc._mean_x, acc._amax_x = mean(X), amax(X)
+    with np.errstate(over="ignore", invalid="ignore"):    # overflow is reported by finalize
+        acc._cxx = _symmetrize(scatter(X, X, acc._mean_x, acc._mean_x))
+        if Y is not None:
+            acc._mean_y, acc._amax_y = mean(Y), amax(Y)
+            acc._cxy = scatter(X, Y, acc._mean_x, acc._mean_y)
+            acc._cyy = _symmetrize(scatter(Y, Y, acc._mean_y, acc._mean_y))
+    return acc
 
 
 def _column_amax(A):
@@ -379,14 +418,14 @@ class Moments:
         elif chunk_size is None:
             acc.add(X, Y)
         else:
-            X = np.asarray(X)
+            X = X if is_sparse(X) else np.asarray(X)
             from ._validation import check_int
 
             step = check_int(chunk_size, "chunk_size")
-            Ya = None if Y is None else np.asarray(Y)
+            Ya = None if Y is None or is_sparse(Y) else np.asarray(Y)
             if Ya is not None and Ya.shape[:1] != X.shape[:1]:
                 check_pair(X, Ya)  # raises the standard message
-            for start in range(0, max(len(X), 1), step):
+            for start in range(0, max(X.shape[0], 1), step):
                 acc.add(X[start:start + step], None if Ya is None else Ya[start:start + step])
         return acc.finalize(center=center)
 
