@@ -156,8 +156,10 @@ def _cmd_reproduce(args):
     from . import experiments
 
     if args.list or args.target is None:
-        for exp_id, title in experiments.list_experiments():
-            sys.stdout.write(f"{exp_id:16s} {title}\n")
+        listed = experiments.list_experiments()
+        width = max(len(exp_id) for exp_id, _ in listed)
+        for exp_id, title in listed:
+            sys.stdout.write(f"{exp_id:{width}s}  {title}\n")
         return 0
     if args.target == "report":
         if not os.path.isdir(args.out):
@@ -217,11 +219,22 @@ def _cmd_doctor(args):
     return 0
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where it says something: not for flags (off unless given), not for
+    options without one, and not where the help text already states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser():
     from ._models import MODELS
 
     parser = argparse.ArgumentParser(
-        prog="linvae", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        prog="linvae", formatter_class=_HelpFormatter,
         description="Predict, train, measure and reproduce posterior collapse in VAEs "
                     "(Dang et al., ICLR 2024).",
     )
@@ -230,7 +243,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("predict", help="predict which latent dims collapse (closed form, no training)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     p.add_argument("--data", default="mnist",
                    help="'mnist' (embedded 5,000-image subset; needs linvae[data]), an .npz with X (and Y), or an "
                         ".npy / .csv file holding X")
@@ -251,16 +264,20 @@ def build_parser():
     from .experiments import SHAREABLE
 
     r = sub.add_parser("reproduce", help="reproduce the paper's figures and tables",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       formatter_class=_HelpFormatter,
                        description="Run one experiment (e.g. fig2a), 'all', or 'report' (rebuild REPORT.md).")
     r.add_argument("target", nargs="?", help="experiment id, 'all' or 'report' (see --list)")
     r.add_argument("--list", action="store_true", help="list the experiments")
     r.add_argument("--quick", action="store_true", help="small sizes: every experiment in seconds to a minute")
     r.add_argument("--out", default="results", help="output directory")
     r.add_argument("--data", default=None, help="directory with the MNIST IDX files or an .npz (default: embedded subset)")
-    r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--backend", default="auto", choices=list(CHOICES))
-    r.add_argument("--overwrite", action="store_true", help="replace existing results")
+    r.add_argument("--seed", type=int, default=0,
+                   help="first seed: an experiment with several seeds uses seed, seed + 1, ...")
+    r.add_argument("--backend", default="auto", choices=list(CHOICES),
+                   help="kernels of the linear experiments' gradient training: numba (CPU), numpy, cupy (GPU); auto "
+                        "is numba (cupy only for data already on the GPU)")
+    r.add_argument("--overwrite", action="store_true",
+                   help="replace the files linvae wrote in existing results (files you added are kept)")
     r.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="processes that share the batched trainings of " + ", ".join(SHAREABLE)
                    + " (each on cores/N torch threads), each training done once by whichever process claims it")
@@ -274,7 +291,7 @@ def build_parser():
     r.set_defaults(func=_cmd_reproduce)
 
     d = sub.add_parser("doctor", help="versions, threading, GPU and optional packages (attach to bug reports)",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=_HelpFormatter)
     d.add_argument("--no-check", action="store_true", help="skip the kernel self-check (a short fit)")
     d.set_defaults(func=_cmd_doctor)
     return parser

@@ -290,3 +290,25 @@ def test_reproduce_jobs_is_refused_for_an_experiment_that_cannot_share(tmp_path,
     msg = _exit_message(info, capsys)
     assert "jobs=2" in msg and "'fig2b' is not one" in msg and "fig3b" in msg
     assert not os.listdir(tmp_path)
+
+
+def test_help_states_each_default_once_and_explains_every_option(capsys):
+    for command in ("predict", "reproduce", "doctor"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        out = capsys.readouterr().out
+        assert "(default: None)" not in out and "(default: False)" not in out
+        assert out.count("(default: embedded subset)") <= 1
+        flat = " ".join(out.split())
+        assert "default: embedded subset) (default" not in flat
+    from linvae.cli import build_parser
+
+    reproduce = build_parser()._subparsers._group_actions[0].choices["reproduce"]
+    assert all(a.help for a in reproduce._actions), [a.dest for a in reproduce._actions if not a.help]
+
+
+def test_list_aligns_every_title(capsys):
+    assert main(["reproduce", "--list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in lines}
+    assert len(starts) == 1 and len(lines) >= 10
