@@ -19,6 +19,7 @@ linvae's header or listed by its manifest.
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import logging
 import os
@@ -169,7 +170,9 @@ def _read_header(archive):
 
 def _open_archive(path):
     """``numpy.load`` with ``allow_pickle=False``: a file holding pickled data is refused, not run."""
-    archive = np.load(path, allow_pickle=False)
+    with open(path, "rb") as f:                  # read whole: a damaged file leaves no open handle behind
+        blob = f.read()
+    archive = np.load(io.BytesIO(blob), allow_pickle=False)
     if not isinstance(archive, np.lib.npyio.NpzFile):
         raise _BadChunk("not an .npz archive")
     return archive

@@ -6,8 +6,9 @@
 * torch: the ``float64`` fixture runs a test with torch's default dtype set to float64 (and
   restores it); it skips the test when torch is missing.
 * The ``slow`` marker (declared in ``pyproject.toml``) marks the tests measured above ~2 s on a
-  busy 2-core machine (timings there were inflated several-fold); ``pytest -m "not slow"`` is
-  the fast inner loop and the CI runs everything.
+  busy 2-core machine (timings there were inflated several-fold). A plain ``pytest`` (the
+  README's test command) skips them; ``pytest --run-slow`` runs them too, and ``.ci/run`` runs
+  ``pytest --run-slow -m slow`` after the README's command, so CI covers everything.
 """
 import os
 import sys
@@ -34,3 +35,17 @@ def float64():
     torch.set_default_dtype(torch.float64)
     yield
     torch.set_default_dtype(old)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", default=False,
+                     help="also run the tests marked slow (skipped by default; .ci/run runs them)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

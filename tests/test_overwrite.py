@@ -28,7 +28,7 @@ def test_overwrite_keeps_a_users_files_and_folders(tmp_path):
     assert (folder / "drafts" / "fig.svg").read_text() == "<svg/>"
     assert set(os.listdir(folder)) == written | {"analysis.R", "drafts"}
     assert os.path.getmtime(folder / "meta.json") >= before           # linvae's own file was rewritten
-    assert open(folder / MANIFEST).read().split() == sorted(written - {MANIFEST})
+    assert (folder / MANIFEST).read_text().split() == sorted(written - {MANIFEST})
     assert not [n for n in os.listdir(out) if n.startswith(".linvae-tmp-")]
 
 
@@ -47,7 +47,7 @@ def test_a_users_file_the_new_run_would_replace_is_refused(tmp_path):
     out = str(tmp_path)
     experiments.run_experiment("table1", out, quick="tiny")
     folder = tmp_path / "table1"
-    names = open(folder / MANIFEST).read().split()
+    names = (folder / MANIFEST).read_text().split()
     victim = [n for n in names if n != "meta.json"][0]
     (folder / victim).write_bytes(b"the user's own version")
     with open(folder / MANIFEST, "w") as f:        # the user's file: not in linvae's list

@@ -142,7 +142,9 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
         with work_directory(work, store) as ledger, _helpers(exp_id, work, store, quick, seed, backend, data, jobs):
             output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
     except BaseException:
-        if any(os.scandir(work)):
+        with os.scandir(work) as entries:
+            kept = any(entries)
+        if kept:
             logger.warning("%s stopped; its training checkpoints are kept in %s and the same command continues "
                            "from them", exp_id, work)
         raise
