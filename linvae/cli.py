@@ -152,7 +152,36 @@ class _StageProgress:
             self.bar.close()
 
 
+@contextlib.contextmanager
+def _stage_lines(args):
+    """Without a terminal on stderr (a log file, CI) and without ``--progress`` there is no bar:
+    the experiments' stage lines (logger ``linvae.experiments``, INFO) go to stderr instead, one
+    line per stage with its time, so a long run is never silent. Restored on exit."""
+    if args.progress or args.verbose or sys.stderr.isatty():
+        yield
+        return
+    log = logging.getLogger("linvae.experiments")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s linvae reproduce: %(message)s", "%H:%M:%S"))
+    handler.setLevel(logging.INFO)
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+
+
 def _cmd_reproduce(args):
+    with _stage_lines(args):
+        return _reproduce(args)
+
+
+def _reproduce(args):
     from . import experiments
 
     if args.list or args.target is None:

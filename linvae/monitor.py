@@ -27,7 +27,7 @@ from . import metrics
 from ._deps import import_optional
 from ._validation import check_choice
 
-__all__ = ["CollapseMonitor", "lightning_callback"]
+__all__ = ["CollapseMonitor", "lightning_callback", "record_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,9 @@ class CollapseMonitor:
         Evaluate at most this many batches per record.
     input_fn : callable, optional
         Maps a batch to the encoder's input (default: the batch, or its first element).
-    progress : bool, default True
-        Show a tqdm progress bar over the batches of each record.
+    progress : bool, default False
+        Show a tqdm progress bar over the batches of each record (off by default: the monitor runs
+        inside someone else's training loop, which has its own bar).
 
     Attributes
     ----------
@@ -104,7 +105,7 @@ class CollapseMonitor:
     def __init__(self, encoder: Callable[[Any], Any], loader: Iterable, *, every: int = 100,
                  eps: Sequence[float] = (1e-3, 1e-2, 1e-1), delta: float = 0.05, prior_std: float = 1.0,
                  output: str = "std", au_threshold: float = 0.01, max_batches: Optional[int] = None,
-                 input_fn: Optional[Callable[[Any], Any]] = None, progress: bool = True):
+                 input_fn: Optional[Callable[[Any], Any]] = None, progress: bool = False):
         if not callable(encoder):
             raise TypeError(f"encoder must be callable (a batch -> (mu, std)), got {type(encoder).__name__}")
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
@@ -317,7 +318,9 @@ class _null:
 
 
 def lightning_callback(monitor: CollapseMonitor) -> Any:
-    """A PyTorch Lightning callback that calls ``monitor.step(global_step)`` after each batch.
+    """A PyTorch Lightning callback that calls ``monitor.step(global_step)`` after each batch
+    and logs each record, at its step, to every logger of the Trainer (CSVLogger, TensorBoard, ...)
+    and into ``trainer.callback_metrics``, under the names of :func:`record_metrics`.
 
     Parameters
     ----------
@@ -343,13 +346,37 @@ def lightning_callback(monitor: CollapseMonitor) -> Any:
                 f"({exc}). Install it with: pip install lightning") from exc
 
     class CollapseMonitorCallback(Callback):
-        """Records collapse statistics every ``monitor.every`` training steps."""
+        """Records collapse statistics every ``monitor.every`` training steps and logs them."""
 
         def __init__(self):
             super().__init__()
             self.monitor = monitor
 
         def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-            self.monitor.step(trainer.global_step)
+            record = self.monitor.step(trainer.global_step)
+            if record is None:
+                return
+            values = record_metrics(record, self.monitor.eps)
+            # straight to the loggers, once per record (pl_module.log would repeat the value on the
+            # steps between records), and into callback_metrics for checkpoint/early-stopping callbacks
+            for logger in trainer.loggers:
+                logger.log_metrics(values, step=record["step"])
+            import torch
+
+            trainer.callback_metrics.update({name: torch.tensor(v) for name, v in values.items()})
 
     return CollapseMonitorCallback()
+
+
+def record_metrics(record: dict, eps: Sequence[float]) -> dict:
+    """The scalar metrics of one :class:`CollapseMonitor` record, as the Lightning callback logs them.
+
+    Names: ``collapse/kl_total`` (data-mean KL summed over dims, nats), ``collapse/au_kl`` (the
+    authors' KL-fraction active units), ``collapse/au_variance`` (Burda et al.'s count) and
+    ``collapse/n_collapsed_eps=<ε>`` for each ε of the monitor (the (ε, δ)-collapsed count).
+    """
+    out = {"collapse/kl_total": float(np.sum(record["kl"])), "collapse/au_kl": float(record["au_kl"]),
+           "collapse/au_variance": float(record["au_variance"])}
+    for e, mask in zip(eps, record["collapsed"]):
+        out[f"collapse/n_collapsed_eps={e:g}"] = float(np.sum(mask))
+    return out

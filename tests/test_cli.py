@@ -311,3 +311,16 @@ def test_list_aligns_every_title(capsys):
     lines = capsys.readouterr().out.splitlines()
     starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in lines}
     assert len(starts) == 1 and len(lines) >= 10
+
+
+def test_reproduce_logs_a_line_per_stage_when_stderr_is_not_a_terminal(tmp_path, capsys):
+    import logging
+
+    log = logging.getLogger("linvae.experiments")
+    before = (log.level, log.propagate, list(log.handlers))
+    assert main(["reproduce", "fig1", "--quick", "--out", str(tmp_path)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    stages = [line for line in err if "linvae reproduce: fig1" in line]
+    words = [s.split("linvae reproduce: fig1", 1)[1].lstrip(": ").split()[0] for s in stages]
+    assert words == ["computing", "computed", "done"], err
+    assert (log.level, log.propagate, list(log.handlers)) == before      # restored for the next command

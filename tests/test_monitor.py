@@ -155,3 +155,41 @@ def test_lightning_callback():
     L.Trainer(max_epochs=2, callbacks=[lightning_callback(mon)], logger=False, enable_checkpointing=False,
               enable_progress_bar=False).fit(m, DataLoader(TensorDataset(X), batch_size=32))
     assert [r["step"] for r in mon.records] == [4, 8, 12, 16]
+
+
+def test_lightning_callback_logs_collapse_metrics_to_the_csv_logger(tmp_path):
+    L = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.loggers import CSVLogger
+
+    torch.manual_seed(1)
+    X = _data(256)
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.vae = TinyVAE()
+
+        def training_step(self, batch, i):
+            return self.vae(batch[0])
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-2)
+
+    m = Module()
+    mon = CollapseMonitor(m.vae.encode, DataLoader(TensorDataset(X), batch_size=128), every=3, eps=(1e-2, 1e-1),
+                          output="logvar")
+    assert mon.progress is False                                    # no bar beside Lightning's own
+    trainer = L.Trainer(max_epochs=2, callbacks=[lightning_callback(mon)], logger=CSVLogger(tmp_path, name="run"),
+                        enable_checkpointing=False, enable_progress_bar=False, log_every_n_steps=1)
+    trainer.fit(m, DataLoader(TensorDataset(X), batch_size=32))
+    names = {"collapse/kl_total", "collapse/au_kl", "collapse/au_variance", "collapse/n_collapsed_eps=0.01",
+             "collapse/n_collapsed_eps=0.1"}
+    assert names <= set(trainer.callback_metrics)
+    import csv
+
+    with open(tmp_path / "run" / "version_0" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("collapse/kl_total")]
+    assert names <= set(rows[0]) and len(rows) == len(mon.records)
+    last = mon.records[-1]
+    np.testing.assert_allclose(float(rows[-1]["collapse/kl_total"]), last["kl"].sum(), rtol=1e-5)
+    assert float(rows[-1]["collapse/n_collapsed_eps=0.1"]) == last["collapsed"][1].sum()

@@ -138,6 +138,7 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
     elapsed = timer()
     work = os.path.join(out, WORK_DIR, exp_id)
     store = os.path.join(out, STORE_DIR)
+    logger.info("%s: computing (%s run)", exp_id, quick.value)
     try:
         with work_directory(work, store) as ledger, _helpers(exp_id, work, store, quick, seed, backend, data, jobs):
             output = experiment.compute(quick=quick, seed=seed, backend=backend, data=data)
@@ -167,6 +168,7 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
             meta["wall_time_note"] = (f"wall_time_s is this process's; of {record['trainings']} trainings, "
                                       + " and ".join(parts)
                                       + " (training.train_seconds_all_sessions counts them all)")
+    logger.info("%s: computed in %.1f s; writing its files", exp_id, meta["wall_time_s"])
     save_output(output, tmp, meta)
     commit_directory(tmp, final, overwrite)
     shutil.rmtree(work, ignore_errors=True)
