@@ -42,8 +42,11 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
         β₁, β₂ of the MHVAE.
     eta_enc : float, default 1.0
         η_enc, standard deviation of the prior ``N(0, η_enc² I)``.
-    eta_dec : float, default 1.0
-        η_dec, standard deviation of the Gaussian decoder.
+    eta_dec : float or "learnable", default 1.0
+        η_dec, standard deviation of the Gaussian decoder. ``"learnable"`` (VAE, CVAE, closed form)
+        picks the η_dec that maximises the mean β-ELBO (a one-dimensional profile over the closed
+        forms; at β = 1 the VAE is then probabilistic PCA: see :mod:`linvae._learned_scale`);
+        the result has ``eta_dec_learned = True``.
     latent_dim : int, optional
         Latent size (VAE: d₁, default dx; CVAE: d_z, default dy; MHVAE: both latents).
     latent_dims : (int, int), optional
@@ -155,13 +158,26 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     >>> res.n_collapsed
     3
     """
-    spec = _spec.build(X, Y, entry="fit", model=model, beta=beta, beta1=beta1, beta2=beta2, eta_enc=eta_enc,
-                       eta_dec=eta_dec, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma, sigma1=sigma1,
-                       sigma2=sigma2, solver=solver, backend=backend, lr=lr, max_iter=max_iter, tol=tol, gtol=gtol,
-                       seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale, history_every=history_every,
-                       progress=progress, epochs=epochs, batch_size=batch_size, center=center, rtol=rtol,
-                       dtype=dtype)
-    return _on_input_device(_models.fit_configurations(spec)[0], X, Y)
+    def at(eta, data=X, target=Y, centred=center):
+        spec = _spec.build(data, target, entry="fit", model=model, beta=beta, beta1=beta1, beta2=beta2,
+                           eta_enc=eta_enc, eta_dec=eta, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma,
+                           sigma1=sigma1, sigma2=sigma2, solver=solver, backend=backend, lr=lr, max_iter=max_iter,
+                           tol=tol, gtol=gtol, seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale,
+                           history_every=history_every, progress=progress, epochs=epochs, batch_size=batch_size,
+                           center=centred, rtol=rtol, dtype=dtype)
+        return spec, _models.fit_configurations(spec)[0]
+
+    from ._learned_scale import is_learnable, learn_eta_dec
+
+    if is_learnable(eta_dec):
+        spec, _ = at(1.0)                                   # validates everything else once
+        if spec.model not in ("vae", "cvae") or solver != "closed_form":
+            raise ValueError(f"eta_dec='learnable' is computed by the closed form of the VAE and CVAE (a profile "
+                             f"over η_dec); got model={spec.model!r}, solver={solver!r}")
+        moments = spec.moments
+        result = learn_eta_dec(lambda eta: at(eta, moments, None, False)[1], moments, spec.model, spec.dims)
+        return _on_input_device(result, X, Y)
+    return _on_input_device(at(eta_dec)[1], X, Y)
 
 
 def _on_input_device(result, X, Y=None):

@@ -1,9 +1,13 @@
 """scikit-learn estimators around the closed forms (``pip install "linvae[sklearn]"``).
 
 :class:`LinearVAE`, :class:`LinearCVAE` and :class:`LinearMHVAE` are real scikit-learn
-transformers: they pass ``sklearn.utils.estimator_checks`` (the few checks that contradict
-linvae's documented input contract are declared with a reason in ``_EXPECTED_FAILED``), work in
-pipelines, ``GridSearchCV``, ``cross_val_score``, ``clone`` and ``set_output``.
+transformers: they pass every check of ``sklearn.utils.estimator_checks`` and work in pipelines,
+``GridSearchCV``, ``cross_val_score``, ``clone`` and ``set_output``. They read like
+``sklearn.decomposition.PCA``: ``n_components``, centring by default, and ``components_``,
+``mean_``, ``explained_variance_``, ``noise_variance_``, ``n_components_``, ``get_covariance()``
+and ``get_precision()`` with their meaning in each model. With ``eta_dec="learnable"`` and β = 1
+the linear VAE is probabilistic PCA (its covariance, noise variance, subspace and ``score`` are
+``PCA``'s maximum-likelihood ones).
 
 ``score`` / ``score_samples`` are the exact marginal log-likelihood (``log p(x)``, or
 ``log p(y|x)`` for the CVAE), which does not depend on β, so a model selection over β and the
@@ -23,7 +27,6 @@ _sklearn_base = import_optional("sklearn.base")
 _sk_exceptions = import_optional("sklearn.exceptions")
 _sk_validation = import_optional("sklearn.utils.validation")
 
-from . import _models, _spec  # noqa: E402
 from ._validation import check_data  # noqa: E402
 from .objectives import gaussian_kl  # noqa: E402
 
@@ -41,35 +44,32 @@ class NotFittedError(_sk_exceptions.NotFittedError):
     """
 
 
-#: checks of ``sklearn.utils.estimator_checks`` that contradict linvae's input contract, with the
-#: reason (``tests/test_inputs.py`` holds linvae to it); passed as ``expected_failed_checks``.
-_EXPECTED_FAILED = {
-    "check_complex_data": "linvae rejects complex data with a TypeError naming X and the dtype "
-                          "(scikit-learn expects a ValueError); see tests/test_inputs.py",
-    "check_dtype_object": "linvae rejects object arrays with a TypeError naming X instead of "
-                          "converting them to float; see tests/test_inputs.py",
-}
-
-
 def expected_failed_checks(estimator=None) -> dict:
-    """The scikit-learn estimator checks that linvae's estimators do not pass on purpose.
+    """The scikit-learn estimator checks that linvae's estimators do not pass: none.
+
+    Kept for ``parametrize_with_checks(..., expected_failed_checks=...)`` callers of earlier
+    versions (object arrays of numbers are now converted and complex data raise scikit-learn's
+    ``ValueError``, the two checks once declared here).
 
     Parameters
     ----------
     estimator : estimator, optional
-        Ignored; the same checks apply to the three estimators.
+        Ignored.
 
     Returns
     -------
     dict
-        Check name → reason, for ``parametrize_with_checks(..., expected_failed_checks=...)``.
+        Empty.
     """
-    return dict(_EXPECTED_FAILED)
+    return {}
 
 
 def _closed_form(X, Y, model, params):
-    """The exact minimizer for an estimator's hyperparameters (``get_params``: named as in :func:`linvae.fit`)."""
-    return _models.fit_configurations(_spec.build(X, Y, entry="fit", model=model, **params))[0]
+    """The exact minimizer for hyperparameters named as in :func:`linvae.fit` (``eta_dec`` may be
+    ``"learnable"``)."""
+    from .api import fit
+
+    return fit(X, Y, model=model, **params)
 
 
 def _expected_log_lik(resid_sq, U, var, eta_dec):
@@ -85,7 +85,16 @@ def _kl_rows(mu, var, prior_var):
 
 class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.TransformerMixin,
             _sklearn_base.BaseEstimator):
-    """Shared validation, fitted-state handling and tags."""
+    """What the three estimators share: parameters, validation, fitting, fitted attributes
+    (the PCA-style ones among them), covariance and tags. A subclass names its model, its
+    fitted matrices, the alias of ``n_components`` and its covariance factor."""
+
+    #: the model of :func:`linvae.fit`
+    _model = "vae"
+    #: result fields copied to ``<name>_`` attributes
+    _matrices = ("W", "U")
+    #: the older name of ``n_components`` (kept working as an alias)
+    _size_alias = "latent_dim"
 
     def _check_is_fitted(self):
         if not hasattr(self, "result_"):
@@ -104,12 +113,70 @@ class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.Transfo
         tags.non_deterministic = False
         return tags
 
+    # ------------------------------------------------------------------ parameters and fitting
+    def _fit_params(self):
+        """``get_params`` as :func:`linvae.fit` names them (``n_components`` or its alias)."""
+        params = self.get_params(deep=False)
+        size, alias = params.pop("n_components"), params.pop(self._size_alias)
+        if size is not None and alias is not None and not np.array_equal(np.asarray(size), np.asarray(alias)):
+            raise ValueError(f"n_components={size!r} and {self._size_alias}={alias!r} disagree; {self._size_alias} "
+                             "is the older name of n_components: give one of them")
+        size = alias if size is None else size
+        if self._model == "mhvae" and size is not None and np.ndim(size) == 1:
+            params["latent_dims"] = tuple(size)
+        else:
+            params["latent_dim"] = size
+        return params
+
+    def fit(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> "_Base":
+        """Fit the exact global minimizer.
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+        y : None
+            Ignored (scikit-learn convention).
+
+        Returns
+        -------
+        estimator
+            The fitted estimator.
+        """
+        X = self._validate_X(X, reset=True)
+        return self._store(_closed_form(X, None, self._model, self._fit_params()))
+
+    def transform(self, X: ArrayLike) -> np.ndarray:
+        """Encoder means (``Wx``; the MHVAE's ``W₁x``, the means of ``q(z₁|x)``).
+
+        Parameters
+        ----------
+        X : array_like of shape (n_samples, n_features)
+            Data.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_components)
+            Means of the (first) encoder.
+        """
+        self._check_is_fitted()
+        return self.result_.encode(self._validate_X(X, reset=False))[0]
+
     def _validate_X(self, X, reset):
-        """linvae's validation (its messages), then scikit-learn's feature bookkeeping."""
+        """linvae's validation (its messages), then scikit-learn's feature bookkeeping. As
+        scikit-learn does, object arrays of numbers are converted and complex data refused with
+        ``ValueError("Complex data not supported")``."""
         import scipy.sparse as sp
 
         if sp.issparse(X):     # scikit-learn's message: "Sparse data was passed ... dense data is required"
             _sk_validation.validate_data(self, X, reset=reset, accept_sparse=False)
+        if isinstance(X, np.ndarray) and X.dtype == object:
+            X = X.astype(np.float64)            # a non-number raises float()'s TypeError, as in scikit-learn
+        dtype = getattr(X, "dtype", None)
+        if dtype is not None and getattr(dtype, "kind", "") == "c" or (
+                dtype is None and np.iscomplexobj(np.asarray(X))):
+            raise ValueError(f"Complex data not supported: X has complex dtype "
+                             f"{getattr(X, 'dtype', np.asarray(X).dtype)}; only real data is allowed")
         shape = getattr(X, "shape", None)
         shape = np.asarray(X).shape if shape is None else tuple(shape)
         if len(shape) == 1:
@@ -124,12 +191,55 @@ class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.Transfo
         _sk_validation.validate_data(self, X, reset=reset, skip_check_array=True)
         return arr
 
+    # ------------------------------------------------------------------ fitted attributes
+    def _covariance_factor(self, result):
+        """``L`` with the model's (conditional) covariance ``L Lᵀ + η_dec² I``."""
+        return result.eta_enc * result.U
+
+    def _mean(self, result):
+        return result.mean
+
     def _store(self, result):
         self.result_ = result
+        for name in self._matrices:
+            setattr(self, name + "_", getattr(result, name))
         for name in ("theta", "omega", "lambda_", "sigma", "collapsed", "kl_per_dim", "loss"):
             setattr(self, name.rstrip("_") + "_", getattr(result, name))
         self.n_collapsed_ = result.n_collapsed
+        factor = self._covariance_factor(result)
+        axes, singular, _ = np.linalg.svd(factor, full_matrices=False)
+        self.n_components_ = int((result.U1 if hasattr(result, "U1") else result.U).shape[1])
+        rows = min(self.n_components_, axes.shape[1])
+        self.noise_variance_ = float(result.eta_dec ** 2)
+        self.components_ = axes[:, :rows].T
+        self.explained_variance_ = singular[:rows] ** 2 + self.noise_variance_
+        self.mean_ = self._mean(result)
+        self.eta_dec_ = float(result.eta_dec)
+        self._covariance = factor @ factor.T + self.noise_variance_ * np.eye(factor.shape[0])
         return self
+
+    def get_covariance(self) -> np.ndarray:
+        """The model's covariance of the data, ``η_enc²UUᵀ + η_dec²I`` (VAE; see each class).
+
+        Equals ``components_.T @ diag(explained_variance_ − noise_variance_) @ components_ +
+        noise_variance_ · I``, as for ``sklearn.decomposition.PCA``.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features)
+        """
+        self._check_is_fitted()
+        return self._covariance.copy()
+
+    def get_precision(self) -> np.ndarray:
+        """The inverse of :meth:`get_covariance`.
+
+        Returns
+        -------
+        ndarray of shape (n_features, n_features)
+        """
+        self._check_is_fitted()
+        return np.linalg.inv(self._covariance)
 
     @staticmethod
     def _check_width(A, expected, name):
@@ -215,21 +325,39 @@ class LinearVAE(_UnconditionalScoreMixin, _Base):
 
     Parameters
     ----------
+    n_components : int, optional
+        d₁, the latent size (default: number of features).
     latent_dim : int, optional
-        d₁ (default: number of features).
+        The older name of ``n_components`` (give one of them).
     beta : float, default 1.0
         β, weight of the KL term.
     eta_enc : float, default 1.0
         η_enc, standard deviation of the prior.
-    eta_dec : float, default 1.0
-        η_dec, standard deviation of the Gaussian decoder.
+    eta_dec : float or "learnable", default 1.0
+        η_dec, standard deviation of the Gaussian decoder; ``"learnable"`` picks the η_dec that
+        maximises the mean β-ELBO (at β = 1: probabilistic PCA).
     sigma : "learnable", float or array_like, default "learnable"
         Encoder standard deviations σ: learned (Thm 4) or fixed (Thm 1).
-    center : bool, default False
-        Centre the data first (default False: the paper's bias-free model).
+    center : bool, default True
+        Centre the data first, as ``PCA`` does (False: the paper's bias-free model on raw data).
 
     Attributes
     ----------
+    components_ : ndarray of shape (min(n_components, n_features), n_features)
+        Orthonormal principal axes of the decoder: the left singular vectors of U, ordered by ω
+        (a collapsed dim, ω = 0, spans no direction of the data; its row is any orthonormal
+        completion).
+    explained_variance_ : ndarray
+        The model's variance along each component, ``η_enc²ω_i² + η_dec²`` (``η_dec²`` for a
+        collapsed dim).
+    noise_variance_ : float
+        η_dec², the variance the decoder adds in every direction.
+    mean_ : ndarray of shape (n_features,)
+        The mean subtracted (zeros with ``center=False``).
+    n_components_ : int
+        The latent size.
+    eta_dec_ : float
+        η_dec of the fit (learned with ``eta_dec="learnable"``).
     W_, U_ : ndarray
         Encoder and decoder matrices.
     sigma_, theta_, omega_, lambda_ : ndarray
@@ -256,62 +384,31 @@ class LinearVAE(_UnconditionalScoreMixin, _Base):
     Notes
     -----
     Thm 4 (learnable Σ) and Thm 1 (fixed Σ) of Dang et al. (ICLR 2024). ``score`` is the exact
-    ``log p(x)`` under ``x ~ N(0, η_enc²UUᵀ + η_dec²I)``.
+    ``log p(x)`` under ``x ~ N(mean_, get_covariance())``, ``get_covariance() = η_enc²UUᵀ + η_dec²I``.
+    With ``eta_dec="learnable"`` and β = 1 this is probabilistic PCA (Tipping & Bishop 1999):
+    ``noise_variance_`` is the mean of the n_features − n_components smallest eigenvalues of the
+    (1/N) covariance, i.e. ``PCA(n_components).noise_variance_ · (N − 1)/N`` (scikit-learn's PCA
+    divides by N − 1).
 
     Examples
     --------
     >>> import numpy as np
     >>> X = np.random.default_rng(0).normal(size=(300, 4)) * [3, 1, 0.5, 0.1]
-    >>> est = LinearVAE(latent_dim=2).fit(X)
+    >>> est = LinearVAE(n_components=2).fit(X)
     >>> est.transform(X).shape
     (300, 2)
     """
 
-    def __init__(self, latent_dim: Optional[int] = None, *, beta: float = 1.0, eta_enc: float = 1.0,
-                 eta_dec: float = 1.0, sigma: Union[str, float, ArrayLike] = "learnable",
-                 center: bool = False):
+    def __init__(self, n_components: Optional[int] = None, *, latent_dim: Optional[int] = None, beta: float = 1.0,
+                 eta_enc: float = 1.0, eta_dec: Union[float, str] = 1.0,
+                 sigma: Union[str, float, ArrayLike] = "learnable", center: bool = True):
+        self.n_components = n_components
         self.latent_dim = latent_dim
         self.beta = beta
         self.eta_enc = eta_enc
         self.eta_dec = eta_dec
         self.sigma = sigma
         self.center = center
-
-    def fit(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> "LinearVAE":
-        """Fit the exact global minimizer.
-
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Data.
-        y : None
-            Ignored (scikit-learn convention).
-
-        Returns
-        -------
-        LinearVAE
-            The fitted estimator.
-        """
-        X = self._validate_X(X, reset=True)
-        res = _closed_form(X, None, "vae", self.get_params(deep=False))
-        self.W_, self.U_ = res.W, res.U
-        return self._store(res)
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Encoder means ``Wx``.
-
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, latent_dim)
-            Means of ``q(z|x)``.
-        """
-        self._check_is_fitted()
-        return self.result_.encode(self._validate_X(X, reset=False))[0]
 
     def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Decoder means ``Uz``.
@@ -358,19 +455,26 @@ class LinearCVAE(_Base):
 
     Parameters
     ----------
+    n_components : int, optional
+        d_z, the latent size (default: number of target features).
     latent_dim : int, optional
-        d_z (default: number of target features).
+        The older name of ``n_components``.
     beta : float, default 1.0
         β, weight of the KL term.
     eta_enc : float, default 1.0
         η_enc, standard deviation of the prior.
-    eta_dec : float, default 1.0
-        η_dec, standard deviation of the Gaussian decoder.
-    center : bool, default False
+    eta_dec : float or "learnable", default 1.0
+        η_dec, standard deviation of the Gaussian decoder (``"learnable"``: the β-ELBO's optimum).
+    center : bool, default True
         Centre condition and target first.
 
     Attributes
     ----------
+    components_, explained_variance_, noise_variance_, n_components_, eta_dec_
+        The conditional versions of :class:`LinearVAE`'s: principal axes of U₁ and the variances
+        of ``y | x`` along them; :meth:`get_covariance` is ``Cov(y | x) = η_enc²U₁U₁ᵀ + η_dec²I``.
+    mean_ : ndarray of shape (n_targets,)
+        The target mean subtracted (zeros with ``center=False``).
     W1_, W2_, U1_, U2_ : ndarray
         Encoder (``W₁x + W₂y``) and decoder (``U₁z + U₂x``) matrices.
     sigma_, theta_, omega_, lambda_, collapsed_, n_collapsed_, kl_per_dim_, loss_
@@ -402,8 +506,12 @@ class LinearCVAE(_Base):
     (300,)
     """
 
-    def __init__(self, latent_dim: Optional[int] = None, *, beta: float = 1.0, eta_enc: float = 1.0,
-                 eta_dec: float = 1.0, center: bool = False):
+    _model = "cvae"
+    _matrices = ("W1", "W2", "U1", "U2")
+
+    def __init__(self, n_components: Optional[int] = None, *, latent_dim: Optional[int] = None, beta: float = 1.0,
+                 eta_enc: float = 1.0, eta_dec: Union[float, str] = 1.0, center: bool = True):
+        self.n_components = n_components
         self.latent_dim = latent_dim
         self.beta = beta
         self.eta_enc = eta_enc
@@ -426,6 +534,8 @@ class LinearCVAE(_Base):
         if sp.issparse(y):
             raise TypeError("y must be dense; sparse targets are not supported")
         arr = np.asarray(y)
+        if arr.dtype == object:                 # numbers stored as objects are converted, as for X
+            arr = arr.astype(np.float64)
         one_d = arr.ndim == 1
         Y = check_data(arr.reshape(-1, 1) if one_d else arr, "Y")
         if Y.shape[0] != n:
@@ -456,9 +566,13 @@ class LinearCVAE(_Base):
         """
         X = self._validate_X(X, reset=True)
         Y = self._validate_y(y, X.shape[0], reset=True)
-        res = _closed_form(X, Y, "cvae", self.get_params(deep=False))
-        self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
-        return self._store(res)
+        return self._store(_closed_form(X, Y, "cvae", self._fit_params()))
+
+    def _covariance_factor(self, result):
+        return result.eta_enc * result.U1               # Cov(y | x) = η_enc²U₁U₁ᵀ + η_dec²I
+
+    def _mean(self, result):
+        return result.mean_y
 
     def _pair(self, X, y):
         self._check_is_fitted()
@@ -615,8 +729,10 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
 
     Parameters
     ----------
+    n_components : int or (int, int), optional
+        (d₁, d₂), or one size for both; default (n_features, n_features).
     latent_dims : (int, int), optional
-        (d₁, d₂), default (n_features, n_features).
+        The older name of ``n_components``.
     beta1 : float, default 1.0
         β₁, weight of the z₁ term.
     beta2 : float, default 1.0
@@ -629,11 +745,14 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
         Fixed σ₁ of ``q(z₁|x)``.
     sigma2 : "learnable" or float, default "learnable"
         σ₂ of ``q(z₂|z₁)``: learned (Thm 3) or fixed (Thm 5).
-    center : bool, default False
+    center : bool, default True
         Centre the data first.
 
     Attributes
     ----------
+    components_, explained_variance_, noise_variance_, mean_, n_components_
+        As for :class:`LinearVAE`, of the marginal covariance
+        ``U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I`` (:meth:`get_covariance`); ``n_components_`` is d₁.
     W1_, W2_, U1_, U2_ : ndarray
         Encoder and decoder matrices of both levels.
     sigma1_, sigma2_ : ndarray
@@ -660,9 +779,15 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
     (300, 3)
     """
 
-    def __init__(self, latent_dims: Optional[Tuple[int, int]] = None, *, beta1: float = 1.0,
-                 beta2: float = 1.0, eta_enc: float = 1.0, eta_dec: float = 1.0, sigma1: float = 0.5,
-                 sigma2: Union[str, float] = "learnable", center: bool = False):
+    _model = "mhvae"
+    _matrices = ("W1", "W2", "U1", "U2", "sigma1", "sigma2")
+    _size_alias = "latent_dims"
+
+    def __init__(self, n_components: Optional[Union[int, Tuple[int, int]]] = None, *,
+                 latent_dims: Optional[Tuple[int, int]] = None, beta1: float = 1.0, beta2: float = 1.0,
+                 eta_enc: float = 1.0, eta_dec: float = 1.0, sigma1: float = 0.5,
+                 sigma2: Union[str, float] = "learnable", center: bool = True):
+        self.n_components = n_components
         self.latent_dims = latent_dims
         self.beta1 = beta1
         self.beta2 = beta2
@@ -672,42 +797,10 @@ class LinearMHVAE(_UnconditionalScoreMixin, _Base):
         self.sigma2 = sigma2
         self.center = center
 
-    def fit(self, X: ArrayLike, y: Optional[ArrayLike] = None) -> "LinearMHVAE":
-        """Fit the exact global minimizer.
-
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Data.
-        y : None
-            Ignored (scikit-learn convention).
-
-        Returns
-        -------
-        LinearMHVAE
-            The fitted estimator.
-        """
-        X = self._validate_X(X, reset=True)
-        res = _closed_form(X, None, "mhvae", self.get_params(deep=False))
-        self.W1_, self.W2_, self.U1_, self.U2_ = res.W1, res.W2, res.U1, res.U2
-        self.sigma1_, self.sigma2_ = res.sigma1, res.sigma2
-        return self._store(res)
-
-    def transform(self, X: ArrayLike) -> np.ndarray:
-        """Encode X: the means of ``q(z₁|x)``.
-
-        Parameters
-        ----------
-        X : array_like of shape (n_samples, n_features)
-            Data.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, d1)
-            ``W₁x``.
-        """
-        self._check_is_fitted()
-        return self.result_.encode(self._validate_X(X, reset=False))[0]
+    def _covariance_factor(self, result):
+        # Cov(x) = U₁(η_enc²U₂U₂ᵀ + η_dec²I)U₁ᵀ + η_dec²I
+        d1 = result.U2.shape[0]
+        return result.U1 @ np.hstack([result.eta_enc * result.U2, result.eta_dec * np.eye(d1)])
 
     def inverse_transform(self, X: ArrayLike) -> np.ndarray:
         """Decoder means ``U₁z₁``.

@@ -25,10 +25,76 @@ from testdata import vae_data as _vae_data  # noqa: E402
 LOG2PI = np.log(2 * np.pi)
 
 
-@parametrize_with_checks([LinearVAE(), LinearCVAE(), LinearMHVAE()],
-                         expected_failed_checks=expected_failed_checks)
+@parametrize_with_checks([LinearVAE(), LinearCVAE(), LinearMHVAE()])
 def test_sklearn_compatible(estimator, check):
+    """Every scikit-learn estimator check, with nothing declared expected to fail."""
     check(estimator)
+    assert expected_failed_checks() == {}
+
+
+@pytest.mark.parametrize("k", [1, 2, 4])
+def test_learnable_decoder_scale_at_beta_1_is_probabilistic_pca(k):
+    """Tipping & Bishop's pPCA: noise variance, covariance, principal subspace and score equal
+    scikit-learn's PCA(n_components=k) to 1e-6, up to PCA's N − 1 normalisation (stated)."""
+    from scipy.stats import multivariate_normal
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(k)
+    N, d = 500, 7
+    X = rng.normal(size=(N, d)) @ rng.normal(size=(d, d)) + rng.normal(size=d) * 4
+    est = LinearVAE(n_components=k, eta_dec="learnable").fit(X)
+    pca = PCA(n_components=k).fit(X)
+    f = (N - 1) / N                                           # PCA divides by N − 1, the MLE by N
+    assert est.result_.eta_dec_learned and est.n_components_ == k
+    np.testing.assert_allclose(est.noise_variance_, pca.noise_variance_ * f, rtol=1e-6)
+    np.testing.assert_allclose(est.get_covariance(), pca.get_covariance() * f, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(est.get_precision(), np.linalg.inv(pca.get_covariance() * f), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(est.mean_, pca.mean_, rtol=1e-12)
+    proj = est.components_.T @ est.components_                # the principal subspace, sign- and basis-free
+    np.testing.assert_allclose(proj, pca.components_.T @ pca.components_, atol=1e-6)
+    np.testing.assert_allclose(est.explained_variance_, pca.explained_variance_ * f, rtol=1e-6)
+    reference = multivariate_normal(pca.mean_, pca.get_covariance() * f).logpdf(X).mean()
+    np.testing.assert_allclose(est.score(X), reference, rtol=1e-9)
+    # and it is the maximum: PCA's own (N − 1) covariance scores lower on the training data
+    assert est.score(X) > pca.score(X)
+
+
+def test_learnable_decoder_scale_maximises_the_elbo_for_any_beta():
+    X = _vae_data(3, n=300, scales=(3.0, 1.5, 0.8, 0.3, 0.1))
+    for beta in (0.5, 2.0):
+        est = LinearVAE(n_components=2, beta=beta, eta_dec="learnable").fit(X)
+        best = est.elbo_score(X)
+        for factor in (0.97, 1.03):
+            other = LinearVAE(n_components=2, beta=beta, eta_dec=est.eta_dec_ * factor).fit(X)
+            assert other.elbo_score(X) < best
+    with pytest.raises(ValueError, match="learnable.*latent_dim=5 on 5"):
+        linvae.fit(X, eta_dec="learnable")
+    with pytest.raises(ValueError, match="closed form"):
+        linvae.fit(X, eta_dec="learnable", latent_dim=2, solver="adam")
+    cv = LinearCVAE(n_components=1, eta_dec="learnable").fit(X[:, :2], X[:, 2:])
+    assert cv.result_.eta_dec_learned and cv.get_covariance().shape == (3, 3)
+
+
+def test_pca_style_attributes_and_n_components_alias():
+    X = _vae_data(5, n=300, scales=(3.0, 1.5, 0.8, 0.3))
+    a, b = LinearVAE(n_components=3).fit(X), LinearVAE(latent_dim=3).fit(X)
+    np.testing.assert_array_equal(a.components_, b.components_)
+    with pytest.raises(ValueError, match="n_components=3 and latent_dim=2 disagree"):
+        LinearVAE(n_components=3, latent_dim=2).fit(X)
+    assert LinearVAE().center is True and np.allclose(a.mean_, X.mean(axis=0))
+    np.testing.assert_allclose(a.components_ @ a.components_.T, np.eye(3), atol=1e-12)
+    C = a.components_.T @ np.diag(a.explained_variance_ - a.noise_variance_) @ a.components_
+    np.testing.assert_allclose(C + a.noise_variance_ * np.eye(4), a.get_covariance(), atol=1e-12)
+    r = a.result_
+    np.testing.assert_allclose(a.get_covariance(), r.eta_enc**2 * r.U @ r.U.T + r.eta_dec**2 * np.eye(4), atol=1e-12)
+    h = LinearMHVAE(n_components=(3, 2)).fit(X)
+    assert h.n_components_ == 3 and h.get_covariance().shape == (4, 4)
+    np.testing.assert_allclose(h.get_covariance() @ h.get_precision(), np.eye(4), atol=1e-9)
+    # the MHVAE's score is log N(x | mean_, get_covariance())
+    from scipy.stats import multivariate_normal
+
+    np.testing.assert_allclose(h.score(X), multivariate_normal(h.mean_, h.get_covariance()).logpdf(X).mean(),
+                               rtol=1e-10)
 
 
 def _factor_data(seed=0, n=600):
@@ -76,12 +142,12 @@ def test_grid_search_over_beta_and_latent_picks_by_log_likelihood():
 
 def test_score_is_exact_log_likelihood_for_all_three():
     X = _factor_data(1, n=200)
-    v = LinearVAE(beta=0.7, latent_dim=3, eta_enc=1.3, eta_dec=0.8).fit(X)
+    v = LinearVAE(center=False, beta=0.7, latent_dim=3, eta_enc=1.3, eta_dec=0.8).fit(X)
     cov = 1.3**2 * v.U_ @ v.U_.T + 0.8**2 * np.eye(6)
     np.testing.assert_allclose(v.score_samples(X), _gauss_loglik(X, cov), rtol=1e-10)
     assert v.score(X) == pytest.approx(_gauss_loglik(X, cov).mean(), rel=1e-10)
 
-    h = LinearMHVAE(latent_dims=(3, 2), beta1=0.8, beta2=1.2, eta_enc=1.1, eta_dec=0.7, sigma1=0.3).fit(X)
+    h = LinearMHVAE(center=False, latent_dims=(3, 2), beta1=0.8, beta2=1.2, eta_enc=1.1, eta_dec=0.7, sigma1=0.3).fit(X)
     cov1 = 1.1**2 * h.U2_ @ h.U2_.T + 0.7**2 * np.eye(3)
     cov = h.U1_ @ cov1 @ h.U1_.T + 0.7**2 * np.eye(6)
     np.testing.assert_allclose(h.score_samples(X), _gauss_loglik(X, cov), rtol=1e-10)
@@ -89,7 +155,7 @@ def test_score_is_exact_log_likelihood_for_all_three():
     rng = np.random.default_rng(2)
     Xc = rng.normal(size=(300, 3))
     y = Xc @ [1.0, -2.0, 0.5] + 0.7 * rng.normal(size=300)
-    c = LinearCVAE(beta=0.5, eta_dec=0.6).fit(Xc, y)
+    c = LinearCVAE(center=False, beta=0.5, eta_dec=0.6).fit(Xc, y)
     var = (c.U1_ @ c.U1_.T)[0, 0] + 0.6**2
     ref = -0.5 * ((y - Xc @ c.U2_[0]) ** 2 / var + np.log(2 * np.pi * var))
     np.testing.assert_allclose(c.log_likelihood(Xc, y), ref, rtol=1e-10)
@@ -101,19 +167,19 @@ def test_cvae_accepts_1d_y_and_predicts_conditional_mean():
     X = rng.normal(size=(400, 3))
     y = X @ [1.0, -2.0, 0.5] + rng.normal(size=400)
     for beta in (0.1, 1.0, 5.0):
-        c = LinearCVAE(beta=beta).fit(X, y)
+        c = LinearCVAE(center=False, beta=beta).fit(X, y)
         pred = c.predict(X)
         assert pred.shape == (400,)
         # E[y|x] = U₂x, the least-squares regression of y on x (no intercept: the paper's model)
         np.testing.assert_allclose(pred, X @ np.linalg.lstsq(X, y, rcond=None)[0], rtol=1e-8, atol=1e-10)
     Y = np.c_[y, 2 * X[:, 0] + rng.normal(size=400)]
-    c2 = LinearCVAE().fit(X, Y)
+    c2 = LinearCVAE(center=False).fit(X, Y)
     assert c2.predict(X).shape == (400, 2)
     np.testing.assert_allclose(c2.predict(X), X @ np.linalg.lstsq(X, Y, rcond=None)[0], rtol=1e-8, atol=1e-10)
     # transform without y encodes the predicted target; with y, the given one
     np.testing.assert_allclose(c2.transform(X), X @ c2.W1_.T + c2.predict(X) @ c2.W2_.T, atol=1e-12)
     np.testing.assert_allclose(c2.transform(X, Y), X @ c2.W1_.T + Y @ c2.W2_.T, atol=1e-12)
-    scores = cross_val_score(LinearCVAE(), X, y, cv=3)
+    scores = cross_val_score(LinearCVAE(center=False), X, y, cv=3)
     assert scores.shape == (3,) and np.all(np.isfinite(scores))
 
 
@@ -160,7 +226,7 @@ def test_lazy_names_resolve_to_the_estimators_module():
 def test_estimator_shapes_and_maps():
     X = _vae_data(9, n=120)
     Xc, Yc = _cvae_data(9, n=120)
-    v = LinearVAE(latent_dim=3, beta=0.5).fit(X)
+    v = LinearVAE(center=False, latent_dim=3, beta=0.5).fit(X)
     Z = v.transform(X)
     assert Z.shape == (120, 3)
     np.testing.assert_allclose(Z, X @ v.W_.T, rtol=1e-12, atol=1e-12)
@@ -170,7 +236,7 @@ def test_estimator_shapes_and_maps():
     assert v.n_features_in_ == 5 and v.collapsed_.shape == (3,)
     assert v.n_collapsed_ == linvae.fit(X, beta=0.5, latent_dim=3).n_collapsed
 
-    c = LinearCVAE(latent_dim=2, beta=0.5).fit(Xc, Yc)
+    c = LinearCVAE(center=False, latent_dim=2, beta=0.5).fit(Xc, Yc)
     Zc = c.transform(Xc, Yc)
     assert Zc.shape == (120, 2)
     np.testing.assert_allclose(Zc, Xc @ c.W1_.T + Yc @ c.W2_.T, rtol=1e-12, atol=1e-12)
@@ -178,7 +244,7 @@ def test_estimator_shapes_and_maps():
     assert Yh.shape == (120, 3)
     np.testing.assert_allclose(Yh, Zc @ c.U1_.T + Xc @ c.U2_.T, rtol=1e-12, atol=1e-12)
 
-    h = LinearMHVAE(latent_dims=(4, 2)).fit(X)
+    h = LinearMHVAE(center=False, latent_dims=(4, 2)).fit(X)
     Z1 = h.transform(X)
     assert Z1.shape == (120, 4)
     np.testing.assert_allclose(Z1, X @ h.W1_.T, rtol=1e-12, atol=1e-12)
@@ -285,7 +351,7 @@ def test_vae_score_equals_monte_carlo_elbo():
     rng = np.random.default_rng(13)
     X = _vae_data(13, n=6, scales=(2.0, 1.0, 0.2)) + 0.3 * rng.normal(size=(6, 3))
     beta, ee, ed = 0.7, 1.3, 0.6
-    est = LinearVAE(latent_dim=4, beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
+    est = LinearVAE(center=False, latent_dim=4, beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
     assert 0 < est.n_collapsed_ < 4
     W, U, s = est.W_, est.U_, est.sigma_
     vals = []
@@ -303,7 +369,7 @@ def test_vae_fixed_sigma_score_equals_monte_carlo_elbo():
     X = _vae_data(14, n=5, scales=(2.0, 1.0, 0.5))
     beta, ee, ed = 1.5, 0.8, 0.5
     sig = np.array([0.3, 0.8, 1.2])
-    est = LinearVAE(beta=beta, eta_enc=ee, eta_dec=ed, sigma=sig).fit(X)
+    est = LinearVAE(center=False, beta=beta, eta_enc=ee, eta_dec=ed, sigma=sig).fit(X)
     vals = []
     for x in X:
         z = x @ est.W_.T + sig * rng.standard_normal((S_MC, 3))
@@ -316,7 +382,7 @@ def test_cvae_score_equals_monte_carlo_elbo():
     rng = np.random.default_rng(15)
     X, Y = _cvae_data(15, n=6, dx=2, dy=3)
     beta, ee, ed = 0.5, 0.7, 0.4
-    est = LinearCVAE(latent_dim=3, beta=beta, eta_enc=ee, eta_dec=ed).fit(X, Y)
+    est = LinearCVAE(center=False, latent_dim=3, beta=beta, eta_enc=ee, eta_dec=ed).fit(X, Y)
     W1, W2, U1, U2, s = est.W1_, est.W2_, est.U1_, est.U2_, est.sigma_
     vals = []
     for x, y in zip(X, Y):
@@ -332,7 +398,7 @@ def test_mhvae_score_equals_monte_carlo_elbo(sigma2):
     rng = np.random.default_rng(16)
     X = _vae_data(16, n=5, scales=(2.0, 1.2, 0.3))
     b1, b2, ee, ed, s1 = 1.5, 0.6, 0.9, 0.5, 0.4
-    est = LinearMHVAE(latent_dims=(3, 2), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
+    est = LinearMHVAE(center=False, latent_dims=(3, 2), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
                       sigma2=sigma2).fit(X)
     W1, W2, U1, U2, v1, v2 = est.W1_, est.W2_, est.U1_, est.U2_, est.sigma1_**2, est.sigma2_**2
     vals = []
@@ -352,7 +418,7 @@ def test_mhvae_score_is_maximal_at_closed_form(sigma2):
     rng = np.random.default_rng(17)
     X = _vae_data(17, n=200, scales=(2.5, 1.2, 0.6, 0.2))
     b1, b2, ee, ed, s1 = 1.3, 0.7, 1.1, 0.5, 0.4
-    est = LinearMHVAE(latent_dims=(4, 3), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
+    est = LinearMHVAE(center=False, latent_dims=(4, 3), beta1=b1, beta2=b2, eta_enc=ee, eta_dec=ed, sigma1=s1,
                       sigma2=sigma2).fit(X)
     res = est.result_
     best = est.elbo_score(X)
@@ -381,7 +447,7 @@ def test_vae_and_cvae_score_differences_match_loss():
     rng = np.random.default_rng(18)
     X = _vae_data(18, n=100, scales=(2.0, 1.0, 0.4))
     beta, ee, ed = 0.8, 1.2, 0.6
-    est = LinearVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
+    est = LinearVAE(center=False, beta=beta, eta_enc=ee, eta_dec=ed).fit(X)
     r = est.result_
     best = est.elbo_score(X)
     L0 = naive.vae_loss_loop(X, r.W, r.U, r.sigma, beta, ee, ed)
@@ -396,7 +462,7 @@ def test_vae_and_cvae_score_differences_match_loss():
         assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)
 
     Xc, Yc = _cvae_data(18, n=100)
-    c = LinearCVAE(beta=beta, eta_enc=ee, eta_dec=ed).fit(Xc, Yc)
+    c = LinearCVAE(center=False, beta=beta, eta_enc=ee, eta_dec=ed).fit(Xc, Yc)
     r = c.result_
     best = c.elbo_score(Xc, Yc)
     L0 = naive.cvae_loss_loop(Xc, Yc, r.W1, r.W2, r.U1, r.U2, r.sigma, beta, ee, ed)

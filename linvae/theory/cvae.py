@@ -68,6 +68,8 @@ class CVAEFit(FitResultMixin):
     solver: str = "closed_form"
     n_iter: int = None
     history: dict = field(default=None)
+    #: True when η_dec was learned (``eta_dec="learnable"``, a profile over the closed forms)
+    eta_dec_learned: bool = False
 
     def encode(self, X, Y):
         """Encoder mean ``W₁x + W₂y`` (rows) and standard deviations σ."""

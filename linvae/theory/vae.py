@@ -107,6 +107,8 @@ class VAEFit(FitResultMixin):
     solver: str = "closed_form"
     n_iter: int = None
     history: dict = field(default=None)
+    #: True when η_dec was learned (``eta_dec="learnable"``, a profile over the closed forms)
+    eta_dec_learned: bool = False
 
     def encode(self, X):
         """Encoder mean ``Wx`` (rows) and standard deviations σ."""
