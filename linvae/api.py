@@ -552,6 +552,8 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
         The arguments of :func:`fit`, with the same meaning.
     beta, beta1, beta2, eta_enc, eta_dec, sigma1 : float or 1-D array_like
         Hyperparameter values; the table holds one row per point of their outer product.
+        ``eta_dec="learnable"`` (VAE, CVAE): per (β, η_enc), the η_dec that maximises the
+        β-ELBO, as in :func:`fit`; the table's ``eta_dec`` column holds the learned values.
 
     Returns
     -------
@@ -572,10 +574,39 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     >>> table["n_collapsed"].tolist()
     [1, 3, 4]
     """
-    spec = _spec.build(X, Y, entry="predict", model=model, beta=beta, beta1=beta1, beta2=beta2, eta_enc=eta_enc,
-                       eta_dec=eta_dec, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma, sigma1=sigma1,
-                       sigma2=sigma2, center=center, rtol=rtol)
-    return _predict(spec)
+    from ._learned_scale import is_learnable
+
+    def build(data, target, eta, betas, eta_encs, centred):
+        return _spec.build(data, target, entry="predict", model=model, beta=betas, beta1=beta1, beta2=beta2,
+                           eta_enc=eta_encs, eta_dec=eta, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma,
+                           sigma1=sigma1, sigma2=sigma2, center=centred, rtol=rtol)
+
+    if not is_learnable(eta_dec):
+        return _predict(build(X, Y, eta_dec, beta, eta_enc, center))
+    return _predict_learned_scale(build(X, Y, 1.0, beta, eta_enc, center), build, sigma)
+
+
+def _predict_learned_scale(spec, build, sigma):
+    """``predict_collapse(..., eta_dec="learnable")``: per (β, η_enc) of the grid, the prediction
+    at the η_dec that maximises the β-ELBO (:func:`linvae._learned_scale.learn_eta_dec`); the
+    table's ``eta_dec`` column holds the learned values."""
+    from ._learned_scale import learn_eta_dec
+
+    if spec.model not in ("vae", "cvae"):
+        raise ValueError(f"eta_dec='learnable' is computed by the closed form of the VAE and CVAE; got "
+                         f"model={spec.model!r}")
+    moments, parts = spec.moments, []
+    for b in spec.grid["beta"]:
+        for e in spec.grid["eta_enc"]:
+            learned = learn_eta_dec(lambda eta: fit(moments, model=spec.model, beta=float(b), eta_enc=float(e),
+                                                    eta_dec=eta, latent_dim=spec.dims, sigma=sigma),
+                                    moments, spec.model, spec.dims)
+            parts.append(_predict(build(moments, None, learned.eta_dec, float(b), float(e), False)))
+    first = parts[0]
+    columns = {name: np.concatenate([p.columns[name] for p in parts]) for name in first.columns}
+    sigmas = None if first.sigma is None else np.concatenate([p.sigma for p in parts])
+    return CollapseTable(first.model, first.theorem, columns, np.concatenate([p.collapsed for p in parts]),
+                         np.concatenate([p.kl_per_dim for p in parts]), sigma=sigmas)
 
 
 def _predict(spec):

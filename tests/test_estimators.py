@@ -475,3 +475,17 @@ def test_vae_and_cvae_score_differences_match_loss():
         L = naive.cvae_loss_loop(Xc, Yc, p.W1, p.W2, p.U1, p.U2, p.sigma, beta, ee, ed)
         assert s < best
         assert s - best == pytest.approx(-(L - L0) / (2 * ed**2), rel=1e-8)
+
+
+def test_predict_collapse_with_a_learnable_decoder_scale_matches_fit():
+    X = _vae_data(8, n=400, scales=(3.0, 1.5, 0.8, 0.3, 0.1))
+    betas = [0.3, 1.0, 3.0]
+    table = linvae.predict_collapse(X, beta=betas, eta_enc=[1.0, 2.0], eta_dec="learnable", latent_dim=3)
+    assert len(table) == 6
+    for row, (b, e) in enumerate([(b, e) for b in betas for e in (1.0, 2.0)]):
+        fitted = linvae.fit(X, beta=b, eta_enc=e, eta_dec="learnable", latent_dim=3)
+        assert table["beta"][row] == b and table["eta_enc"][row] == e
+        np.testing.assert_allclose(table["eta_dec"][row], fitted.eta_dec, rtol=1e-12)
+        assert table["n_collapsed"][row] == fitted.n_collapsed
+    with pytest.raises(ValueError, match="VAE and CVAE"):
+        linvae.predict_collapse(X, model="mhvae", eta_dec="learnable")
