@@ -133,11 +133,8 @@ def test_monitor_rejects_bad_arguments_and_divergence():
         CollapseMonitor(lambda x: (x, np.ones(2)), bad, progress=False).record()
 
 
-def test_lightning_callback():
-    L = pytest.importorskip("lightning.pytorch")
-    torch.manual_seed(0)
-    X = _data(256)
-
+def _lightning_vae(L):
+    """A LightningModule training :class:`TinyVAE` with Adam."""
     class Module(L.LightningModule):
         def __init__(self):
             super().__init__()
@@ -149,7 +146,15 @@ def test_lightning_callback():
         def configure_optimizers(self):
             return torch.optim.Adam(self.parameters(), lr=1e-2)
 
-    m = Module()
+    return Module()
+
+
+def test_lightning_callback():
+    L = pytest.importorskip("lightning.pytorch")
+    torch.manual_seed(0)
+    X = _data(256)
+
+    m = _lightning_vae(L)
     mon = CollapseMonitor(m.vae.encode, DataLoader(TensorDataset(X), batch_size=128), every=4,
                           output="logvar", progress=False)
     L.Trainer(max_epochs=2, callbacks=[lightning_callback(mon)], logger=False, enable_checkpointing=False,
@@ -164,18 +169,7 @@ def test_lightning_callback_logs_collapse_metrics_to_the_csv_logger(tmp_path):
     torch.manual_seed(1)
     X = _data(256)
 
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.vae = TinyVAE()
-
-        def training_step(self, batch, i):
-            return self.vae(batch[0])
-
-        def configure_optimizers(self):
-            return torch.optim.Adam(self.parameters(), lr=1e-2)
-
-    m = Module()
+    m = _lightning_vae(L)
     mon = CollapseMonitor(m.vae.encode, DataLoader(TensorDataset(X), batch_size=128), every=3, eps=(1e-2, 1e-1),
                           output="logvar")
     assert mon.progress is False                                    # no bar beside Lightning's own
