@@ -227,6 +227,7 @@ class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.Transfo
         Returns
         -------
         ndarray of shape (n_features, n_features)
+            The covariance (the CVAE's of y given x, shape (n_targets, n_targets)).
         """
         self._check_is_fitted()
         return self._covariance.copy()
@@ -237,6 +238,7 @@ class _Base(_sklearn_base.ClassNamePrefixFeaturesOutMixin, _sklearn_base.Transfo
         Returns
         -------
         ndarray of shape (n_features, n_features)
+            The precision matrix, the inverse of the covariance.
         """
         self._check_is_fitted()
         return np.linalg.inv(self._covariance)

@@ -318,9 +318,11 @@ class _null:
 
 
 def lightning_callback(monitor: CollapseMonitor) -> Any:
-    """A PyTorch Lightning callback that calls ``monitor.step(global_step)`` after each batch
-    and logs each record, at its step, to every logger of the Trainer (CSVLogger, TensorBoard, ...)
-    and into ``trainer.callback_metrics``, under the names of :func:`record_metrics`.
+    """A PyTorch Lightning callback that drives a monitor and logs its records.
+
+    It calls ``monitor.step(global_step)`` after each batch and logs each record, at its step, to
+    every logger of the Trainer (CSVLogger, TensorBoard, ...) and into ``trainer.callback_metrics``,
+    under the names of :func:`record_metrics`.
 
     Parameters
     ----------
