@@ -144,3 +144,17 @@ def test_a_model_trained_twice_in_one_experiment_is_counted_once(tmp_path):
         train_grid(make, {"η_dec=1": dict(eta_dec=1.0), "η_dec=2": dict(eta_dec=2.0)}, [0], (x, y), plan, settings)
     assert [(r["trained"], r["loaded"]) for r in ledger] == [(2, 0), (1, 1)]
     assert ledger[1]["resumed_from"] is None
+
+
+def test_the_cost_counts_training_and_the_evaluations_train_grid_ran(tmp_path):
+    """fig2c evaluates inside train_grid: each record carries its evaluation seconds, which
+    the measurements file keeps, and cost.seconds_all_sessions is training + evaluation."""
+    final = experiments.run_experiment("fig2c", str(tmp_path), quick="tiny")
+    with open(os.path.join(final, "meta.json")) as f:
+        meta = json.load(f)
+    t = meta["training"]
+    assert t["per_training"] and all(r["eval_seconds"] >= 0 for r in t["per_training"])
+    assert t["eval_seconds_all_sessions"] == pytest.approx(sum(r["eval_seconds"] for r in t["per_training"]), abs=0.051)
+    assert meta["cost"]["seconds_all_sessions"] == pytest.approx(
+        t["train_seconds_all_sessions"] + t["eval_seconds_all_sessions"], abs=0.051)
+    assert meta["cost"]["seconds_all_sessions"] <= meta["wall_time_s"]       # one session: inside its wall time

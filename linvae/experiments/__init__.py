@@ -157,6 +157,9 @@ def _run_locked(experiment, out, final, quick, seed, backend, data, overwrite, j
     record = training_record(ledger)
     if record is not None:
         meta["training"] = record
+        # training + the evaluations of train_grid, every session summed (issue #33's cost measure)
+        meta["cost"] = {"seconds_all_sessions": round(record["train_seconds_all_sessions"]
+                                                      + record["eval_seconds_all_sessions"], 1)}
         resumed, reused = record["resumed"], record["reused_measurements"]
         if resumed or reused:
             parts = []

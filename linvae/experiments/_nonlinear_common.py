@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import time
 
 import numpy as np
 
@@ -149,11 +150,16 @@ def training_record(ledger):
     ``models_loaded`` those it loaded from the model store, trained by another experiment or an
     earlier run (a model this experiment stored in an earlier session counts as trained, with its
     seconds): no model is trained twice, and ``train_seconds_all_sessions`` sums the training
-    seconds of the models this experiment trained only.
+    seconds of the models this experiment trained only. ``eval_seconds_all_sessions`` sums the
+    seconds of the evaluations :func:`train_grid` ran on them (the measurements in
+    ``*.result.json`` carry theirs from the session that ran them; 0 for records written before
+    evaluations were timed).
     """
     if not ledger:
         return None
     reused = [r.get("reused", False) for r in ledger]
+    train = sum(r["train_seconds"] for r in ledger)
+    evaluation = sum(r.get("eval_seconds", 0.0) for r in ledger)
     optimizers = []
     for r in ledger:
         if r.get("optimizer") is not None and r["optimizer"] not in optimizers:
@@ -165,7 +171,8 @@ def training_record(ledger):
             "models_trained": sum(r.get("trained", r["models"]) for r in ledger),
             "models_loaded": sum(r.get("loaded", 0) for r in ledger),
             "optimizer": optimizers,
-            "train_seconds_all_sessions": round(sum(r["train_seconds"] for r in ledger), 1),
+            "train_seconds_all_sessions": round(train, 1),
+            "eval_seconds_all_sessions": round(evaluation, 1),
             "per_training": ledger}
 
 
@@ -415,7 +422,10 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
 
         def run(train=train, part=part, models=models):
             record = train()
-            return [[name, s, evaluate(model)] for (name, s), model in zip(part, models)], record
+            began = time.perf_counter()
+            entries = [[name, s, evaluate(model)] for (name, s), model in zip(part, models)]
+            record["eval_seconds"] = round(time.perf_counter() - began, 1)     # kept in *.result.json
+            return entries, record
 
         identity = {"training": fingerprint, "evaluation": evaluation, "measure": _measure_source()}
         tasks.append((label, identity, run, None))
