@@ -4,6 +4,7 @@ import importlib
 import os
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch")
@@ -75,3 +76,27 @@ def test_first_use_suites_use_private_cache_dirs(tmp_path, monkeypatch):
     bench.setup()
     bench.time_load()
     assert not (tmp_path / "user").exists()                 # loading the shipped subset writes nothing
+
+
+def test_roofline_suite_reads_one_measurement_per_experiment(monkeypatch):
+    """The asv roofline suite: skipped without torch; its tracks are the script's measurement."""
+    pytest.importorskip("torch")
+    sys.path.insert(0, ROOT)
+    try:
+        roof = importlib.import_module("benchmarks.bench_roofline")
+    finally:
+        sys.path.pop(0)
+    with pytest.raises(NotImplementedError, match="torch"):
+        roof.Roofline().setup(None, "fig2b")
+    import torch
+
+    script = roof._roofline()
+    r = script.measure(torch, "app_recon", 1, 1e11, np.random.default_rng(0))
+    assert set(script._cases()) == set(roof.Roofline.params)
+    np.testing.assert_allclose(r["ratio"], r["seconds_per_model_step"] / (r["flop"] / 1e11))
+    np.testing.assert_allclose(r["gflops"], r["flop"] / r["seconds_per_model_step"] / 1e9)
+    cache = {"peak": 1e11, "app_recon": r}
+    suite = roof.Roofline()
+    assert suite.track_ratio_to_bound(cache, "app_recon") == r["ratio"]
+    assert suite.track_mflop_per_step(cache, "app_recon") == r["flop"] / 1e6
+    assert suite.track_gemm_peak(cache, "app_recon") == 100.0

@@ -71,14 +71,36 @@ def step_flop(torch, model, batch):
     return counter.get_total_flops()
 
 
+def measure(torch, name, steps, peak, rng):
+    """One experiment's roofline row: FLOP per step per model, measured seconds per step per
+    model (a warm-up fit first), GFLOP/s, the ratio to the FLOP bound, and the experiment's bound
+    and estimated training over its distinct models."""
+    from linvae.nn import BatchedTrainer, Trainer
+
+    label, make, kind, B, batch, total_steps, distinct = _cases()[name]
+    data = _data(kind, batch * steps, rng)
+    flop = step_flop(torch, make(), [d[:batch] for d in data])
+    models = [make() for _ in range(B)]
+    if B == 1:
+        trainer = Trainer(models[0], epochs=1, batch_size=batch, device="cpu")
+    else:
+        trainer = BatchedTrainer(models, seeds=list(range(B)), epochs=1, batch_size=batch, clip=0.1)
+    trainer.fit(*[d[:batch * 2] for d in data])                         # warm-up (allocator, first calls)
+    began = time.perf_counter()
+    trainer.fit(*data)
+    per_model = (time.perf_counter() - began) / steps / B
+    bound = flop / peak
+    return {"label": label, "B": B, "batch": batch, "flop": flop, "seconds_per_model_step": per_model,
+            "gflops": flop / per_model / 1e9, "ratio": per_model / bound, "distinct": distinct, "steps": total_steps,
+            "bound_seconds": bound * total_steps * distinct, "estimated_seconds": per_model * total_steps * distinct}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20, help="training steps timed per experiment (after one epoch)")
     p.add_argument("--only", nargs="*", default=None)
     args = p.parse_args(argv)
     import torch
-
-    from linvae.nn import BatchedTrainer, Trainer
 
     rng = np.random.default_rng(0)
     peak = gemm_peak(torch)
@@ -87,29 +109,15 @@ def main(argv=None):
           "distinct models × steps | FLOP bound (s) | estimated training (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     total_bound = total_est = 0.0
-    for name, (label, make, kind, B, batch, steps, distinct) in _cases().items():
+    for name in _cases():
         if args.only and name not in args.only:
             continue
-        data = _data(kind, batch * args.steps, rng)
-        flop = step_flop(torch, make(), [d[:batch] for d in data])
-        models = [make() for _ in range(B)]
-        if B == 1:
-            trainer = Trainer(models[0], epochs=1, batch_size=batch, device="cpu")
-        else:
-            trainer = BatchedTrainer(models, seeds=list(range(B)), epochs=1, batch_size=batch, clip=0.1)
-        warm = [d[:batch * 2] for d in data]
-        trainer.fit(*warm)                                                   # warm-up (allocator, first calls)
-        began = time.perf_counter()
-        trainer.fit(*data)
-        per_model = (time.perf_counter() - began) / args.steps / B
-        bound = flop / peak
-        exp_bound = bound * steps * distinct
-        exp_est = per_model * steps * distinct
-        total_bound += exp_bound
-        total_est += exp_est
-        print(f"| {name} | {label} | {B} | {batch} | {flop / 1e6:.1f} | {per_model * 1e3:.2f} | "
-              f"{flop / per_model / 1e9:.1f} | {per_model / bound:.2f} | {distinct} × {steps} | {exp_bound:.0f} | "
-              f"{exp_est:.0f} |")
+        r = measure(torch, name, args.steps, peak, rng)
+        total_bound += r["bound_seconds"]
+        total_est += r["estimated_seconds"]
+        print(f"| {name} | {r['label']} | {r['B']} | {r['batch']} | {r['flop'] / 1e6:.1f} | "
+              f"{r['seconds_per_model_step'] * 1e3:.2f} | {r['gflops']:.1f} | {r['ratio']:.2f} | "
+              f"{r['distinct']} × {r['steps']} | {r['bound_seconds']:.0f} | {r['estimated_seconds']:.0f} |")
     print(f"\ntotal FLOP bound {total_bound:.0f} s, estimated training {total_est:.0f} s "
           f"(ratio {total_est / total_bound:.2f})")
 
