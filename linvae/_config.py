@@ -28,6 +28,9 @@ PARALLEL_MIN_TOTAL_WORK : float
     step: below it the serial loop finishes before the parallel variant would have compiled.
 COLLAPSE_KL_TOL : float
     A trained latent dim counts as collapsed when its data-mean KL is below this (nats).
+TRAINED_GAP_WARN : float
+    ``fit`` / ``sweep`` with ``solver="gd"`` or ``"adam"`` warn when a trained loss ends this far
+    (relative) above the closed form's global minimum.
 DIVERGENCE_FACTOR : float
     Gradient training raises ``TrainingDivergedError`` when a loss rises above
     ``L₀ + DIVERGENCE_FACTOR·max(|L₀|, 1)`` (``L₀``: the loss at the initialization).
@@ -72,6 +75,9 @@ PARALLEL_MAX_WORK = 2e5
 PARALLEL_MIN_TOTAL_WORK = 1e6
 GPU_THREADS_PER_BLOCK = 256
 COLLAPSE_KL_TOL = 1e-6
+#: relative excess of a gradient-trained loss over the closed form's global minimum above which
+#: ``fit``/``sweep`` warn that training did not reach the optimum (converged fits end near 1e-9)
+TRAINED_GAP_WARN = 1e-4
 DIVERGENCE_FACTOR = 1e3
 ROUNDOFF_FACTOR = 64
 PSD_TOL = 1e-10
