@@ -15,13 +15,7 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["LEARNABLE", "is_learnable", "mean_elbo", "learn_eta_dec"]
-
-LEARNABLE = "learnable"
-
-
-def is_learnable(value):
-    return isinstance(value, str) and value == LEARNABLE
+__all__ = ["mean_elbo", "learn_eta_dec"]
 
 
 def mean_elbo(result, d):
@@ -78,14 +72,15 @@ def learn_eta_dec(fit_at, moments, model, latent):
     lo = 0.5 * np.log(max(rest[rest > 0].min(), 1e-300)) - 1.0
     hi = 0.5 * np.log(spectrum[0]) + 1.0
 
-    def negative(log_eta):
-        return -mean_elbo(fit_at(float(np.exp(log_eta))), d)
+    def fitted(log_eta):
+        result = fit_at(float(np.exp(log_eta)))
+        return -mean_elbo(result, d), result
 
-    best = minimize_scalar(negative, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10})
+    best = minimize_scalar(lambda log_eta: fitted(log_eta)[0], bounds=(lo, hi), method="bounded",
+                           options={"xatol": 1e-10})
     # the profile is piecewise smooth (modes collapse at β η_dec² = θ_i²): keep the best of the
-    # bounded search and the pPCA value, which is the optimum at β = 1
-    searched, analytic = float(best.x), 0.5 * float(np.log(rest.mean()))
-    # the objective is flat at the optimum: the analytic value wins unless the search is truly better
-    f_searched, f_analytic = negative(searched), negative(analytic)
-    log_eta = analytic if f_analytic <= f_searched + 1e-12 * abs(f_searched) else searched
-    return dataclasses.replace(fit_at(float(np.exp(log_eta))), eta_dec_learned=True)
+    # bounded search and the pPCA value, which is the optimum at β = 1; the objective is flat at
+    # the optimum, so the analytic value wins unless the search is truly better
+    (f_searched, searched), (f_analytic, analytic) = fitted(float(best.x)), fitted(0.5 * float(np.log(rest.mean())))
+    result = analytic if f_analytic <= f_searched + 1e-12 * abs(f_searched) else searched
+    return dataclasses.replace(result, eta_dec_learned=True)

@@ -158,26 +158,26 @@ def fit(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0, eta_enc=1.0,
     >>> res.n_collapsed
     3
     """
-    def at(eta, data=X, target=Y, centred=center):
-        spec = _spec.build(data, target, entry="fit", model=model, beta=beta, beta1=beta1, beta2=beta2,
+    def build(eta, data=X, target=Y, centred=center):
+        return _spec.build(data, target, entry="fit", model=model, beta=beta, beta1=beta1, beta2=beta2,
                            eta_enc=eta_enc, eta_dec=eta, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma,
                            sigma1=sigma1, sigma2=sigma2, solver=solver, backend=backend, lr=lr, max_iter=max_iter,
                            tol=tol, gtol=gtol, seed=seed, clip=clip, lr_decay=lr_decay, init_scale=init_scale,
                            history_every=history_every, progress=progress, epochs=epochs, batch_size=batch_size,
                            center=centred, rtol=rtol, dtype=dtype)
-        return spec, _models.fit_configurations(spec)[0]
 
-    from ._learned_scale import is_learnable, learn_eta_dec
+    if not _spec._is_learnable(eta_dec):
+        return _on_input_device(_models.fit_configurations(build(eta_dec))[0], X, Y)
+    from ._learned_scale import learn_eta_dec
 
-    if is_learnable(eta_dec):
-        spec, _ = at(1.0)                                   # validates everything else once
-        if spec.model not in ("vae", "cvae") or solver != "closed_form":
-            raise ValueError(f"eta_dec='learnable' is computed by the closed form of the VAE and CVAE (a profile "
-                             f"over η_dec); got model={spec.model!r}, solver={solver!r}")
-        moments = spec.moments
-        result = learn_eta_dec(lambda eta: at(eta, moments, None, False)[1], moments, spec.model, spec.dims)
-        return _on_input_device(result, X, Y)
-    return _on_input_device(at(eta_dec)[1], X, Y)
+    spec = build(1.0)                                   # validates everything else once (nothing is fitted)
+    if spec.model not in ("vae", "cvae") or solver != "closed_form":
+        raise ValueError(f"eta_dec='learnable' is computed by the closed form of the VAE and CVAE (a profile "
+                         f"over η_dec); got model={spec.model!r}, solver={solver!r}")
+    moments = spec.moments
+    result = learn_eta_dec(lambda eta: _models.fit_configurations(build(eta, moments, None, False))[0], moments,
+                           spec.model, spec.dims)
+    return _on_input_device(result, X, Y)
 
 
 def _on_input_device(result, X, Y=None):
@@ -574,14 +574,12 @@ def predict_collapse(X, Y=None, *, model="auto", beta=1.0, beta1=1.0, beta2=1.0,
     >>> table["n_collapsed"].tolist()
     [1, 3, 4]
     """
-    from ._learned_scale import is_learnable
-
     def build(data, target, eta, betas, eta_encs, centred):
         return _spec.build(data, target, entry="predict", model=model, beta=betas, beta1=beta1, beta2=beta2,
                            eta_enc=eta_encs, eta_dec=eta, latent_dim=latent_dim, latent_dims=latent_dims, sigma=sigma,
                            sigma1=sigma1, sigma2=sigma2, center=centred, rtol=rtol)
 
-    if not is_learnable(eta_dec):
+    if not _spec._is_learnable(eta_dec):
         return _predict(build(X, Y, eta_dec, beta, eta_enc, center))
     return _predict_learned_scale(build(X, Y, 1.0, beta, eta_enc, center), build, sigma)
 
