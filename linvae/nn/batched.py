@@ -9,7 +9,6 @@ its own: the same initialization, the same shuffled batches and the same reparam
 (both seeded from its own seed), the gradient-norm clipping applied per configuration, and Adam
 (elementwise, so per configuration).  The test suite checks that the two agree.
 """
-import contextlib
 import copy
 import hashlib
 import json
@@ -24,25 +23,13 @@ import torch
 from .._deps import import_optional
 from .._validation import check_int, check_nonneg, check_positive
 from ..exceptions import TrainingDivergedError
+from .stacked import StackedModel, hyperparameters, supports_stacking
 from .trainer import (Trainer, _atomic_save, _nn_source_digest, data_fingerprint, epoch_seeds, initialize,
                       model_config, torch_load)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BatchedTrainer"]
-
-
-@contextlib.contextmanager
-def _hyperparameters(module, values):
-    """Temporarily give ``module`` per-configuration hyperparameters (0-d tensors under ``vmap``)."""
-    saved = {k: getattr(module, k) for k in values}
-    try:
-        for k, v in values.items():
-            setattr(module, k, v)
-        yield
-    finally:
-        for k, v in saved.items():
-            setattr(module, k, v)
 
 
 class BatchedTrainer:
@@ -157,27 +144,21 @@ class BatchedTrainer:
         for model, seed in zip(self.models, self.seeds):
             initialize(model, seed)
             model.to(device)
-        params, buffers = func.stack_module_state(self.models)
-        base = copy.deepcopy(self.models[0]).to("meta")
-        names = type(base).HYPERPARAMETERS
+        names = type(self.models[0]).HYPERPARAMETERS
         hyper = {k: torch.tensor([float(getattr(m, k)) for m in self.models], dtype=torch.get_default_dtype())
                  for k in names}
         hyper = {k: v.to(device) for k, v in hyper.items()}
+        self.path = "stacked" if supports_stacking(self.models[0]) else "vmap"
+        if self.path == "stacked":
+            # the MLP families: the models' own forward on the stack, no vmap (linvae.nn.stacked)
+            stack = StackedModel(self.models)
+            params, buffers = stack.params, stack.buffers
 
-        def one(p, b, h, batch, noise):
-            with _hyperparameters(base, h):
-                out = func.functional_call(base, (p, b), tuple(batch), {"noise": noise})
-            return out["loss"], out["kl"].sum()
-
-        if len(self.models) == 1:
-            # one model: the same call on the stack's only slice, without vmap's per-op batching
-            # rules (they made B = 1 slower than Trainer); the gradients still reach the stack
             def step(p, b, h, batch, noise):
-                loss, kl = one({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in b.items()},
-                               {k: v[0] for k, v in h.items()}, [d[0] for d in batch], [z[0] for z in noise])
-                return loss.unsqueeze(0), kl.unsqueeze(0)
+                return stack(h, batch, noise)
         else:
-            step = func.vmap(one)
+            params, buffers, step = self._vmap_step(func)
+
         # Adam's fused kernel (CPU and CUDA, the only devices here): the whole stack's update in one
         # kernel per step instead of the per-tensor loop torch uses on the CPU by default; the same
         # Adam, elementwise, so per model
@@ -199,7 +180,7 @@ class BatchedTrainer:
         bar = None
         if self.progress:
             bar = import_optional("tqdm.auto").tqdm(total=self.epochs, initial=start, unit="epoch",
-                                                    desc=f"{type(base).__name__} ×{len(self.models)}")
+                                                    desc=f"{type(self.models[0]).__name__} ×{len(self.models)}")
         began = last_save = time.perf_counter()
         done_before = self.train_seconds
         try:
@@ -220,6 +201,28 @@ class BatchedTrainer:
             state = {k: v[i].detach().clone() for k, v in {**params, **buffers}.items()}
             model.load_state_dict(state)
         return self.histories
+
+    def _vmap_step(self, func):
+        """Stacked parameters and a ``vmap``-ed step, for the networks :mod:`linvae.nn.stacked` cannot run
+        (convolutions)."""
+        params, buffers = func.stack_module_state(self.models)
+        base = copy.deepcopy(self.models[0]).to("meta")
+
+        def one(p, b, h, batch, noise):
+            with hyperparameters(base, h):
+                out = func.functional_call(base, (p, b), tuple(batch), {"noise": noise})
+            return out["loss"], out["kl"].sum()
+
+        if len(self.models) == 1:
+            # one model: the same call on the stack's only slice, without vmap's per-op batching
+            # rules (they made B = 1 slower than Trainer); the gradients still reach the stack
+            def step(p, b, h, batch, noise):
+                loss, kl = one({k: v[0] for k, v in p.items()}, {k: v[0] for k, v in b.items()},
+                               {k: v[0] for k, v in h.items()}, [d[0] for d in batch], [z[0] for z in noise])
+                return loss.unsqueeze(0), kl.unsqueeze(0)
+        else:
+            step = func.vmap(one)
+        return params, buffers, step
 
     def _epoch(self, epoch, data, n, step, params, buffers, hyper, opt):
         perms, noises = [], []

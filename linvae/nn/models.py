@@ -88,12 +88,16 @@ def _log(value):
     return torch.log(value) if torch.is_tensor(value) else math.log(value)
 
 
-def _nll(target, mean, eta_dec):
-    """Per-example ``−log N(target; mean, η_dec² I)``."""
+def _nll(target, mean, eta_dec, keepdim=False):
+    """Per-example ``−log N(target; mean, η_dec² I)`` (with a trailing axis of 1 when ``keepdim``).
+
+    The training losses keep that axis: per-example terms then broadcast against
+    hyperparameters of shape (B, 1, 1) when :class:`~linvae.nn.BatchedTrainer` runs B models as
+    one stacked model (leading axis B), as they do against plain floats."""
     d = target.shape[-1]
     # mse_loss: the squared residual in one fused kernel each way (this is most of a step's memory traffic)
     mean, target = torch.broadcast_tensors(mean, target)       # (S, n, d) means beside (n, d) data
-    sq = torch.nn.functional.mse_loss(mean, target, reduction="none").sum(-1)
+    sq = torch.nn.functional.mse_loss(mean, target, reduction="none").sum(-1, keepdim=keepdim)
     return 0.5 * sq / eta_dec**2 + 0.5 * d * (_LOG_2PI + 2 * _log(eta_dec))
 
 
@@ -102,6 +106,11 @@ def _kl(mu, std, eta_enc):
     if not torch.is_tensor(log_prior_var):
         log_prior_var = torch.tensor(log_prior_var, dtype=mu.dtype)
     return gaussian_kl_terms(mu, 2 * torch.log(std), log_prior_var, torch)
+
+
+def _mean_over_examples(per_example):
+    """The batch loss from per-example terms of shape (..., n, 1): a scalar, or (B,) for a stack."""
+    return per_example.mean(-2).squeeze(-1)
 
 
 def _draw(noise, index, like):
@@ -177,12 +186,13 @@ class _Base(nn.Module):
         self.kl_scale = check_positive(kl_scale, "kl_scale")
 
     def _outputs(self, recon, mu, std):
-        """The forward mapping of a one-latent model from the per-example reconstruction term."""
+        """The forward mapping of a one-latent model from the per-example reconstruction term
+        (``recon`` with a trailing axis of 1, see :func:`_nll`)."""
         kl_dim = _kl(mu, std, self.eta_enc)
-        kl = kl_dim.sum(-1)
-        loss = (recon + self.kl_scale * self.beta * kl).mean()
-        return {"loss": loss, "recon": recon, "kl": kl, "kl_per_dim": kl_dim, "mu": mu, "std": std,
-                "elbo": -(recon + kl)}
+        kl = kl_dim.sum(-1, keepdim=True)
+        loss = _mean_over_examples(recon + self.kl_scale * self.beta * kl)
+        return {"loss": loss, "recon": recon.squeeze(-1), "kl": kl.squeeze(-1), "kl_per_dim": kl_dim, "mu": mu,
+                "std": std, "elbo": -(recon + kl).squeeze(-1)}
 
     def log_likelihood(self, X, Y=None, n_samples=1000, batch_size=None, seed=0, progress=False):
         """Importance-sampled per-example log-likelihood (see :func:`linvae.metrics.log_likelihood_is`)."""
@@ -254,7 +264,7 @@ class VAE(_Base):
         """Loss terms for a batch; ``noise`` (a sequence shaped as :meth:`noise_shapes`) replaces the draws."""
         mu, std = self.encode(x)
         z = mu + std * _draw(noise, 0, mu)
-        return self._outputs(_nll(x, self.decode(z), self.eta_dec), mu, std)
+        return self._outputs(_nll(x, self.decode(z), self.eta_dec, keepdim=True), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
         """``log p(x|z) + log p(z) − log q(z|x)`` for ``n_samples`` draws: tensor (S, n)."""
@@ -361,7 +371,7 @@ class CVAE(_Base):
         """Loss terms for a batch; ``noise`` (a sequence shaped as :meth:`noise_shapes`) replaces the draws."""
         mu, std = self.encode(x, y)
         z = mu + std * _draw(noise, 0, mu)
-        return self._outputs(_nll(y, self.decode(z, x), self.eta_dec), mu, std)
+        return self._outputs(_nll(y, self.decode(z, x), self.eta_dec, keepdim=True), mu, std)
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
         """``log p(y|z, x) + log p(z) − log q(z|x, y)``: tensor (S, n)."""
@@ -436,15 +446,16 @@ class MHVAE(_Base):
         z1 = mu1 + s1 * _draw(noise, 0, mu1)
         mu2, s2 = self.encode_z2(z1)
         z2 = mu2 + s2 * _draw(noise, 1, mu2)
-        recon = _nll(x, self.decode(z1), self.eta_dec)
+        recon = _nll(x, self.decode(z1), self.eta_dec, keepdim=True)
         mean1 = self.dec2(z2)
         # single-sample estimate of log q(z₁|x) − log p(z₁|z₂), per dim
         term1 = (0.5 * ((z1 - mean1) / self.eta_dec) ** 2 + _log(self.eta_dec)
                  - 0.5 * ((z1 - mu1) / s1) ** 2 - torch.log(s1))
         kl2 = _kl(mu2, s2, self.eta_enc)
-        loss = (recon + self.kl_scale * (self.beta1 * term1.sum(-1) + self.beta2 * kl2.sum(-1))).mean()
-        return {"loss": loss, "recon": recon, "kl": kl2.sum(-1), "kl_per_dim": kl2, "mu": mu2, "std": s2,
-                "kl1_per_dim": term1, "mu1": mu1, "std1": s1, "elbo": -(recon + term1.sum(-1) + kl2.sum(-1))}
+        t1, k2 = term1.sum(-1, keepdim=True), kl2.sum(-1, keepdim=True)
+        loss = _mean_over_examples(recon + self.kl_scale * (self.beta1 * t1 + self.beta2 * k2))
+        return {"loss": loss, "recon": recon.squeeze(-1), "kl": k2.squeeze(-1), "kl_per_dim": kl2, "mu": mu2,
+                "std": s2, "kl1_per_dim": term1, "mu1": mu1, "std1": s1, "elbo": -(recon + t1 + k2).squeeze(-1)}
 
     def log_importance_weights(self, x, y, n_samples, generator=None):
         """``log p(x|z₁) + log p(z₁|z₂) + log p(z₂) − log q(z₁|x) − log q(z₂|z₁)``: tensor (S, n)."""
