@@ -42,6 +42,9 @@ class Roofline:
         torch = _torch()
         if torch is None:
             return None
+        from linvae._malloc import keep_freed_memory
+
+        keep_freed_memory()                   # as the experiments' runner does before it trains
         script = _roofline()
         peak = script.gemm_peak(torch)
         rng = np.random.default_rng(0)
@@ -65,6 +68,16 @@ class Roofline:
         return cache[experiment]["flop"] / 1e6
 
     track_mflop_per_step.unit = "MFLOP per model step"
+
+    def track_ratio_to_gemm_floor(self, cache, experiment):
+        return cache[experiment]["ratio_to_floor"]
+
+    track_ratio_to_gemm_floor.unit = "measured step / the step's GEMMs alone"
+
+    def track_gemm_floor_to_bound(self, cache, experiment):
+        return cache[experiment]["floor_ratio"]
+
+    track_gemm_floor_to_bound.unit = "the step's GEMMs alone / FLOP bound"
 
     def track_gemm_peak(self, cache, experiment):
         return cache["peak"] / 1e9

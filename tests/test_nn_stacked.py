@@ -54,9 +54,15 @@ def test_stacked_forward_is_each_models_forward(float64, family):
         torch.testing.assert_close(kl[i], out["kl"].sum(), rtol=1e-12, atol=1e-12)
     # the gradients reach every model's own parameters: model i's loss moves only model i's
     loss[1].backward()
+    assert len(stack.leaves) == len(stack.params)
+    for leaf in stack.leaves:
+        grads = leaf.grad.unbind(0)
+        assert float(grads[0].abs().max()) == 0.0 and float(grads[2].abs().max()) == 0.0
+        assert float(grads[1].abs().max()) > 0.0 or leaf.shape[-1] == 1
+    # the stacked parameters are the models' own, in their layout
     for name, value in stack.params.items():
-        grads = value.grad.unbind(0)
-        assert float(grads[0].abs().max()) == 0.0 and float(grads[2].abs().max()) == 0.0, name
+        for i, m in enumerate(models):
+            assert torch.equal(value[i], m.get_parameter(name)), name
 
 
 @pytest.mark.parametrize("family", ["tanh mhvae", "vae fixed σ", "two-branch relu", "authors vae"])

@@ -152,17 +152,18 @@ class BatchedTrainer:
         if self.path == "stacked":
             # the MLP families: the models' own forward on the stack, no vmap (linvae.nn.stacked)
             stack = StackedModel(self.models)
-            params, buffers = stack.params, stack.buffers
+            params, buffers, leaves = stack.params, stack.buffers, stack.leaves
 
             def step(p, b, h, batch, noise):
                 return stack(h, batch, noise)
         else:
             params, buffers, step = self._vmap_step(func)
+            leaves = list(params.values())
 
         # Adam's fused kernel (CPU and CUDA, the only devices here): the whole stack's update in one
         # kernel per step instead of the per-tensor loop torch uses on the CPU by default; the same
         # Adam, elementwise, so per model
-        opt = torch.optim.Adam(list(params.values()), lr=self.lr, fused=True)
+        opt = torch.optim.Adam(leaves, lr=self.lr, fused=True)
         fingerprint = self.fingerprint(X, Y) if self.checkpoint is not None else None
         start = 0
         state = self._load_checkpoint(fingerprint, device)
@@ -255,7 +256,7 @@ class BatchedTrainer:
             opt.zero_grad()
             loss.sum().backward()
             if self.clip:
-                self._clip(params)
+                self._clip(opt.param_groups[0]["params"])
             opt.step()
             self.steps += 1
             total += loss.detach().double().cpu() * idx.shape[1]
@@ -267,11 +268,14 @@ class BatchedTrainer:
             if not math.isfinite(h["loss"][-1]):
                 raise TrainingDivergedError(f"training diverged in epoch {epoch} for model {i}", index=i, step=epoch)
 
-    def _clip(self, params):
-        """``clip_grad_norm_`` per model: each model's gradient norm over all its parameters."""
-        grads = [p.grad for p in params.values() if p.grad is not None]
+    def _clip(self, leaves):
+        """``clip_grad_norm_`` per model: each model's gradient norm over all its parameters (the
+        leaves stack the models along their first axis)."""
+        grads = [p.grad for p in leaves if p.grad is not None]
         B = len(self.models)
-        norm = torch.sqrt(sum((g.reshape(B, -1) ** 2).sum(1) for g in grads))
+        # the norm of the per-tensor norms, as clip_grad_norm_ computes it (one pass per tensor)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.reshape(B, -1), dim=1)
+                                                     for g in grads]), dim=0)
         coef = torch.clamp(self.clip / (norm + 1e-6), max=1.0)
         for g in grads:
             g.mul_(coef.reshape((B,) + (1,) * (g.ndim - 1)).to(g.dtype))

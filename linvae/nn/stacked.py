@@ -7,8 +7,10 @@ that autograd copies out every step (≈ 20 % of a step of the paper's 784–256
 ``torch.profiler``; benchmarks/RESULTS.md).  Here the model's ``forward`` runs unchanged on a
 *shadow* of the model in which
 
-- each :class:`torch.nn.Linear` is one ``baddbmm`` over the stacked weights (B, out, in), whose
-  gradient autograd writes in that same layout;
+- each :class:`torch.nn.Linear` is one ``baddbmm`` over the stacked weights, held transposed
+  (B, in, out): the layout in which the GEMM's backward produces their gradient, so autograd
+  accumulates it without a copy (held as (B, out, in), every step copied the transposed
+  gradient: a quarter of a tanh MHVAE step, ``torch.profiler``);
 - every other parameter or buffer (the heads' global or fixed σ) is the stack with an axis of 1
   after the model axis, so that it broadcasts against (B, n, d) activations;
 - the scalar hyperparameters (β, η, …) are tensors of shape (B, 1, 1).
@@ -63,16 +65,16 @@ def hyperparameters(module, values):
 
 
 class _StackedLinear(nn.Module):
-    """A linear layer of B models: ``(B, n, in) → (B, n, out)`` with weights (B, out, in)."""
+    """A linear layer of B models: ``(B, n, in) → (B, n, out)`` with transposed weights (B, in, out)."""
 
-    def __init__(self, weight, bias):
+    def __init__(self, weight_t, bias):
         super().__init__()
-        self.weight, self.bias = weight, bias
+        self.weight_t, self.bias = weight_t, bias
 
     def forward(self, x):
         if self.bias is None:
-            return torch.bmm(x, self.weight.transpose(1, 2))
-        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+            return torch.bmm(x, self.weight_t)
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight_t)
 
 
 class StackedModel:
@@ -86,7 +88,9 @@ class StackedModel:
     Attributes
     ----------
     params : dict
-        Name → the stacked leaf tensor (B, ...) that the optimizer updates.
+        Name → the stacked parameter (B, ...) in the models' own layout (a view of its leaf).
+    leaves : list of torch.Tensor
+        The tensors the optimizer updates (the linear weights transposed, (B, in, out)).
     buffers : dict
         Name → stacked buffer (B, ...).
     """
@@ -96,19 +100,23 @@ class StackedModel:
         self.B = len(models)
         base = models[0]
         self.shadow = copy.deepcopy(base).to("meta")
-        self.params = {name: torch.stack([m.get_parameter(name).detach() for m in models]).requires_grad_(True)
-                       for name, _ in base.named_parameters()}
+        linear = {f"{name}.weight" for name, module in base.named_modules() if isinstance(module, nn.Linear)}
+        leaves = {}
+        for name, _ in base.named_parameters():
+            values = [m.get_parameter(name).detach() for m in models]
+            leaves[name] = torch.stack([v.t() for v in values] if name in linear else values).requires_grad_(True)
+        self.leaves = list(leaves.values())
+        self.params = {k: v.transpose(1, 2) if k in linear else v for k, v in leaves.items()}
         self.buffers = {name: torch.stack([m.get_buffer(name).detach() for m in models])
                         for name, _ in base.named_buffers()}
         # the broadcast tensors (σ heads) refreshed before every forward: (module, attribute, stack)
         self._broadcast = []
         for name, module in list(self.shadow.named_modules()):
             if isinstance(module, nn.Linear):
-                weight = self.params[f"{name}.weight"]
-                bias = self.params.get(f"{name}.bias") if module.bias is not None else None
-                self._replace(name, _StackedLinear(weight, bias))
+                bias = leaves[f"{name}.bias"] if module.bias is not None else None
+                self._replace(name, _StackedLinear(leaves[f"{name}.weight"], bias))
                 continue
-            for kind, store in (("_parameters", self.params), ("_buffers", self.buffers)):
+            for kind, store in (("_parameters", leaves), ("_buffers", self.buffers)):
                 for attr in list(getattr(module, kind)):
                     del getattr(module, kind)[attr]
                     self._broadcast.append((module, attr, store[f"{name}.{attr}" if name else attr]))
