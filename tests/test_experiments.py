@@ -18,7 +18,7 @@ from linvae import experiments  # noqa: E402
 from linvae.cli import main  # noqa: E402
 from linvae.data import load_mnist_subset, quadrant_split  # noqa: E402
 
-VERDICTS = {"confirmed", "not confirmed", "not run", "basis-dependent", "measured"}
+VERDICTS = {"confirmed", "contradicted", "inconclusive", "not run", "basis-dependent", "measured"}
 CATEGORIES = {"paper", "check", "theory", "beyond"}
 
 
@@ -181,15 +181,17 @@ def test_style_file_ships_with_the_package():
 
 
 @pytest.mark.parametrize("values, increasing, expected", [
-    ([1, 2, 2, 5], True, True),
-    ([5, 3, 3, 0], False, True),
-    ([0, 0, 0], False, False),          # a flat result shows no trend: not a confirmation
-    ([0, 0, 0], True, False),
-    ([1, 3, 2], True, False),
+    ([1, 2, 2, 5], True, "confirmed"),
+    ([5, 3, 3, 0], False, "confirmed"),
+    ([0, 0, 0], False, "inconclusive"),          # a flat result shows no trend: not a confirmation
+    ([0, 0, 0], True, "inconclusive"),
+    ([1, 5, 2], True, "contradicted"),           # the middle step falls by 3 on every seed
+    ([5, 3, 0], True, "contradicted"),
 ])
-def test_trend_verdict_needs_an_ordered_and_non_flat_sequence(values, increasing, expected):
+def test_trend_verdict_has_three_outcomes(values, increasing, expected):
     from linvae.experiments._verdict import trend
-    assert (trend([values], increasing=increasing)[0] == "confirmed") is expected      # one seed
+    seeds = np.array([values, np.add(values, 0.1), np.add(values, -0.1)])      # three seeds, little spread
+    assert trend(seeds, increasing=increasing)[0] == expected
 
 
 def test_run_size_is_one_clear_type():

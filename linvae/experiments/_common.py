@@ -15,6 +15,9 @@ from .._version import __version__
 __all__ = ["Claim", "Output", "RunSize", "load_data", "versions", "write_csv", "verdict", "size"]
 
 CONFIRMED, NOT_CONFIRMED, NOT_RUN = "confirmed", "not confirmed", "not run"
+#: the other two outcomes of the seed rules (``_verdict``); a deterministic check that fails is a
+#: contradiction. "not confirmed" is what results judged before the three-outcome rules carry.
+CONTRADICTED, INCONCLUSIVE = "contradicted", "inconclusive"
 #: a per-coordinate and a rotation-invariant measure disagree (fig2a, Σ = I)
 BASIS_DEPENDENT = "basis-dependent"
 #: the verdict of a "beyond the paper" row: a measurement, not a test of a claim
@@ -93,7 +96,8 @@ def size(quick, full, quick_value, tiny_value=None):
 
 
 def verdict(ok):
-    return CONFIRMED if ok else NOT_CONFIRMED
+    """The verdict of a deterministic check (no seed noise): confirmed, or contradicted."""
+    return CONFIRMED if ok else CONTRADICTED
 
 
 def versions():

@@ -1,32 +1,55 @@
 """Verdicts from several seeds: the rules a claim must pass, written once and quoted in the report.
 
 Nonlinear training is seed-sensitive (one configuration's collapsed-dim count can range 3 … 14 over
-three seeds), so a nonlinear claim is judged on the distribution over seeds, never on one run.
+three seeds), so a nonlinear claim is judged on the distribution over seeds, never on one run, and
+it has three outcomes:
+
+*confirmed*
+    the claimed direction, beyond seed noise;
+*contradicted*
+    the opposite direction, beyond seed noise;
+*inconclusive*
+    within seed noise, or the measure does not separate the settings (the same value on every seed
+    of both), or one seed only (no noise estimate).
+
+``NOISE_RULE``
+    A difference of seed means ``Δ = mean(b) − mean(a)`` between two settings is *beyond seed
+    noise* when ``|Δ| > 2·SE``, with ``SE = √(s_a²/n_a + s_b²/n_b)`` from the seeds' standard
+    deviations (ddof = 1). Seeds are not paired across settings: each setting's seeds are its own
+    sample. With SE = 0 (every seed equal) any non-zero Δ is beyond noise.
 
 ``TREND_RULE``
     A claimed trend over an ordered list of settings (e.g. "larger β ⇒ more collapse") is
-    *confirmed* only when all three hold:
-
-    1. the seed mean is ordered in the claimed direction at every step (ties allowed);
-    2. it is not flat: the mean ± 1 sd intervals of the first and the last setting do not overlap;
-    3. on every seed, Spearman's rank correlation between the setting and the value has the
-       claimed sign.
-
-    Otherwise it is *not confirmed*, and the reason names the rule that failed (a flat or
-    unordered measurement never confirms a trend).
+    *confirmed* when the first → last change goes the claimed way beyond noise and no adjacent step
+    goes the other way beyond noise; *contradicted* when the first → last change or any adjacent
+    step goes against the claim beyond noise; *inconclusive* otherwise.
 
 ``GREATER_RULE``
-    "A exceeds B": confirmed when A > B on every seed and the mean ± 1 sd intervals do not overlap.
+    "A exceeds B": the difference of seed means, by the same noise rule.
+
+Every reason states the effect (Δ) beside the noise (2·SE), so a reader sees how far each verdict
+is from the line. The measure a claim is decided on is the paper's own (:data:`PAPER_MEASURES`);
+the package's collapse score is shown beside it and judged by the same rule, never instead of it.
 """
 import numpy as np
 
-from ._common import CONFIRMED, NOT_CONFIRMED
+from ._common import CONFIRMED, CONTRADICTED, INCONCLUSIVE
 
-__all__ = ["TREND_RULE", "GREATER_RULE", "trend", "greater", "mean_sd"]
+__all__ = ["NOISE_RULE", "TREND_RULE", "GREATER_RULE", "RULES", "NOISE_FACTOR", "trend", "greater", "mean_sd",
+           "difference"]
 
-TREND_RULE = ("trend rule: seed mean ordered in the claimed direction at every step, first and last "
-              "settings' mean ± 1 sd intervals disjoint, and Spearman ρ of the claimed sign on every seed")
-GREATER_RULE = "comparison rule: larger on every seed and mean ± 1 sd intervals disjoint"
+#: how many standard errors a difference of seed means must exceed to be beyond seed noise
+NOISE_FACTOR = 2.0
+
+NOISE_RULE = ("noise rule: a difference of seed means Δ is beyond seed noise when |Δ| > 2·SE, "
+              "SE = √(s_a²/n_a + s_b²/n_b) from the seeds' sd (ddof 1; settings' seeds unpaired)")
+TREND_RULE = ("trend rule: confirmed when first → last goes the claimed way beyond seed noise and no adjacent step "
+              "goes the other way beyond noise; contradicted when first → last or any adjacent step goes against "
+              "the claim beyond noise; inconclusive otherwise")
+GREATER_RULE = ("comparison rule: A − B by seed mean; confirmed beyond seed noise the claimed way, contradicted "
+                "beyond noise the other way, inconclusive within noise")
+#: the rules as one list (what an experiment's meta.json records as ``verdict_rules``)
+RULES = [NOISE_RULE, TREND_RULE, GREATER_RULE]
 
 
 def _per_seed(values):
@@ -44,6 +67,30 @@ def mean_sd(values):
     a = a[None] if a.ndim == 1 else a
     mean, sd = a.mean(axis=0), a.std(axis=0, ddof=1 if len(a) > 1 else 0)
     return mean, sd, [f"{m:.2f} ± {s:.2f}" for m, s in zip(mean, sd)]
+
+
+def difference(a, b):
+    """``(Δ, SE)``: the difference of seed means ``mean(b) − mean(a)`` and its standard error
+    (:data:`NOISE_RULE`); SE is NaN when either side has one seed."""
+    a, b = np.asarray(a, float).ravel(), np.asarray(b, float).ravel()
+    delta = float(b.mean() - a.mean())
+    if len(a) < 2 or len(b) < 2:
+        return delta, float("nan")
+    return delta, float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+
+
+def _side(delta, se):
+    """+1 beyond noise in the positive direction, −1 beyond noise negative, 0 within noise."""
+    if not np.isfinite(se):
+        return 0
+    if abs(delta) > NOISE_FACTOR * se and delta != 0:
+        return 1 if delta > 0 else -1
+    return 0
+
+
+def _effect(delta, se):
+    noise = "unknown (one seed)" if not np.isfinite(se) else f"{NOISE_FACTOR * se:.3g}"
+    return f"Δ = {delta:+.3g} (noise 2·SE = {noise})"
 
 
 def _spearman(x, y):
@@ -69,49 +116,54 @@ def trend(values, increasing=True):
     Returns
     -------
     verdict : str
-        "confirmed" or "not confirmed".
+        "confirmed", "contradicted" or "inconclusive".
     reason : str
-        Empty when confirmed; otherwise the part of the rule that failed, with the numbers.
+        The first → last effect against the noise, and what decided the verdict.
     """
     a = _per_seed(values)
-    sign = 1.0 if increasing else -1.0
-    mean, sd, _ = mean_sd(a)
-    steps = sign * np.diff(mean)
-    reasons = []
-    if np.all(np.abs(mean - mean[0]) <= 1e-12):
-        reasons.append("flat: the seed mean does not change")
-    elif np.any(steps < -1e-12):
-        i = int(np.argmax(steps < -1e-12))
-        reasons.append(f"seed mean not ordered: setting {i + 1} → {i + 2} goes {mean[i]:.3g} → {mean[i + 1]:.3g}")
-    if not reasons:
-        lo_first, hi_first = mean[0] - sd[0], mean[0] + sd[0]
-        lo_last, hi_last = mean[-1] - sd[-1], mean[-1] + sd[-1]
-        overlap = (lo_last <= hi_first) if increasing else (hi_last >= lo_first)
-        if overlap:
-            reasons.append(f"first and last settings overlap within 1 sd ({mean[0]:.3g} ± {sd[0]:.2g} vs "
-                           f"{mean[-1]:.3g} ± {sd[-1]:.2g})")
-    levels = np.arange(a.shape[1])
-    rho = [_spearman(levels, row) for row in a]
-    against = [s for s, r in enumerate(rho) if not (sign * r > 0)]
-    if against:
-        reasons.append("Spearman ρ not of the claimed sign on seed(s) " + ", ".join(
-            f"{s} (ρ = {rho[s]:.2f})" for s in against))
-    return (CONFIRMED, "") if not reasons else (NOT_CONFIRMED, "; ".join(reasons))
+    if not isinstance(increasing, (bool, np.bool_)):
+        raise TypeError(f"increasing must be a bool, got {increasing!r}")
+    sign = 1 if increasing else -1
+    delta, se = difference(a[:, 0], a[:, -1])
+    overall = sign * _side(delta, se)
+    head = f"first → last {_effect(delta, se)}"
+    if len(a) < 2:
+        return INCONCLUSIVE, f"{head}: one seed, so no seed noise to judge against"
+    against = []
+    for i in range(a.shape[1] - 1):
+        d, s = difference(a[:, i], a[:, i + 1])
+        if sign * _side(d, s) < 0:
+            against.append(f"step {i + 1} → {i + 2} goes against the claim beyond noise ({_effect(d, s)})")
+    if overall < 0 or against:
+        parts = ([f"{head}: against the claim beyond noise"] if overall < 0 else [head]) + against
+        return CONTRADICTED, "; ".join(parts)
+    if overall > 0:
+        return CONFIRMED, head
+    if np.all(a == a[0, 0]):
+        return INCONCLUSIVE, f"{head}: the measure does not separate the settings (the same value on every seed)"
+    return INCONCLUSIVE, f"{head}: within seed noise"
 
 
 def greater(a, b):
-    """Judge "a exceeds b" from per-seed values (1-D, paired by seed) under :data:`GREATER_RULE`."""
+    """Judge "a exceeds b" from per-seed values (1-D; seeds unpaired) under :data:`GREATER_RULE`.
+
+    Returns ``(verdict, reason)`` as :func:`trend` does; the reason states ``Δ = mean(a) − mean(b)``
+    against the noise.
+    """
     a, b = np.atleast_1d(np.asarray(a, float)), np.atleast_1d(np.asarray(b, float))
-    if a.shape != b.shape or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
-        raise ValueError(f"a and b must be finite and paired by seed, got shapes {a.shape} and {b.shape}")
-    ddof = 1 if len(a) > 1 else 0
-    reasons = []
-    if not np.all(a > b):
-        reasons.append(f"not larger on seed(s) {[int(i) for i in np.nonzero(~(a > b))[0]]}")
-    sa, sb = a.std(ddof=ddof), b.std(ddof=ddof)
-    intervals = f"({a.mean():.3g} ± {sa:.2g} vs {b.mean():.3g} ± {sb:.2g})"
-    if a.mean() + sa < b.mean() - sb:
-        reasons.append(f"reversed: the mean ± 1 sd intervals are disjoint the other way {intervals}")
-    elif a.mean() - sa <= b.mean() + sb:
-        reasons.append(f"mean ± 1 sd intervals overlap {intervals}")
-    return (CONFIRMED, "") if not reasons else (NOT_CONFIRMED, "; ".join(reasons))
+    if a.ndim != 1 or b.ndim != 1 or not (len(a) and len(b)) or not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        raise ValueError(f"a and b must be finite 1-D per-seed values, got shapes {a.shape} and {b.shape}")
+    delta, se = difference(b, a)
+    shown = f"{a.mean():.3g} ± {a.std(ddof=1) if len(a) > 1 else 0:.2g} vs {b.mean():.3g} ± " \
+            f"{b.std(ddof=1) if len(b) > 1 else 0:.2g}"
+    head = f"{shown}, {_effect(delta, se)}"
+    side = _side(delta, se)
+    if side > 0:
+        return CONFIRMED, head
+    if side < 0:
+        return CONTRADICTED, f"{head}: reversed beyond seed noise"
+    if not np.isfinite(se):
+        return INCONCLUSIVE, f"{head}: one seed, so no seed noise to judge against"
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        return INCONCLUSIVE, f"{head}: the measure does not separate the arms (the same value on every seed)"
+    return INCONCLUSIVE, f"{head}: within seed noise"

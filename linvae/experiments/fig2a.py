@@ -4,7 +4,7 @@ import numpy as np
 from .. import fit, metrics
 from ..plotting import style
 from ..stats import Moments
-from ._common import BASIS_DEPENDENT, CONFIRMED, NOT_CONFIRMED, Claim, Output, load_data, size, verdict
+from ._common import BASIS_DEPENDENT, CONFIRMED, CONTRADICTED, Claim, Output, load_data, size, verdict
 
 EPS = np.logspace(-6, 1, 71)
 EPS_CLAIM = 8e-5
@@ -73,13 +73,13 @@ def _identity_claim(per_coordinate, rank, theory_count, theory_rank, latent=5):
     of collapsed coordinates depends on the basis training lands in.  The rotation-invariant
     measure is the number of latent directions the encoder does not use, ``d₁ − rank(W)``: with
     σ = η_enc those directions are exactly the prior.  The claim "no dim collapses" is confirmed
-    only when both measures say 0, refuted when both say > 0, and "basis-dependent" otherwise.
+    only when both measures say 0, contradicted when both say > 0, and "basis-dependent" otherwise.
     """
     invariant = latent - rank
     if per_coordinate == 0 and invariant == 0:
         v = CONFIRMED
     elif per_coordinate > 0 and invariant > 0:
-        v = NOT_CONFIRMED
+        v = CONTRADICTED
     else:
         v = BASIS_DEPENDENT
     return Claim("fixed Σ = I with η_enc = 1 (the caption): no dim collapses",

@@ -12,17 +12,18 @@ on a 1,000-image slice: its verdicts say "quick" and test little.
 import os
 import shutil
 import time
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import fit, metrics, predict_collapse
 from ..data import correlated_pairs, quadrant_split, reassemble_quadrants
 from ..plotting import style
-from ._common import CONFIRMED, MEASURED, NOT_CONFIRMED, Claim, Output, load_data, size
+from ._common import CONFIRMED, CONTRADICTED, INCONCLUSIVE, MEASURED, Claim, Output, load_data, size, verdict
 from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,
                                 curve_columns, digest, effective, evaluate_kl, finished_all, long_rows, measure,
                                 per_seed, seeds_for, split, torch_module, train_grid)
-from ._verdict import GREATER_RULE, TREND_RULE, greater, mean_sd, trend
+from ._verdict import RULES, greater, mean_sd, trend
 
 __all__ = ["fig2b", "fig2c", "fig3a", "fig3b", "cnn_mhvae", "fig5", "recon", "table4", "theory_vs_nonlinear"]
 
@@ -34,20 +35,29 @@ def _quick_note(quick, plan):
             f"{plan['paper_steps']}); the verdict tests little.")
 
 
-def _claim(text, prediction, values, names, increasing, quick, plan, category="paper", note=""):
-    """A trend claim judged on per-seed values (seeds × settings) under the trend rule."""
-    verdict, reason = trend(values, increasing=increasing)
-    _, _, shown = mean_sd(values)
-    measured = "collapse score (seed mean ± sd) " + ", ".join(f"{n}: {v}" for n, v in zip(names, shown))
-    parts = [p for p in (reason, note, _quick_note(quick, plan)) if p]
-    return Claim(text, prediction, measured, verdict, note=" ".join(parts), category=category)
+#: what a nonlinear collapse claim is decided on: the paper's (ε, δ)-collapsed count (the count of
+#: its Figs 2–3, read at ε = 0.01); the package's collapse score is shown beside it
+PAPER_COUNT = f"(ε = {EPS_REPORT:g}, δ = {DELTA:g})-collapsed dims"
+
+
+def _trend_claim(text, prediction, results, names, seeds, increasing, quick, plan, category="paper", note=""):
+    """A trend claim decided on the paper's count (:data:`PAPER_COUNT`) under the trend rule, with
+    the collapse score beside it, judged by the same rule."""
+    counts = per_seed(results, names, seeds, "collapsed_at_eps")
+    scores = per_seed(results, names, seeds, "score")
+    v, reason = trend(counts, increasing=increasing)
+    score_v, score_reason = trend(scores, increasing=increasing)
+    measured = (f"{PAPER_COUNT} (seed mean ± sd) " + ", ".join(f"{n}: {m}" for n, m in zip(names, mean_sd(counts)[2]))
+                + "; beside it, collapse score " + ", ".join(f"{n}: {m}" for n, m in zip(names, mean_sd(scores)[2])))
+    parts = [f"Count: {reason}.", f"Score (same rule): {score_v}, {score_reason}.", note, _quick_note(quick, plan)]
+    return Claim(text, prediction, measured, v, note=" ".join(p for p in parts if p), category=category)
 
 
 def _meta(meta_data, plan, seeds, model, settings, n_train, n_test, **extra):
     return {"data_checksum": meta_data.get("checksum"), "n_train": int(n_train), "n_test": int(n_test),
             **{k: plan[k] for k in ("epochs", "steps", "paper_steps", "step_ratio", "batch_size")},
             "seeds": list(seeds), "architecture": model.architecture,
-            "settings": {k: v for k, v in settings.items()}, "verdict_rules": [TREND_RULE, GREATER_RULE], **extra}
+            "settings": {k: v for k, v in settings.items()}, "verdict_rules": RULES, **extra}
 
 
 def _measurer(data, ll=None):
@@ -89,9 +99,29 @@ def _one_at_a_time(shared, sweeps):
     return configs, names
 
 
-def _sweep_output(table, fig, claims, results, configs, seeds, meta):
-    """The Output of a one-at-a-time sweep (fig2b, fig2c): collapse curves and the paper's table
-    (``table3`` / ``table5``: LL, KL, AU per configuration and seed), whose trends are the claims."""
+class _Panel(NamedTuple):
+    """One sweep of a one-at-a-time experiment: its figure panel and its trend claim."""
+
+    names: list             # the configurations of the sweep, in the claim's order
+    title: str              # the panel's title
+    legend: str             # the legend's title
+    claim: str
+    prediction: str
+    increasing: bool        # the claimed direction of collapse along ``names``
+    note: str = ""
+
+
+def _sweep_output(table, panels, results, configs, seeds, plan, quick, meta):
+    """The Output of a one-at-a-time sweep (fig2b, fig2c): a collapse-curve panel and a trend
+    claim per sweep (:class:`_Panel`), the collapse curves and the paper's table (``table3`` /
+    ``table5``: LL, KL, AU per configuration and seed), whose trends are the claims."""
+    with style() as plt:
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 0.2, 3.4), sharey=True)
+        for ax, p in zip(np.atleast_1d(axes), panels):
+            curve_band(ax, results, p.names, seeds, p.title, p.legend)
+        fig.tight_layout()
+    claims = [_trend_claim(p.claim, p.prediction, results, p.names, seeds, p.increasing, quick, plan, note=p.note)
+              for p in panels]
     tables = {"collapse_curves": curve_columns(results, list(configs), seeds),
               table: long_rows(results, list(configs), seeds, extra=["LL_IS"])}
     number = table[len("table"):]
@@ -128,20 +158,15 @@ def fig2b(*, quick=False, seed=0, backend="auto", data=None):
     ks = settings["kl_scale"]
     theory_b = _linear_counts(xtr, ytr, beta=[b * ks for b in betas], latent_dim=16)
     theory_e = _linear_counts(xtr, ytr, beta=ks, eta_dec=etas, latent_dim=16)
-    with style() as plt:
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-        curve_band(axes[0], results, beta_names, seeds, "ReLU CVAE, η_enc = η_dec = 1", "nominal β")
-        curve_band(axes[1], results, eta_names, seeds, f"ReLU CVAE, {effective(1, ks)}", "η_dec")
-        fig.tight_layout()
-    claims = [
-        _claim(f"ReLU CVAE: larger β ⇒ more collapse (nominal β {betas}, effective {[b * ks for b in betas]})",
-               f"linear Thm 2 at the effective β (d_z = 16): collapsed {list(map(int, theory_b))}",
-               per_seed(results, beta_names, seeds, "score"), beta_names, True, quick, plan),
-        _claim(f"ReLU CVAE: larger η_dec ⇒ more collapse ({effective(1, ks)})",
-               f"linear Thm 2: collapsed {list(map(int, theory_e))}",
-               per_seed(results, eta_names, seeds, "score"), eta_names, True, quick, plan),
+    panels = [
+        _Panel(beta_names, "ReLU CVAE, η_enc = η_dec = 1", "nominal β",
+               f"ReLU CVAE: larger β ⇒ more collapse (nominal β {betas}, effective {[b * ks for b in betas]})",
+               f"linear Thm 2 at the effective β (d_z = 16): collapsed {list(map(int, theory_b))}", True),
+        _Panel(eta_names, f"ReLU CVAE, {effective(1, ks)}", "η_dec",
+               f"ReLU CVAE: larger η_dec ⇒ more collapse ({effective(1, ks)})",
+               f"linear Thm 2: collapsed {list(map(int, theory_e))}", True),
     ]
-    return _sweep_output("table3", fig, claims, results, configs, seeds,
+    return _sweep_output("table3", panels, results, configs, seeds, plan, quick,
                          _meta(meta, plan, seeds, models[next(iter(models))], settings, len(train), len(test), S=S,
                                n_eval_ll=n))
 
@@ -172,24 +197,19 @@ def fig2c(*, quick=False, seed=0, backend="auto", data=None):
         "β₁": _linear_counts(train, beta1=[b * ks for b in grid], beta2=ks, eta_dec=0.5, **common),
         "η_dec": _linear_counts(train, beta1=ks, beta2=ks, eta_dec=[0.25, 0.5, 1, 2], **common),
     }
-    with style() as plt:
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
-        for ax, key in zip(axes, ("β₂", "β₁", "η_dec")):
-            curve_band(ax, results, names[key], seeds, f"tanh MHVAE over {key}", key)
-        fig.tight_layout()
     note = ("The scripts' 'η_dec' sweep varies η_enc at η_dec = 0.5; this run varies η_dec (the paper's claim) "
             "at η_enc = 0.5.")
-    claims = [
-        _claim(f"ReLU MHVAE: larger β₂ ⇒ more collapse of z₂ (nominal β₂ {grid}, effective ×{ks:g})",
-               f"linear Thm 3 at the effective β: collapsed {list(map(int, theory['β₂']))}",
-               per_seed(results, names["β₂"], seeds, "score"), names["β₂"], True, quick, plan),
-        _claim("ReLU MHVAE: larger η_dec ⇒ more collapse of z₂", f"linear Thm 3: collapsed {list(map(int, theory['η_dec']))}",
-               per_seed(results, names["η_dec"], seeds, "score"), names["η_dec"], True, quick, plan, note=note),
-        _claim(f"ReLU MHVAE: larger β₁ ⇒ less collapse of z₂ (nominal β₁ {grid}, effective ×{ks:g})",
-               f"linear Thm 3: collapsed {list(map(int, theory['β₁']))}",
-               per_seed(results, names["β₁"], seeds, "score"), names["β₁"], False, quick, plan),
+    panels = [
+        _Panel(names["β₂"], "tanh MHVAE over β₂", "β₂",
+               f"ReLU MHVAE: larger β₂ ⇒ more collapse of z₂ (nominal β₂ {grid}, effective ×{ks:g})",
+               f"linear Thm 3 at the effective β: collapsed {list(map(int, theory['β₂']))}", True),
+        _Panel(names["η_dec"], "tanh MHVAE over η_dec", "η_dec", "ReLU MHVAE: larger η_dec ⇒ more collapse of z₂",
+               f"linear Thm 3: collapsed {list(map(int, theory['η_dec']))}", True, note),
+        _Panel(names["β₁"], "tanh MHVAE over β₁", "β₁",
+               f"ReLU MHVAE: larger β₁ ⇒ less collapse of z₂ (nominal β₁ {grid}, effective ×{ks:g})",
+               f"linear Thm 3: collapsed {list(map(int, theory['β₁']))}", False),
     ]
-    return _sweep_output("table5", fig, claims, results, configs, seeds,
+    return _sweep_output("table5", panels, results, configs, seeds, plan, quick,
                          _meta(meta, plan, seeds, make(**next(iter(configs.values()))), settings, len(train),
                                len(test), S=S, n_eval_ll=n))
 
@@ -250,19 +270,19 @@ def fig3a(*, quick=False, seed=0, backend="auto", data=None):
     claims = []
     for arm in FIG3A_ARMS:
         names = [f"{arm} digit {d}" for d in order]
-        claims.append(_claim(
+        claims.append(_trend_claim(
             f"{arm} CVAE: digits with smaller θ(E) collapse more (trace θ(E) ascending: "
             + ", ".join(f"{d}: {trace[d]:.2f}" for d in order) + f"; {effective(1, ks)})",
             "linear Thm 2 collapsed dims (centred, effective β): "
             + str([rows["theory_collapsed"][rows["digit"].index(d)] for d in order]),
-            per_seed(results, names, seeds, "score"), names, False, quick, plans[arm]))
+            results, names, seeds, False, quick, plans[arm]))
     plan = plans["linear"]
     return Output(fig, {"per_digit": rows, "theory_curves": {"eps": EPS, **{f"Thm 2 digit {d}": theory_curves[d]
                                                                            for d in digits}}},
                   claims, {"seeds": seeds, "architecture": archs, "settings": {a: AUTHORS[FIG3A_ARMS[a][2]]
                                                                                for a in FIG3A_ARMS},
                            **{k: plan[k] for k in ("epochs", "steps", "paper_steps", "step_ratio", "batch_size")},
-                           "budget_per_arm": plans, "verdict_rules": [TREND_RULE],
+                           "budget_per_arm": plans, "verdict_rules": RULES,
                            "n_train": int(len(xtr)), "n_test": int(len(xte)),
                            "n_note": "N train / test per digit (the last digit's; each digit's split is 80/20)"})
 
@@ -329,28 +349,32 @@ def _grid_experiment(quick, seed, backend, data, arch, values_full, values_quick
                 ax.text(j, i, f"{score[i, j]:.1f}", ha="center", va="center", fontsize=6, color="w")
         fig.colorbar(im, ax=ax, fraction=0.05)
         fig.suptitle(title + " (top: test images, bottom: reconstructions; seed " + str(seeds[0]) + ")", fontsize=8)
-    rows_b2 = [trend(per_seed(results, [f"β₁={b1:g}, β₂={b2:g}" for b2 in values], seeds, "score"), True)
-               for b1 in values]
-    rows_b1 = [trend(per_seed(results, [f"β₁={b1:g}, β₂={b2:g}" for b1 in values], seeds, "score"), False)
-               for b2 in values]
-    ok2 = sum(v == CONFIRMED for v, _ in rows_b2)
-    ok1 = sum(v == CONFIRMED for v, _ in rows_b1)
+    def judged(rows_of, increasing, key):
+        return [trend(per_seed(results, names_, seeds, key), increasing) for names_ in rows_of]
 
-    def reasons(rows, label):
-        return "; ".join(f"{label}={values[i]:g}: {r}" for i, (v, r) in enumerate(rows) if v != CONFIRMED)
-
+    row_names = [[f"β₁={b1:g}, β₂={b2:g}" for b2 in values] for b1 in values]       # one β₁, β₂ rising
+    col_names = [[f"β₁={b1:g}, β₂={b2:g}" for b1 in values] for b2 in values]       # one β₂, β₁ rising
     note = _quick_note(quick, plan)
+
+    def grid_claim(text, prediction, names_, increasing, label):
+        counts, scores = judged(names_, increasing, "collapsed_at_eps"), judged(names_, increasing, "score")
+        tally = {o: sum(v == o for v, _ in counts) for o in (CONFIRMED, CONTRADICTED, INCONCLUSIVE)}
+        # the grid claim: confirmed when every line is, contradicted when any line is, else inconclusive
+        v = (CONFIRMED if tally[CONFIRMED] == len(values) else CONTRADICTED if tally[CONTRADICTED]
+             else INCONCLUSIVE)
+        lines = "; ".join(f"{label}={values[i]:g}: {o} ({r})" for i, (o, r) in enumerate(counts))
+        score_ok = sum(o == CONFIRMED for o, _ in scores)
+        measured = (f"{PAPER_COUNT}, trend rule per {label} line: " + ", ".join(f"{n} {o}" for o, n in tally.items())
+                    + f" of {len(values)}; beside it, collapse score: {score_ok} of {len(values)} confirmed")
+        rule = ("Grid rule: confirmed when every line is confirmed, contradicted when any line is contradicted, "
+                "inconclusive otherwise.")
+        return Claim(text, prediction, measured, v, note=" ".join(p for p in (rule, lines, note) if p))
+
     claims = [
-        Claim(f"MHVAE: larger β₂ ⇒ more z₂ collapse (worse samples), at every β₁ (nominal; effective ×{ks:g})",
-              "linear Thm 3: smaller β₂ ⇒ fewer collapsed z₂ dims",
-              f"trend rule holds for {ok2} of {len(values)} β₁ rows",
-              CONFIRMED if ok2 == len(values) else NOT_CONFIRMED,
-              note=" ".join(p for p in (reasons(rows_b2, "β₁"), note) if p)),
-        Claim(f"MHVAE: larger β₁ ⇒ less z₂ collapse (better samples), at every β₂ (nominal; effective ×{ks:g})",
-              "linear Thm 3: larger β₁ ⇒ fewer collapsed z₂ dims",
-              f"trend rule holds for {ok1} of {len(values)} β₂ columns",
-              CONFIRMED if ok1 == len(values) else NOT_CONFIRMED,
-              note=" ".join(p for p in (reasons(rows_b1, "β₂"), note) if p)),
+        grid_claim(f"MHVAE: larger β₂ ⇒ more z₂ collapse (worse samples), at every β₁ (nominal; effective ×{ks:g})",
+                   "linear Thm 3: smaller β₂ ⇒ fewer collapsed z₂ dims", row_names, True, "β₁"),
+        grid_claim(f"MHVAE: larger β₁ ⇒ less z₂ collapse (better samples), at every β₂ (nominal; effective ×{ks:g})",
+                   "linear Thm 3: larger β₁ ⇒ fewer collapsed z₂ dims", col_names, False, "β₂"),
     ]
     return Output(fig, {"z2_collapse": long_rows(results, list(configs), seeds)}, claims,
                   _meta(meta, plan, seeds, make(**next(iter(configs.values()))), settings, len(train), len(test)))
@@ -416,7 +440,9 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
     learn = [results[("learnable Σ", s)]["at_small"] for s in seeds]
     fixed = [results[("fixed Σ = I", s)]["at_small"] for s in seeds]
     v, reason = greater(learn, fixed)
-    note = " ".join(p for p in (reason, _quick_note(quick, plan),
+    score_v, score_reason = greater(*([results[(name, s)]["score"] for s in seeds] for name in names))
+    note = " ".join(p for p in (f"Count: {reason}.", f"Beside it, collapse score (same rule): {score_v}, "
+                                f"{score_reason}.", _quick_note(quick, plan),
                                 "The paper's appendix gives no training length; this run uses 20 epochs of the "
                                 "4,000 embedded images (1,260 steps) at full size.") if p)
     claims = [Claim(f"ResNet-18 VAE: learnable Σ collapses more dims at small ε (ε = {small:g}, δ = 0.01) than "
@@ -526,7 +552,7 @@ def table4(*, quick=False, seed=0, backend="auto", data=None):
                          ("AU_kl_fraction", au[i, j]), ("authors_AU", AUTHORS_TABLE4[kind][0]),
                          ("authors_KL", AUTHORS_TABLE4[kind][1]), ("linear_collapsed", linear)):
                 rows[k].append(v)
-    v, reason = trend(au, increasing=False)
+    v, reason = trend(au, increasing=False)          # the authors' measure (their scripts' KL-fraction AU)
     _, _, shown = mean_sd(au)
     ident = au[:, -1]
     claims = [
@@ -537,7 +563,7 @@ def table4(*, quick=False, seed=0, backend="auto", data=None):
               note=" ".join(p for p in (reason, _quick_note(quick, plan)) if p)),
         Claim("Identical (x = y) collapses every dim", "Thm 2: E = 0, all 128 dims collapse",
               f"AU per seed {[round(float(a), 4) for a in ident]}",
-              CONFIRMED if np.all(ident < 0.01) else NOT_CONFIRMED,
+              verdict(bool(np.all(ident < 0.01))),
               note=_quick_note(quick, plan) + (" Rule: AU < 0.01 on every seed.")),
     ]
     with style() as plt:
@@ -550,7 +576,7 @@ def table4(*, quick=False, seed=0, backend="auto", data=None):
         ax.set_title(f"Table 4: synthetic correlation ({plan['steps']} steps)", fontsize=9)
         ax.legend(fontsize=7)
     meta = {"n_train": n, "n_test": n, "scored_on": "training pairs (as the scripts)", "seeds": seeds,
-            "architecture": arch, "settings": settings, "verdict_rules": [TREND_RULE],
+            "architecture": arch, "settings": settings, "verdict_rules": RULES,
             **{k: plan[k] for k in ("epochs", "steps", "paper_steps", "step_ratio", "batch_size")}}
     return Output(fig, {"table4": rows}, claims, meta)
 
