@@ -431,3 +431,33 @@ def test_table2_au_anatomy_on_made_up_kl():
     assert d["dims_all_or_none"] == pytest.approx(2 / 4)      # dim 2 on none, dim 3 on all
     sigma = np.array([[0.05, 0.002, 0.3], [0.04, 0.001, 0.2]])
     assert _au_anatomy(sigma) == {"zero_kl_fraction": 0.0, "dims_all_or_none": 1.0}
+
+
+@pytest.mark.parametrize("sigma", ["global", 0.7, 1.0, 0.5])
+def test_table2_kl_parts_add_up_to_the_models_kl(sigma):
+    """The AU anatomy's mean and σ parts, from the encoder's (μ, σ), sum to the KL the trainer
+    reports for the same examples; the σ band is where the σ part alone is 0.01 nats."""
+    torch = pytest.importorskip("torch")
+    from linvae.experiments.app_linear import _encoder_anatomy, _kl_parts, _sigma_band
+    from linvae.nn import VAE, Trainer
+
+    rng = np.random.default_rng(3)
+    X = rng.random((40, 12))
+    torch.manual_seed(0)
+    model = VAE(12, 3, arch="mlp", hidden=8, sigma=sigma, eta_enc=0.7, mean_activation="relu")
+    if sigma == "global":
+        with torch.no_grad():
+            for p in model.head.parameters():
+                p.add_(0.3)                                  # move σ off η_enc so the σ part is non-zero
+    kl = Trainer(model, epochs=1, device="cpu").evaluate_kl(X)
+    with torch.no_grad():
+        mu, sd = model.encode(torch.as_tensor(X, dtype=torch.get_default_dtype()))
+    mean_part, sigma_part = _kl_parts(mu.double().numpy(), torch.broadcast_to(sd, mu.shape).double().numpy(), 0.7)
+    np.testing.assert_allclose(mean_part + sigma_part, kl, rtol=1e-5, atol=1e-6)
+    d = _encoder_anatomy(model, X)
+    assert d["AU_mu_part"] == pytest.approx(np.mean(mean_part >= 0.01))
+    assert d["dead_mean_fraction"] == pytest.approx(np.mean(mu.numpy() == 0))
+    if sigma != "global":                                    # σ = η_enc: the σ part is 0 on every example
+        assert d["AU_sigma_part"] == (0.0 if sigma == 0.7 else 1.0)
+    for s in _sigma_band():
+        assert 0.5 * (s * s - 1 - np.log(s * s)) == pytest.approx(0.01)

@@ -235,8 +235,8 @@ def table2(*, quick=False, seed=0, backend="auto", data=None):
     if quick:
         for c in claims:
             c.note = (c.note + " " if c.note else "") + f"Quick run: IS with S = {S} on {n_eval} test images."
-    relu_rows, relu_claim, relu_meta = _table2_relu(train, test, quick, seed, backend, S, n_eval)
-    claims.append(relu_claim)
+    relu_rows, relu_claims, relu_meta = _table2_relu(train, test, quick, seed, backend, S, n_eval)
+    claims += relu_claims
     with style() as plt:
         fig, ax = plt.subplots(figsize=(6.5, 1.9))
         ax.axis("off")
@@ -266,26 +266,70 @@ def _au_anatomy(kl, threshold=0.01):
             "dims_all_or_none": float(np.mean(active.all(axis=0) | ~active.any(axis=0)))}
 
 
+def _kl_parts(mu, sigma, eta_enc):
+    """The two parts of a Gaussian VAE's per-example, per-dim KL against N(0, η_enc²):
+    ``½μ²/η_enc²`` (the mean part) and ``½(σ²/η_enc² − 1 − ln σ²/η_enc²)`` (the σ part, ≥ 0, 0 only
+    at σ = η_enc). Their sum is the KL (SPEC §4)."""
+    mu, var = np.asarray(mu, float), (np.asarray(sigma, float) / eta_enc) ** 2
+    return 0.5 * mu**2 / eta_enc**2, np.broadcast_to(0.5 * (var - 1.0 - np.log(var)), mu.shape)
+
+
+def _sigma_band(threshold=0.01):
+    """The σ (in units of η_enc) at which the σ part of the KL alone reaches ``threshold``: below the
+    first and above the second, every example of the dim is active for the KL-fraction AU."""
+    from scipy.optimize import brentq
+
+    part = lambda s: 0.5 * (s * s - 1.0 - 2.0 * np.log(s)) - threshold  # noqa: E731
+    return brentq(part, 1e-3, 1.0), brentq(part, 1.0, 10.0)
+
+
+def _encoder_anatomy(model, X, threshold=0.01, batch_size=1000):
+    """The AU of a trained torch VAE taken apart on ``X``: the KL-fraction AU of the mean part
+    (``AU_mu_part``) and of the σ part (``AU_sigma_part``) alone (:func:`_kl_parts`), Burda's
+    variance AU, the fraction of (example, dim) means exactly 0 (dead ReLU means) and the range of σ."""
+    import torch
+
+    model.eval()
+    mus, sigmas = [], []
+    with torch.no_grad():
+        for start in range(0, len(X), batch_size):
+            mu, sd = model.encode(torch.as_tensor(X[start:start + batch_size], dtype=torch.get_default_dtype()))
+            mus.append(mu.double().numpy())
+            sigmas.append(torch.broadcast_to(sd, mu.shape).double().numpy())
+    model.train()
+    mu, sigma = np.concatenate(mus), np.concatenate(sigmas)
+    mean_part, sigma_part = _kl_parts(mu, sigma, model.eta_enc)
+    return {"AU_mu_part": float(np.mean(mean_part >= threshold)), "AU_sigma_part": float(np.mean(sigma_part >= threshold)),
+            "AU_variance": int(metrics.active_units_variance(mu)), "dead_mean_fraction": float(np.mean(mu == 0.0)),
+            "sigma_min": float(sigma.min()), "sigma_max": float(sigma.max())}
+
+
 def _rows_of(rows, model, key):
     """The per-seed values of ``key`` for one model of a Table 2 row dict."""
     return [v for m, v in zip(rows["model"], rows[key]) if m == model]
 
 
-def _fractions(diag, key):
-    return (str([round(d[key], 3) for d in diag["learnable σ (global)"]]) + " vs "
-            + str([round(d[key], 3) for d in diag["fixed Σ = I"]]))
+def _pair(rows, a, b, key, digits=2):
+    """``"[a per seed] vs [b per seed]"`` of one column of the ReLU rows."""
+    shown = (lambda v: int(round(float(v)))) if digits == 0 else (lambda v: round(float(v), digits))  # noqa: E731
+    return str([shown(v) for v in _rows_of(rows, a, key)]) + " vs " + str([shown(v) for v in _rows_of(rows, b, key)])
 
 
-def _pairs(rows, key):
-    return (str([round(v, 2) for v in _rows_of(rows, "learnable σ (global)", key)]) + " vs "
-            + str([round(v, 2) for v in _rows_of(rows, "fixed Σ = I", key)]))
+#: Table 2's ReLU arms: name → (σ of the network, nominal β). The first two are the paper's setting
+#: (learnable vs Σ = I at β = 1); at σ = η_enc Thm 1 collapses the same dims as Thm 4, so the theory
+#: predicts no difference there. The last two are a setting where it predicts one: a fixed
+#: σ = 0.5 ≠ η_enc (Thm 1: no dim can reach the prior) against learnable σ at β = 4.
+TABLE2_RELU_ARMS = {"learnable σ (global)": ("global", 1.0), "fixed Σ = I": (1.0, 1.0),
+                    "learnable σ (global), β=4": ("global", 4.0), "fixed σ = 0.5, β=4": (0.5, 4.0)}
 
 
 def _table2_relu(train, test, quick, seed, backend, S, n_eval):
     """Table 2's ReLU arm: the authors' ReLU VAE (784–256–16, ReLU means, one global learnable σ)
-    against the same network with Σ = I, on three seeds, at the paper's step budget."""
+    against the same network with Σ = I, on three seeds, at the paper's step budget; and the same
+    pair where the theory predicts a difference (:data:`TABLE2_RELU_ARMS`)."""
     from ..nn import VAE, authors_vae
-    from ._nonlinear_common import AUTHORS, budget, evaluate_kl, measure, seeds_for, train_grid
+    from ._nonlinear_common import (AUTHORS, DELTA, EPS_REPORT, budget, evaluate_kl, measure, seeds_for,
+                                    train_grid)
     from ._verdict import GREATER_RULE, greater
 
     settings = AUTHORS["vae"]
@@ -295,42 +339,72 @@ def _table2_relu(train, test, quick, seed, backend, S, n_eval):
     seeds = seeds_for(quick, seed)
     ks = settings["kl_scale"]
 
-    def make(sigma):
+    def make(sigma, beta):
         if sigma == "global":
-            return authors_vae(kl_scale=ks)
-        return VAE(784, 16, arch="mlp", hidden=256, sigma=1.0, kl_scale=ks, mean_activation="relu")
+            return authors_vae(beta=beta, kl_scale=ks)
+        return VAE(784, 16, arch="mlp", hidden=256, sigma=sigma, beta=beta, kl_scale=ks, mean_activation="relu")
 
     models = {}
-    for name, sigma in (("learnable σ (global)", "global"), ("fixed Σ = I", 1.0)):   # different parameters
-        models.update(train_grid(make, {name: dict(sigma=sigma)}, seeds, (train,), plan, settings, backend=backend))
+    for name, (sigma, beta) in TABLE2_RELU_ARMS.items():        # different parameters: one grid each
+        models.update(train_grid(make, {name: dict(sigma=sigma, beta=beta)}, seeds, (train,), plan, settings,
+                                 backend=backend))
+    # the linear theory at each arm's effective β (centred: the network has biases)
+    theory = {name: int(predict_collapse(train, beta=beta * ks, latent_dim=16, center=True,
+                                         sigma="learnable" if sigma == "global" else sigma)["n_collapsed"][0])
+              for name, (sigma, beta) in TABLE2_RELU_ARMS.items()}
     S_relu, n_relu = size(quick, (S, len(test)), (100, 100), (5, 10))
-    rows = {"model": [], "seed": [], "LL_IS": [], "KL": [], "AU_kl_fraction": [], "score": [],
-            "collapsed_at_eps": [], "zero_kl_fraction": [], "dims_all_or_none": []}
-    au, diag = {}, {}
+    rows = {"model": [], "seed": [], "beta": [], "theory_collapsed": [], "LL_IS": [], "KL": [], "AU_kl_fraction": [],
+            "score": [], "collapsed_at_eps": [], "zero_kl_fraction": [], "dims_all_or_none": [], "AU_mu_part": [],
+            "AU_sigma_part": [], "AU_variance": [], "dead_mean_fraction": [], "sigma_min": [], "sigma_max": []}
     for (name, s), model in models.items():
         kl = evaluate_kl(model, test)
-        au.setdefault(name, []).append(metrics.active_units_kl(kl))
-        m, d = measure(kl), _au_anatomy(kl)
-        diag.setdefault(name, []).append(d)
-        for k, v in (("model", name), ("seed", s), ("KL", float(kl.sum(axis=1).mean())),
-                     ("AU_kl_fraction", au[name][-1]), ("score", m["score"]),
-                     ("collapsed_at_eps", m["collapsed_at_eps"]), *d.items(),
+        m = measure(kl)
+        for k, v in (("model", name), ("seed", s), ("beta", TABLE2_RELU_ARMS[name][1]),
+                     ("theory_collapsed", theory[name]), ("KL", float(kl.sum(axis=1).mean())),
+                     ("AU_kl_fraction", float(metrics.active_units_kl(kl))), ("score", m["score"]),
+                     ("collapsed_at_eps", m["collapsed_at_eps"]), *_au_anatomy(kl).items(),
+                     *_encoder_anatomy(model, test).items(),
                      ("LL_IS", float(np.mean(model.log_likelihood(test[:n_relu], n_samples=S_relu, seed=seed))))):
             rows[k].append(v)
-    v, reason = greater(au["fixed Σ = I"], au["learnable σ (global)"])
-    score_v, _ = greater(_rows_of(rows, "learnable σ (global)", "score"), _rows_of(rows, "fixed Σ = I", "score"))
-    anatomy = ("Anatomy of the AU (per seed, learnable vs Σ = I): (example, dim) pairs with KL exactly 0 "
-               f"{_fractions(diag, 'zero_kl_fraction')}; dims active on all or on no examples "
-               f"{_fractions(diag, 'dims_all_or_none')}. With ReLU means and Σ = I a dim's KL is ½μ², exactly 0 "
-               "wherever its ReLU is off, so the KL-fraction AU counts ReLU sparsity; a learned σ_j ≠ 1 gives "
-               "every example of dim j KL ≥ ½(σ_j² − 1 − ln σ_j²), so there the AU counts dims. Collapse score "
-               f"((ε, δ)-collapsed dims, learnable vs Σ = I): {_pairs(rows, 'score')}; learnable larger by the same rule: {score_v}.")
-    note = " ".join(p for p in (reason, f"{GREATER_RULE}; β = 1 (effective {ks:g}), Adam 1e-4, "
-                                f"{plan['steps']} steps ({plan['step_ratio']:.3g} of the paper's)", anatomy,
-                                "quick run: tests little" if quick else "") if p)
-    claim = Claim("ReLU VAE: learnable σ collapses more than Σ = I (lower KL-fraction AU), on every seed",
-                  "linear Thm 4 vs Thm 1", "AU per seed: learnable " + str([round(a, 3) for a in au["learnable σ (global)"]])
-                  + ", fixed " + str([round(a, 3) for a in au["fixed Σ = I"]]), v, note=note)
+    learn, fixed = "learnable σ (global)", "fixed Σ = I"
+    v, reason = greater(_rows_of(rows, fixed, "AU_kl_fraction"), _rows_of(rows, learn, "AU_kl_fraction"))
+    count_v, count_reason = greater(_rows_of(rows, learn, "collapsed_at_eps"), _rows_of(rows, fixed, "collapsed_at_eps"))
+    score_v, _ = greater(_rows_of(rows, learn, "score"), _rows_of(rows, fixed, "score"))
+    count = f"(ε = {EPS_REPORT:g}, δ = {DELTA:g})-collapsed dims"
+    lo, hi = _sigma_band()
+    anatomy = (f"Anatomy of the AU (per seed, learnable vs Σ = I): AU of the ½μ² part alone {_pair(rows, learn, fixed, 'AU_mu_part')}, "
+               f"of the σ part alone {_pair(rows, learn, fixed, 'AU_sigma_part')}; learned σ from "
+               f"{min(_rows_of(rows, learn, 'sigma_min')):.2f} to {max(_rows_of(rows, learn, 'sigma_max')):.2f}; means "
+               f"exactly 0 (dead ReLU) {_pair(rows, learn, fixed, 'dead_mean_fraction')}; Burda's variance AU "
+               f"{_pair(rows, learn, fixed, 'AU_variance', 0)}; {count} {_pair(rows, learn, fixed, 'collapsed_at_eps', 0)} "
+               f"(learnable more by the comparison rule: {count_v}); collapse score {_pair(rows, learn, fixed, 'score')} "
+               f"({score_v}). A learned σ_j ≠ 1 gives every example of dim j KL ≥ ½(σ_j² − 1 − ln σ_j²), at least 0.01 "
+               f"nats once σ_j ≤ {lo:.3f} or ≥ {hi:.3f}, so the KL-fraction AU counts σ-active dims in the learnable arm "
+               "and ReLU sparsity (KL = ½μ², exactly 0 where the ReLU is off) in the Σ = I arm.")
+    theory_note = (f"Theory at this effective β ({ks:g}): Thm 4 (learnable) {theory[learn]} collapsed, Thm 1 with "
+                   f"σ = η_enc {theory[fixed]}: at σ = η_enc the two share their threshold, so the theory predicts no "
+                   "difference in collapse between these arms.")
+    note = " ".join(p for p in (f"KL-fraction AU (the authors' measure): {reason}.", GREATER_RULE + f"; β = 1 (effective "
+                                f"{ks:g}), Adam 1e-4, {plan['steps']} steps ({plan['step_ratio']:.3g} of the paper's).",
+                                theory_note, anatomy, "quick run: tests little" if quick else "") if p)
+    claims = [Claim("ReLU VAE: learnable σ collapses more than Σ = I (lower KL-fraction AU)",
+                    f"linear Thm 4 vs Thm 1 (σ = η_enc): {theory[learn]} vs {theory[fixed]} collapsed",
+                    "KL-fraction AU per seed: learnable, fixed " + _pair(rows, learn, fixed, "AU_kl_fraction", 3),
+                    v, note=note)]
+    # where the theory predicts a difference: learnable σ against a fixed σ ≠ η_enc, decided on the count
+    learn4, fixed4 = "learnable σ (global), β=4", "fixed σ = 0.5, β=4"
+    v4, reason4 = greater(_rows_of(rows, learn4, "collapsed_at_eps"), _rows_of(rows, fixed4, "collapsed_at_eps"))
+    claims.append(Claim(
+        "ReLU VAE where the theory separates the arms: learnable σ collapses more dims than a fixed σ = 0.5 ≠ η_enc "
+        f"(β = 4, effective {4 * ks:g})",
+        f"linear Thm 4 vs Thm 1: {theory[learn4]} vs {theory[fixed4]} collapsed (a fixed σ ≠ η_enc keeps every "
+        "dim's KL ≥ ½(σ² − 1 − ln σ²) > 0)",
+        f"{count} per seed, learnable vs fixed: {_pair(rows, learn4, fixed4, 'collapsed_at_eps', 0)}; beside it, "
+        f"KL-fraction AU {_pair(rows, learn4, fixed4, 'AU_kl_fraction', 3)}",
+        v4, note=" ".join(p for p in (f"Count: {reason4}.", "Not in the paper's tables: chosen, before the run, as a "
+                                      "setting where Thm 1 and Thm 4 predict different counts.",
+                                      "quick run: tests little" if quick else "") if p)))
     meta = {"architecture": models[next(iter(models))].architecture, "seeds": seeds, "settings": settings,
+            "arms": {k: {"sigma": sg, "beta": b} for k, (sg, b) in TABLE2_RELU_ARMS.items()},
             "S": S_relu, "n_eval": n_relu, "n_train": len(train), "n_test": len(test), **plan}
-    return rows, claim, meta
+    return rows, claims, meta
