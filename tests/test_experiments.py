@@ -86,6 +86,25 @@ def test_experiment_tiny_run_writes_parseable_artifacts(exp_id, out, monkeypatch
         if name.endswith(".csv"):
             header, rows = _read_csv(os.path.join(directory, name))
             assert header and rows and all(len(r) == len(header) for r in rows)
+    if exp_id == "fig5":                          # to convergence: every arm and seed at ≥ 3 lengths
+        header, rows = _read_csv(os.path.join(directory, "convergence.csv"))
+        assert header[:4] == ["epochs", "steps", "arm", "seed"] and "kl_dim_15" in header
+        lengths = {}
+        for r in rows:
+            lengths.setdefault((r[2], r[3]), []).append(int(r[0]))
+        assert len(lengths) == 2 * len(meta["seeds"]) and all(len(v) >= 3 and v == sorted(v) for v in lengths.values())
+        last = {k: max(v) for k, v in lengths.items()}
+        _, fig5_rows = _read_csv(os.path.join(directory, "fig5.csv"))
+        assert meta["epochs"] == max(last.values()) and len(fig5_rows) == len(last)
+
+
+def test_fig5_convergence_rule():
+    from linvae.experiments.nonlinear import FIG5_ELBO_TOL, _fig5_converged
+
+    assert not _fig5_converged([-800.0, -790.0])                        # never before the third length
+    assert _fig5_converged([-800.0, -790.0, -790.0 + FIG5_ELBO_TOL / 2])
+    assert not _fig5_converged([-800.0, -790.0, -790.0 + 2 * FIG5_ELBO_TOL])
+    assert _fig5_converged([-800.0, -790.0, -791.0])                    # a worse ELBO has stopped improving
 
 
 @pytest.mark.slow
