@@ -480,3 +480,27 @@ def test_table2_kl_parts_add_up_to_the_models_kl(sigma):
         assert d["AU_sigma_part"] == (0.0 if sigma == 0.7 else 1.0)
     for s in _sigma_band():
         assert 0.5 * (s * s - 1 - np.log(s * s)) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+def test_reduced_grid_trains_one_row_and_one_column_and_says_so(tmp_path):
+    import warnings
+
+    from linvae.experiments import nonlinear
+    from linvae.experiments._report import build_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out = nonlinear._grid_experiment("tiny", 0, "auto", None, "mlp", [1, 2, 4], [1, 4], "grid", reduced=1)
+    rows = out.tables["z2_collapse"]
+    cells = set(rows["config"])
+    assert cells == {"β₁=1, β₂=1", "β₁=1, β₂=4", "β₁=4, β₂=1"}            # the (4, 4) cell is not trained
+    assert len(rows["config"]) == 3 * len(out.meta["seeds"])
+    assert out.meta["reduced"]["row_beta1"] == 1 and sorted(out.meta["reduced"]["cells"]) == sorted(cells)
+    for claim in out.claims:
+        assert "Reduced run" in claim.note and ("at β₁ = 1" in claim.claim or "at β₂ = 1" in claim.claim)
+        assert "of 1" in claim.measured                                     # one line per claim
+    os.makedirs(tmp_path / "grid")
+    with open(tmp_path / "grid" / "meta.json", "w") as f:
+        json.dump(dict(out.meta, claims=[c.__dict__ for c in out.claims]), f)
+    assert "**reduced run** (3 cells" in build_report(str(tmp_path), {"grid": (None, None, "grid")})

@@ -92,6 +92,10 @@ def build_report(out, registry, part_of=None):
             details.append(f"wall time {meta['wall_time_s']:.0f} s")
         if meta.get("tables"):
             details.append(meta["tables"])
+        if meta.get("reduced"):
+            r = meta["reduced"]
+            details.append(f"**reduced run** ({len(r.get('cells', []))} cells: {', '.join(r.get('cells', []))}): "
+                           f"{r.get('why', '')}")
         judged_before = (meta.get("verdict_rules") is not None and meta["verdict_rules"] != RULES) or any(
             c.get("verdict") == NOT_CONFIRMED for c in meta.get("claims") or [])
         if judged_before:
