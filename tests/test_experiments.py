@@ -504,3 +504,22 @@ def test_reduced_grid_trains_one_row_and_one_column_and_says_so(tmp_path):
     with open(tmp_path / "grid" / "meta.json", "w") as f:
         json.dump(dict(out.meta, claims=[c.__dict__ for c in out.claims]), f)
     assert "**reduced run** (3 cells" in build_report(str(tmp_path), {"grid": (None, None, "grid")})
+
+
+def test_calibrate_loo_holds_each_configuration_out():
+    from linvae.experiments.nonlinear import calibrate_loo
+
+    factors = [0.5, 1.0, 2.0]
+    predicted = np.array([[0, 2, 9], [1, 5, 10], [3, 8, 12]], float)    # rows: factors; columns: configs
+    measured = np.array([1.0, 5.0, 12.0])
+    out = calibrate_loo(predicted, measured, factors)
+    for j in range(3):                                   # brute force: the factor best on the other two
+        others = [i for i in range(3) if i != j]
+        cost = [sum(abs(predicted[f, i] - measured[i]) for i in others) for f in range(3)]
+        best = min(range(3), key=lambda f: (cost[f], abs(np.log(factors[f]))))
+        assert out["loo_factor"][j] == factors[best]
+        assert out["loo_predicted"][j] == predicted[best, j]
+    np.testing.assert_allclose(out["loo_error"], np.abs(out["loo_predicted"] - measured))
+    assert out["factor"] == 1.0                          # on all three: row 1 has cost 2, rows 0 and 2 cost 6 and 4
+    tie = calibrate_loo(np.zeros((3, 2)), np.zeros(2), factors)
+    assert tie["factor"] == 1.0                          # ties go to the uncalibrated theory

@@ -719,6 +719,44 @@ def _agreement(predicted, measured):
     return float(np.mean(np.abs(predicted - measured))), _spearman(predicted, measured)
 
 
+#: the effective-β factors a calibrated linear prediction may pick (powers of 2 from 1/16 to 16)
+CALIBRATION_FACTORS = tuple(float(2.0 ** e) for e in np.arange(-4, 4.25, 0.25))
+
+
+def calibrate_loo(predicted, measured, factors=CALIBRATION_FACTORS):
+    """Leave-one-configuration-out calibration of the linear theory by one effective-β factor.
+
+    Parameters
+    ----------
+    predicted : array_like (n_factors, n_configs)
+        The theory's count for every configuration with β multiplied by each factor.
+    measured : array_like (n_configs,)
+        The network's seed-mean count.
+    factors : sequence of float
+        The factors, in the rows' order.
+
+    Returns
+    -------
+    dict
+        ``factor`` (fitted on every configuration), ``loo_factor`` and ``loo_predicted`` (per
+        configuration: the factor fitted on the others and the count it predicts for the held-out one)
+        and ``loo_error`` (its absolute error). A factor minimizes the summed absolute error; ties go
+        to the factor nearest 1 (the uncalibrated theory).
+    """
+    P, m = np.asarray(predicted, float), np.asarray(measured, float)
+    tie = np.abs(np.log(np.asarray(factors, float)))
+
+    def best(keep):
+        cost = np.abs(P[:, keep] - m[keep]).sum(axis=1)
+        return int(np.lexsort((tie, cost))[0])
+
+    n = len(m)
+    loo = [best(np.arange(n) != j) for j in range(n)]
+    loo_pred = np.array([P[i, j] for j, i in enumerate(loo)])
+    return {"factor": float(factors[best(np.ones(n, bool))]), "loo_factor": [float(factors[i]) for i in loo],
+            "loo_predicted": loo_pred, "loo_error": np.abs(loo_pred - m)}
+
+
 def theory_vs_nonlinear(*, quick=False, seed=0, backend="auto", data=None):
     """Beyond the paper: does the linear theory (Thm 2, Thm 3) predict the count of a nonlinear model?
 
@@ -795,12 +833,60 @@ def theory_vs_nonlinear(*, quick=False, seed=0, backend="auto", data=None):
                             "measured " + ", ".join(shown) + f"; mean |error| {mae:.2f} dims, Spearman ρ {rho:.2f}",
                             MEASURED, category="beyond",
                             note=_quick_note(quick, plan_c if family.startswith("CVAE") else plan_m)))
+    # beyond the raw theory: one effective-β factor per architecture (the CVAE's two sweeps share one
+    # network), fitted leave-one-configuration-out, so every prediction is for a held-out configuration
+    factors = size(quick, CALIBRATION_FACTORS, CALIBRATION_FACTORS[::4], CALIBRATION_FACTORS[::8])
+    calib_rows = {"architecture": [], "family": [], "config": [], "measured_mean": [], "predicted": [],
+                  "loo_factor": [], "loo_predicted": [], "loo_error": []}
+    kwargs = {"CVAE β": [dict(beta=b * cs["kl_scale"], latent_dim=16) for b in betas],
+              "CVAE η_dec": [dict(beta=cs["kl_scale"], eta_dec=e, latent_dim=16) for e in etas],
+              "MHVAE β₂": [dict(mh, beta2=b * ms["kl_scale"]) for b in beta2s]}
+
+    def scaled(kw, c):
+        out = dict(kw)
+        for key in ("beta", "beta1", "beta2"):
+            if key in out:
+                out[key] = out[key] * c
+        return out
+
+    for arch_name, fams in (("ReLU two-branch CVAE h = 16", ["CVAE β", "CVAE η_dec"]), ("tanh MHVAE", ["MHVAE β₂"])):
+        moments, data_eval = (centred_c, (xte, yte)) if fams[0].startswith("CVAE") else (centred_m, (test,))
+        cfgs = [(f, n, kw) for f in fams for n, kw in zip(figure_data[f][0], kwargs[f])]
+        measured = np.concatenate([figure_data[f][2] for f in fams])
+        P = np.array([[theory(moments, data_eval, **scaled(kw, c))[0] for _, _, kw in cfgs] for c in factors])
+        cal = calibrate_loo(P, measured, factors)
+        raw = np.concatenate([figure_data[f][1] for f in fams])
+        for j, (f, n, _) in enumerate(cfgs):
+            for k, v in (("architecture", arch_name), ("family", f), ("config", n), ("measured_mean", measured[j]),
+                         ("predicted", raw[j]), ("loo_factor", cal["loo_factor"][j]),
+                         ("loo_predicted", cal["loo_predicted"][j]), ("loo_error", cal["loo_error"][j])):
+                calib_rows[k].append(v)
+        err = cal["loo_error"]
+        misses = [f"{n} ({f}: measured {measured[j]:.1f}, predicted {cal['loo_predicted'][j]:g})"
+                  for j, (f, n, _) in enumerate(cfgs) if err[j] > 2]
+        claims.append(Claim(
+            f"{arch_name}: the linear theory at one effective β fitted per architecture predicts the nonlinear "
+            f"count of held-out configurations within 2 dims (ε = {EPS_REPORT:g}, δ = {DELTA:g})",
+            f"Thm {'2' if fams[0].startswith('CVAE') else '3'} with β × c, c fitted leave-one-configuration-out "
+            f"from {len(factors)} factors {factors[0]:g} … {factors[-1]:g} (on all: c = {cal['factor']:g})",
+            f"held-out mean |error| {err.mean():.2f} dims (uncalibrated {np.abs(raw - measured).mean():.2f}), "
+            f"max {err.max():.2f}; {int(np.sum(err <= 2))} of {len(err)} within 2 dims",
+            MEASURED, category="beyond",
+            note=" ".join(p for p in (
+                ("It cannot predict: " + "; ".join(misses) + ".") if misses else "Every held-out configuration "
+                "is within 2 dims.",
+                "One factor rescales β only: it cannot change the shape of the theory's count curve, so a network "
+                "whose count moves with η_dec differently than with β is missed. The theory on the network's own "
+                "learned features (the other calibration the issue names) is not done.",
+                _quick_note(quick, plan_c if fams[0].startswith("CVAE") else plan_m)) if p)))
     with style() as plt:
         fig, axes = plt.subplots(1, 3, figsize=(12, 3.4), sharey=True)
         for ax, (family, (names, predicted, mean, sd)) in zip(axes, figure_data.items()):
             x = np.arange(len(names))
             ax.plot(x, predicted, "k--o", label="linear theory")
             ax.errorbar(x, mean, yerr=sd, marker="s", capsize=3, label="nonlinear (mean ± sd)")
+            loo = [p for f, p in zip(calib_rows["family"], calib_rows["loo_predicted"]) if f == family]
+            ax.plot(x, loo, "g:^", label="calibrated theory (held out)")
             ax.set_xticks(x, names, fontsize=7, rotation=30)
             ax.set_title(family, fontsize=9)
             ax.set_ylabel(f"collapsed dims (ε = {EPS_REPORT:g})")
@@ -810,4 +896,4 @@ def theory_vs_nonlinear(*, quick=False, seed=0, backend="auto", data=None):
                 "architecture": archs, "settings": {"cvae": cs, "mhvae": ms},
                 **{k: plan_c[k] for k in ("epochs", "steps", "paper_steps", "step_ratio", "batch_size")},
                 "budget_mhvae": plan_m}
-    return Output(fig, {"agreement": rows, "per_seed": per_seed_rows}, claims, meta_out)
+    return Output(fig, {"agreement": rows, "per_seed": per_seed_rows, "calibrated": calib_rows}, claims, meta_out)
