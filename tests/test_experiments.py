@@ -523,3 +523,40 @@ def test_calibrate_loo_holds_each_configuration_out():
     assert out["factor"] == 1.0                          # on all three: row 1 has cost 2, rows 0 and 2 cost 6 and 4
     tie = calibrate_loo(np.zeros((3, 2)), np.zeros(2), factors)
     assert tie["factor"] == 1.0                          # ties go to the uncalibrated theory
+
+
+@pytest.mark.slow
+def test_fig5_resumes_after_its_last_measured_length(tmp_path, monkeypatch):
+    """Stopped in its third length, fig5 continues from the checkpoint and the measured lengths,
+    training no epoch twice, and writes what an uninterrupted run writes."""
+    import warnings
+
+    from linvae.nn import Trainer
+
+    warnings.simplefilter("ignore")
+    whole = experiments.run_experiment("fig5", str(tmp_path / "whole"), quick="tiny")
+    original, epochs, stop = Trainer._epoch, [], [True]
+
+    class Stopped(Exception):
+        pass
+
+    def stop_in_third_length(self, epoch, *args):        # tiny lengths 1, 2, 3 epochs: the 3rd epoch of run 1
+        epochs.append(epoch)
+        if len(epochs) == 3 and stop:
+            stop.clear()
+            raise Stopped
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(Trainer, "_epoch", stop_in_third_length)
+    out = str(tmp_path / "stopped")
+    with pytest.raises(Stopped):
+        experiments.run_experiment("fig5", out, quick="tiny")
+    epochs.clear()
+    final = experiments.run_experiment("fig5", out, quick="tiny")
+    runs = 2 * 2                                          # 2 arms × 2 seeds, 3 epochs each, the first resumed at 2
+    assert len(epochs) == 3 * runs - 2
+    a, b = (_read_csv(os.path.join(d, "convergence.csv")) for d in (whole, final))
+    assert a[0] == b[0] and len(a[1]) == len(b[1]) == 3 * runs
+    for ra, rb in zip(a[1], b[1]):
+        assert ra[:4] == rb[:4]
+        np.testing.assert_allclose([float(x) for x in ra[4:]], [float(x) for x in rb[4:]], rtol=1e-5, atol=1e-7)

@@ -9,6 +9,7 @@ optimizer steps on the data given (full runs), on three seeds, trained together 
 models.  Verdicts follow the seed rules of :mod:`._verdict`.  ``--quick`` runs a few hundred steps
 on a 1,000-image slice: its verdicts say "quick" and test little.
 """
+import json
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import fit, metrics, predict_collapse
+from .._store import atomic_write_bytes
 from ..data import correlated_pairs, quadrant_split, reassemble_quadrants
 from ..plotting import style
 from ._common import CONFIRMED, CONTRADICTED, INCONCLUSIVE, MEASURED, Claim, Output, load_data, size, verdict
@@ -496,8 +498,15 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                 where = run_dir if run_dir is not None else scratch.name
                 resumed = os.path.exists(os.path.join(where, "checkpoint.pt"))
                 stages, elbos, seconds = [], [], 0.0
+                measured = os.path.join(where, "stages.json")     # the lengths measured before an interruption
+                if resumed and os.path.exists(measured):
+                    with open(measured) as f:
+                        saved = json.load(f)
+                    stages, elbos, seconds = saved["stages"], saved["elbos"], saved["seconds"]
                 try:
                     for epochs in lengths:          # each length continues the run of the one before
+                        if stages and epochs <= stages[-1]["epochs"] or _fig5_converged(elbos):
+                            continue                # measured before the interruption
                         trainer = Trainer(model, lr=1e-3, epochs=epochs, batch_size=batch, seed=s, device=device,
                                           run_dir=where, resume=True)
                         began = time.perf_counter()
@@ -509,14 +518,17 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                                            at_small=int(metrics.collapse_curve(kl, [small], 0.01)[0]),
                                            at_wide=int(metrics.collapse_curve(kl, [FIG5_EPS_WIDE], 0.01)[0]),
                                            kl_per_dim=kl.mean(axis=0).tolist(),
-                                           **{k: v for k, v in measure(kl).items() if k != "curve"}))
+                                           **{k: v for k, v in measure(kl).items() if k != "curve"},
+                                           curve=metrics.collapse_curve(kl, EPS, 0.01).tolist()))
+                        atomic_write_bytes(measured, json.dumps({"stages": stages, "elbos": elbos,
+                                                                 "seconds": seconds}).encode())
                         if _fig5_converged(elbos):
                             break
                 finally:
                     if scratch is not None:
                         scratch.cleanup()
                 last = stages[-1]
-                m = dict(last, curve=metrics.collapse_curve(kl, EPS, 0.01), stages=stages,
+                m = dict(last, curve=np.asarray(last["curve"]), stages=stages,
                          converged=bool(_fig5_converged(elbos)))
                 return [[name, s, m]], dict(models=1, epochs=last["epochs"], resumed_from="checkpoint" if resumed
                                             else None, train_seconds=round(seconds, 1))
