@@ -560,3 +560,20 @@ def test_fig5_resumes_after_its_last_measured_length(tmp_path, monkeypatch):
     for ra, rb in zip(a[1], b[1]):
         assert ra[:4] == rb[:4]
         np.testing.assert_allclose([float(x) for x in ra[4:]], [float(x) for x in rb[4:]], rtol=1e-5, atol=1e-7)
+
+
+def test_evaluations_outside_train_grid_are_counted_in_the_cost(tmp_path):
+    import time as _time
+
+    from linvae.experiments._nonlinear_common import timed_evaluation, training_record, work_directory
+
+    with work_directory(str(tmp_path)) as ledger:
+        ledger.append({"models": 2, "trained": 2, "loaded": 0, "train_seconds": 5.0, "resumed_from": None,
+                       "eval_seconds": 1.0})
+        with timed_evaluation():
+            _time.sleep(0.25)
+    record = training_record(ledger)
+    assert record["trainings"] == 1 and record["models"] == 2 and record["train_seconds_all_sessions"] == 5.0
+    assert 1.2 <= record["eval_seconds_all_sessions"] < 2.0
+    with timed_evaluation():                        # outside an experiment: nothing to record
+        pass

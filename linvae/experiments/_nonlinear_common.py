@@ -28,7 +28,8 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["AUTHORS", "PAPER_STEPS", "EPS", "EPS_REPORT", "DELTA", "budget", "seeds_for", "train_grid",
            "measure", "curve_band", "effective", "split", "work_directory", "training_record",
-           "finished_all", "torch_threads", "digest", "RESULT_SUFFIX", "model_store", "STORE_DIR"]
+           "finished_all", "torch_threads", "digest", "RESULT_SUFFIX", "model_store", "STORE_DIR",
+           "timed_evaluation"]
 
 #: 100 epochs of the authors' scripts on full MNIST at batch 128 (469 steps per epoch)
 PAPER_STEPS = 100 * 469
@@ -140,6 +141,21 @@ def torch_threads(n):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def timed_evaluation():
+    """Count the seconds of an evaluation that runs outside :func:`train_grid` (fig2b's IS
+    log-likelihoods, fig3a's, Table 2's and Table 4's KL) in the experiment's ledger, so that
+    ``cost.seconds_all_sessions`` is training plus evaluation (a no-op outside :func:`work_directory`)."""
+    began = time.perf_counter()
+    try:
+        yield
+    finally:
+        work = _WORK.get()
+        if work is not None:
+            work[1].append({"evaluation_only": True, "models": 0, "trained": 0, "loaded": 0, "train_seconds": 0.0,
+                            "resumed_from": None, "eval_seconds": round(time.perf_counter() - began, 1)})
+
+
 def training_record(ledger):
     """What ``meta.json`` records of an experiment's trainings (None when nothing trained).
 
@@ -153,13 +169,14 @@ def training_record(ledger):
     seconds of the models this experiment trained only. ``eval_seconds_all_sessions`` sums the
     seconds of the evaluations :func:`train_grid` ran on them (the measurements in
     ``*.result.json`` carry theirs from the session that ran them; 0 for records written before
-    evaluations were timed).
+    evaluations were timed) and of those timed by :func:`timed_evaluation`.
     """
     if not ledger:
         return None
+    evaluation = sum(r.get("eval_seconds", 0.0) for r in ledger)
+    ledger = [r for r in ledger if not r.get("evaluation_only")]      # :func:`timed_evaluation`'s entries
     reused = [r.get("reused", False) for r in ledger]
     train = sum(r["train_seconds"] for r in ledger)
-    evaluation = sum(r.get("eval_seconds", 0.0) for r in ledger)
     optimizers = []
     for r in ledger:
         if r.get("optimizer") is not None and r["optimizer"] not in optimizers:

@@ -329,7 +329,7 @@ def _table2_relu(train, test, quick, seed, backend, S, n_eval):
     pair where the theory predicts a difference (:data:`TABLE2_RELU_ARMS`)."""
     from ..nn import VAE, authors_vae
     from ._nonlinear_common import (AUTHORS, DELTA, EPS_REPORT, budget, evaluate_kl, measure, seeds_for,
-                                    train_grid)
+                                    timed_evaluation, train_grid)
     from ._verdict import GREATER_RULE, greater
 
     settings = AUTHORS["vae"]
@@ -357,14 +357,16 @@ def _table2_relu(train, test, quick, seed, backend, S, n_eval):
             "score": [], "collapsed_at_eps": [], "zero_kl_fraction": [], "dims_all_or_none": [], "AU_mu_part": [],
             "AU_sigma_part": [], "AU_variance": [], "dead_mean_fraction": [], "sigma_min": [], "sigma_max": []}
     for (name, s), model in models.items():
-        kl = evaluate_kl(model, test)
+        with timed_evaluation():
+            kl = evaluate_kl(model, test)
+            anatomy = _encoder_anatomy(model, test)
+            ll = float(np.mean(model.log_likelihood(test[:n_relu], n_samples=S_relu, seed=seed)))
         m = measure(kl)
         for k, v in (("model", name), ("seed", s), ("beta", TABLE2_RELU_ARMS[name][1]),
                      ("theory_collapsed", theory[name]), ("KL", float(kl.sum(axis=1).mean())),
                      ("AU_kl_fraction", float(metrics.active_units_kl(kl))), ("score", m["score"]),
                      ("collapsed_at_eps", m["collapsed_at_eps"]), *_au_anatomy(kl).items(),
-                     *_encoder_anatomy(model, test).items(),
-                     ("LL_IS", float(np.mean(model.log_likelihood(test[:n_relu], n_samples=S_relu, seed=seed))))):
+                     *anatomy.items(), ("LL_IS", ll)):
             rows[k].append(v)
     learn, fixed = "learnable σ (global)", "fixed Σ = I"
     v, reason = greater(_rows_of(rows, fixed, "AU_kl_fraction"), _rows_of(rows, learn, "AU_kl_fraction"))

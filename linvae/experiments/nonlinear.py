@@ -24,7 +24,7 @@ from ..plotting import style
 from ._common import CONFIRMED, CONTRADICTED, INCONCLUSIVE, MEASURED, Claim, Output, load_data, size, verdict
 from ._nonlinear_common import (AUTHORS, DELTA, EPS, EPS_REPORT, budget, checkpoint_path, curve_band,
                                 curve_columns, digest, effective, evaluate_kl, finished_all, long_rows, measure,
-                                per_seed, seeds_for, split, torch_module, train_grid)
+                                per_seed, seeds_for, split, timed_evaluation, torch_module, train_grid)
 from ._verdict import RULES, greater, mean_sd, trend
 
 __all__ = ["fig2b", "fig2c", "fig3a", "fig3b", "cnn_mhvae", "fig5", "recon", "table4", "theory_vs_nonlinear"]
@@ -75,7 +75,8 @@ def _measurer(data, ll=None):
 def _evaluate(models, data, ll=None):
     """Measurements of every trained (config, seed) model (see :func:`_measurer`)."""
     evaluate = _measurer(data, ll)
-    return {key: evaluate(model) for key, model in models.items()}
+    with timed_evaluation():
+        return {key: evaluate(model) for key, model in models.items()}
 
 
 def _is_ll(test, n, S, seed):
@@ -252,7 +253,8 @@ def fig3a(*, quick=False, seed=0, backend="auto", data=None):
             models = train_grid(make, {arm: {}}, seeds, (xtr, ytr), plan, settings, backend=backend)
             archs[arm] = models[(arm, seeds[0])].architecture
             for s in seeds:
-                r = results[(f"{arm} digit {digit}", s)] = measure(evaluate_kl(models[(arm, s)], xte, yte))
+                with timed_evaluation():
+                    r = results[(f"{arm} digit {digit}", s)] = measure(evaluate_kl(models[(arm, s)], xte, yte))
                 for k, v in (("digit", digit), ("trace_E", trace[digit]), ("arm", arm), ("seed", s),
                              ("score", r["score"]), ("collapsed_at_eps", r["collapsed_at_eps"]), ("KL", r["KL"]),
                              ("theory_collapsed", int(lin.n_collapsed))):
@@ -497,12 +499,13 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                 scratch = tempfile.TemporaryDirectory(prefix="linvae-fig5-") if run_dir is None else None
                 where = run_dir if run_dir is not None else scratch.name
                 resumed = os.path.exists(os.path.join(where, "checkpoint.pt"))
-                stages, elbos, seconds = [], [], 0.0
+                stages, elbos, seconds, eval_seconds = [], [], 0.0, 0.0
                 measured = os.path.join(where, "stages.json")     # the lengths measured before an interruption
                 if resumed and os.path.exists(measured):
                     with open(measured) as f:
                         saved = json.load(f)
                     stages, elbos, seconds = saved["stages"], saved["elbos"], saved["seconds"]
+                    eval_seconds = saved.get("eval_seconds", 0.0)
                 try:
                     for epochs in lengths:          # each length continues the run of the one before
                         if stages and epochs <= stages[-1]["epochs"] or _fig5_converged(elbos):
@@ -512,6 +515,7 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                         began = time.perf_counter()
                         trainer.fit(train)
                         seconds += time.perf_counter() - began
+                        began = time.perf_counter()
                         kl = trainer.evaluate_kl(test, batch_size=64)
                         elbos.append(_test_elbo(model, test))
                         stages.append(dict(epochs=epochs, steps=epochs * steps_per_epoch, test_elbo=elbos[-1],
@@ -520,8 +524,9 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                                            kl_per_dim=kl.mean(axis=0).tolist(),
                                            **{k: v for k, v in measure(kl).items() if k != "curve"},
                                            curve=metrics.collapse_curve(kl, EPS, 0.01).tolist()))
-                        atomic_write_bytes(measured, json.dumps({"stages": stages, "elbos": elbos,
-                                                                 "seconds": seconds}).encode())
+                        eval_seconds += time.perf_counter() - began
+                        atomic_write_bytes(measured, json.dumps({"stages": stages, "elbos": elbos, "seconds": seconds,
+                                                                 "eval_seconds": eval_seconds}).encode())
                         if _fig5_converged(elbos):
                             break
                 finally:
@@ -531,7 +536,8 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                 m = dict(last, curve=np.asarray(last["curve"]), stages=stages,
                          converged=bool(_fig5_converged(elbos)))
                 return [[name, s, m]], dict(models=1, epochs=last["epochs"], resumed_from="checkpoint" if resumed
-                                            else None, train_seconds=round(seconds, 1))
+                                            else None, train_seconds=round(seconds, 1),
+                                            eval_seconds=round(eval_seconds, 1))
 
             identity = {"model": model_config(model), "seed": s, "lengths": list(lengths), "rule": fig5_rule(lengths),
                         "batch_size": batch, "lr": 1e-3, "train": digest(train), "test": digest(test),
@@ -686,7 +692,8 @@ def table4(*, quick=False, seed=0, backend="auto", data=None):
         linear = int(_linear_counts(x, y, beta=settings["kl_scale"], eta_dec=0.5)[0])
         for i, s in enumerate(seeds):
             arch = models[(kind, s)].architecture
-            kl = evaluate_kl(models[(kind, s)], x, y)             # the scripts score the training pairs
+            with timed_evaluation():
+                kl = evaluate_kl(models[(kind, s)], x, y)         # the scripts score the training pairs
             au[i, j] = metrics.active_units_kl(kl)
             for k, v in (("config", kind), ("seed", s), ("KL", float(kl.sum(axis=1).mean())),
                          ("AU_kl_fraction", au[i, j]), ("authors_AU", AUTHORS_TABLE4[kind][0]),
