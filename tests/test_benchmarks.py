@@ -100,3 +100,51 @@ def test_roofline_suite_reads_one_measurement_per_experiment(monkeypatch):
     assert suite.track_ratio_to_bound(cache, "app_recon") == r["ratio"]
     assert suite.track_mflop_per_step(cache, "app_recon") == r["flop"] / 1e6
     assert suite.track_gemm_peak(cache, "app_recon") == 100.0
+
+
+def test_roofline_results_compare_each_experiments_cost_with_its_own_trainings(tmp_path, monkeypatch):
+    """``roofline.py --results``: the bound counts only the models an experiment trained (each
+    record's models × steps × FLOP per step of its network ÷ peak; steps from the meta.json's plan for
+    records older than their own ``steps``), with each
+    of fig3a's arms on the network the experiment builds for it; quick runs are skipped, and a
+    meta.json whose records cannot be attributed to networks is refused."""
+    import json
+
+    import torch
+
+    from linvae.experiments.nonlinear import FIG3A_ARMS
+    from linvae.nn import TwoBranchCVAE
+
+    sys.path.insert(0, ROOT)
+    try:
+        script = importlib.import_module("benchmarks.scripts.roofline")
+    finally:
+        sys.path.pop(0)
+
+    def size(model):                                       # a stand-in FLOP count: one per parameter
+        return float(sum(p.numel() for p in model.parameters()))
+    monkeypatch.setattr(script, "step_flop", lambda torch, model, batch: size(model))
+
+    def write(exp, records, quick=False, cost=100.0):
+        (tmp_path / exp).mkdir()
+        meta = {"quick": quick, "steps": 64, "epochs": 2, "cost": {"seconds_all_sessions": cost},
+                "training": {"models_trained": sum(r["trained"] for r in records),
+                             "models_loaded": sum(r["loaded"] for r in records),
+                             "per_training": records + [{"evaluation_only": True, "eval_seconds": 5.0}]}}
+        (tmp_path / exp / "meta.json").write_text(json.dumps(meta))
+
+    write("fig2b", [{"models": 4, "trained": 3, "loaded": 1, "epochs": 2}])
+    # fig3a: per digit, one record per arm, each with its own steps (the digits' data differ in size)
+    write("fig3a", [{"models": 3, "trained": 3, "loaded": 0, "epochs": 2, "steps": st} for st in (10, 20, 30)
+                    for _ in FIG3A_ARMS], cost=50.0)
+    write("table2", [{"models": 3, "trained": 3, "loaded": 0, "epochs": 2}], quick=True)
+    rows = {r[0]: r for r in script.regenerated(torch, str(tmp_path), 1e9, np.random.default_rng(0))}
+    assert set(rows) == {"fig2b", "fig3a"}                          # the quick table2 is not counted
+    steps = 2 * 32                                                  # epochs × steps per epoch
+    cvae16 = size(TwoBranchCVAE(arch="relu", hidden=16))
+    assert rows["fig2b"] == ("fig2b", 100.0, pytest.approx(3 * steps * cvae16 / 1e9), 3, 1)
+    arms = sum(size(TwoBranchCVAE(arch=arch, hidden=h)) for arch, h, _ in FIG3A_ARMS.values())
+    assert rows["fig3a"][2] == pytest.approx(3 * (10 + 20 + 30) * arms / 1e9)
+    write("theory_vs_nonlinear", [{"models": 10, "trained": 2, "loaded": 8, "epochs": 2}])
+    with pytest.raises(ValueError, match="1 training records, the roofline knows 9"):
+        script.regenerated(torch, str(tmp_path), 1e9, np.random.default_rng(0))

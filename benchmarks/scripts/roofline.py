@@ -21,6 +21,12 @@ counts its code uses), in one run with nothing else on the machine:
 
 Evaluation (the per-example KL and the importance-sampled log-likelihood) is not in these
 figures: it is a forward pass only, measured with the experiments' own wall time.
+
+``--results DIR`` (a full run's output, e.g. ``results/full``) adds the measured side: per
+experiment found there, its ``meta.json`` ``cost.seconds_all_sessions`` (training + evaluation,
+every session) beside the FLOP bound of the trainings it did itself (each record of
+``training.per_training``: models trained × steps × FLOP per step of its network ÷ the peak of this
+run), and their ratio; models it loaded from the store count where they were trained.
 """
 import argparse
 import time
@@ -133,6 +139,61 @@ def step_flop(torch, model, batch):
     return counter.get_total_flops()
 
 
+#: the network of each ``training.per_training`` record of an experiment's meta.json, in record
+#: order (a name of :func:`_cases` or :func:`_record_networks`); one name: every record
+RECORDS = {
+    "fig2b": "fig2b", "fig2c": "fig2c", "fig3b": "fig3b", "table2": "table2", "table4": "table4",
+    "fig5": "fig5", "app_recon": "app_recon", "app_cnn_mhvae": "app_cnn_mhvae reduced",
+    "fig3a": ("fig3a linear", "fig3a relu", "fig3a cnn") * 3,             # per digit 1, 9, 7: one training per arm
+    "theory_vs_nonlinear": ("theory_vs_nonlinear",) * 6 + ("theory mhvae",) * 3,  # CVAE β, η_dec; MHVAE β₂ × 3 seeds
+}
+
+
+def _record_networks():
+    """Networks of meta.json records that the roofline table has no row of: name → (factory, data kind, batch)."""
+    from linvae.nn import TanhMHVAE, TwoBranchCVAE
+
+    return {"fig3a linear": (lambda: TwoBranchCVAE(arch="linear", hidden=16), "cvae", 128),
+            "theory mhvae": (lambda: TanhMHVAE(), "x", 128)}
+
+
+def regenerated(torch, results, peak, rng):
+    """Rows ``(experiment, cost seconds, FLOP bound seconds, models trained, models loaded)`` of
+    the full-size experiments in the directory ``results`` (see the module docstring)."""
+    import json
+    import os
+
+    cases, extra = _cases(), _record_networks()
+    flop_of = {}
+
+    def flop(name):
+        if name not in flop_of:
+            make, kind, batch = extra[name] if name in extra else (cases[name][1], cases[name][2], cases[name][4])
+            flop_of[name] = step_flop(torch, make(), [d[:batch] for d in _data(kind, batch, rng)])
+        return flop_of[name]
+
+    rows = []
+    for exp, names in RECORDS.items():
+        path = os.path.join(results, exp, "meta.json")
+        if not os.path.exists(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("quick") or "cost" not in meta:
+            continue
+        records = (meta.get("training") or {}).get("per_training", [])
+        records = [r for r in records if not r.get("evaluation_only")]
+        names = [names] * len(records) if isinstance(names, str) else list(names)
+        if len(names) != len(records):
+            raise ValueError(f"{path}: {len(records)} training records, the roofline knows {len(names)}")
+        per_epoch = meta["steps"] / meta["epochs"]       # records from before they kept their steps: one plan
+        bound = sum(flop(n) * r.get("trained", r["models"]) * r.get("steps", r["epochs"] * per_epoch)
+                    for n, r in zip(names, records))
+        rows.append((exp, meta["cost"]["seconds_all_sessions"], bound / peak,
+                     meta["training"]["models_trained"], meta["training"]["models_loaded"]))
+    return rows
+
+
 def measure(torch, name, steps, peak, rng):
     """One experiment's roofline row: FLOP per step per model, measured seconds per step per
     model (a warm-up fit first), GFLOP/s, the ratio to the FLOP bound, and the experiment's bound
@@ -165,6 +226,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20, help="training steps timed per experiment (after one epoch)")
     p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="also compare each full experiment's measured cost in DIR (e.g. results/full) with its FLOP bound")
     args = p.parse_args(argv)
     import torch
 
@@ -194,9 +257,22 @@ def main(argv=None):
               f"{r['gemm_floor_seconds_per_model_step'] * 1e3:.2f} | {r['floor_ratio']:.2f} | "
               f"{r['ratio_to_floor']:.2f} | {r['distinct']} × {r['steps']} | {r['bound_seconds']:.0f} | "
               f"{r['estimated_seconds']:.0f} |")
-    print(f"\ntotal FLOP bound {total_bound:.0f} s, GEMM floor {total_floor:.0f} s "
-          f"({total_floor / total_bound:.2f} × the bound), estimated training {total_est:.0f} s "
-          f"(ratio {total_est / total_bound:.2f} to the bound, {total_est / total_floor:.2f} to the floor)")
+    if total_bound:
+        print(f"\ntotal FLOP bound {total_bound:.0f} s, GEMM floor {total_floor:.0f} s "
+              f"({total_floor / total_bound:.2f} × the bound), estimated training {total_est:.0f} s "
+              f"(ratio {total_est / total_bound:.2f} to the bound, {total_est / total_floor:.2f} to the floor)")
+    if args.results:
+        rows = regenerated(torch, args.results, peak, rng)
+        print(f"\nmeasured cost of the full runs in {args.results} (meta.json cost.seconds_all_sessions: training + "
+              "evaluation, every session) against the FLOP bound of the trainings each did itself\n")
+        print("| experiment | models trained | models loaded | cost (s) | FLOP bound (s) | cost / bound |")
+        print("|---|---|---|---|---|---|")
+        for exp, cost, bound, trained, loaded in rows:
+            ratio = f"{cost / bound:.2f}" if bound else "—"
+            print(f"| {exp} | {trained} | {loaded} | {cost:.0f} | {bound:.0f} | {ratio} |")
+        cost, bound = sum(r[1] for r in rows), sum(r[2] for r in rows)
+        if bound:
+            print(f"\ntotal cost {cost:.0f} s, FLOP bound {bound:.0f} s, ratio {cost / bound:.2f}")
 
 
 if __name__ == "__main__":

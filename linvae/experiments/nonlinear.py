@@ -535,7 +535,8 @@ def fig5(*, quick=False, seed=0, backend="auto", data=None):
                 last = stages[-1]
                 m = dict(last, curve=np.asarray(last["curve"]), stages=stages,
                          converged=bool(_fig5_converged(elbos)))
-                return [[name, s, m]], dict(models=1, epochs=last["epochs"], resumed_from="checkpoint" if resumed
+                return [[name, s, m]], dict(models=1, epochs=last["epochs"], steps=last["steps"],
+                                            resumed_from="checkpoint" if resumed
                                             else None, train_seconds=round(seconds, 1),
                                             eval_seconds=round(eval_seconds, 1))
 
