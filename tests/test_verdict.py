@@ -130,3 +130,26 @@ def test_report_defines_its_measures_and_flags_rows_judged_under_earlier_rules(t
     assert "judged under earlier rules" in old and "judged under earlier rules" not in new
     assert "to be re-run: 1 (`old`)" in text
     assert "1 not confirmed" in text and "1 inconclusive" in text
+
+
+def test_report_says_each_runs_commit_and_what_its_models_cost(tmp_path):
+    """Each experiment's section names the commit it ran at (or that none was recorded) and, for
+    a torch experiment, the models it trained and loaded and its cost in seconds."""
+    import json
+
+    from linvae.experiments._report import build_report
+    from linvae.experiments._verdict import RULES
+
+    _meta_with(tmp_path, "old", "inconclusive", RULES)
+    _meta_with(tmp_path, "new", "confirmed", RULES)
+    meta = json.loads((tmp_path / "new" / "meta.json").read_text())
+    meta.update(provenance={"commit": "0123456789abcdef", "clean": True}, cost={"seconds_all_sessions": 812.4},
+                training={"models_trained": 4, "models_loaded": 17, "train_seconds_all_sessions": 700.2,
+                          "eval_seconds_all_sessions": 112.2})
+    (tmp_path / "new" / "meta.json").write_text(json.dumps(meta))
+    text = build_report(str(tmp_path), {"old": (None, None, "o"), "new": (None, None, "n")})
+    old, new = text.split("### old")[1].split("### new")
+    assert "no commit recorded" in old and "models trained" not in old
+    assert "ran at commit 0123456789" in new and "uncommitted" not in new
+    assert "models trained 4, loaded from the model store 17" in new
+    assert "cost 812 s (training 700 + evaluation 112, every session)" in new

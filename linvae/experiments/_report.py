@@ -59,6 +59,28 @@ MEASURES = (
 _OUTCOMES = (CONFIRMED, CONTRADICTED, INCONCLUSIVE, NOT_CONFIRMED, BASIS_DEPENDENT, NOT_RUN, MEASURED)
 
 
+def _provenance(meta):
+    """The report's lines on where a run's numbers come from: the commit it ran at, and (for the
+    torch experiments) the models it trained and loaded and what they cost (issues #33, #34)."""
+    lines = []
+    prov = meta.get("provenance") or {}
+    if prov.get("commit"):
+        lines.append(f"ran at commit {prov['commit'][:10]}" + ("" if prov.get("clean") else
+                                                                 " with uncommitted changes in linvae/"))
+    else:
+        lines.append("no commit recorded (run before meta.json kept its provenance)")
+    training, cost = meta.get("training"), meta.get("cost")
+    if training:
+        line = (f"models trained {training.get('models_trained', training.get('models'))}, loaded from the model "
+                f"store {training.get('models_loaded', 0)} (trained by another experiment, counted there)")
+        if cost:
+            line += (f"; cost {cost['seconds_all_sessions']:.0f} s (training "
+                     f"{training.get('train_seconds_all_sessions', 0):.0f} + evaluation "
+                     f"{training.get('eval_seconds_all_sessions', 0):.0f}, every session)")
+        lines.append(line)
+    return lines
+
+
 def build_report(out, registry, part_of=None):
     """Markdown text of the report over the experiments of ``registry`` found under ``out``."""
     metas = {}
@@ -90,6 +112,7 @@ def build_report(out, registry, part_of=None):
         details = [d for d in (_budget(meta), _architecture(meta)) if d]
         if meta.get("wall_time_s") is not None:
             details.append(f"wall time {meta['wall_time_s']:.0f} s")
+        details.extend(_provenance(meta))
         if meta.get("tables"):
             details.append(meta["tables"])
         if meta.get("reduced"):
