@@ -1,6 +1,6 @@
 """Roofline of the nonlinear reproduction: FLOP per step, the machine's GEMM peak, achieved GFLOP/s.
 
-``python benchmarks/scripts/roofline.py [--steps 20] [--only fig2b fig2c]``
+``python benchmarks/scripts/roofline.py [--steps 20] [--only fig2b fig2c] [--results results/full]``
 
 For each nonlinear experiment at full size (the networks, stack sizes B, batch sizes and step
 counts its code uses), in one run with nothing else on the machine:
@@ -22,7 +22,8 @@ counts its code uses), in one run with nothing else on the machine:
 Evaluation (the per-example KL and the importance-sampled log-likelihood) is not in these
 figures: it is a forward pass only, measured with the experiments' own wall time.
 
-``--results DIR`` (a full run's output, e.g. ``results/full``) adds the measured side: per
+``--results DIR`` (a full run's output, e.g. ``results/full``; with a bare ``--only``, nothing else
+is timed) adds the measured side: per
 experiment found there, its ``meta.json`` ``cost.seconds_all_sessions`` (training + evaluation,
 every session) beside the FLOP bound of the trainings it did itself (each record of
 ``training.per_training``: models trained × steps × FLOP per step of its network ÷ the peak of this
@@ -225,7 +226,8 @@ def measure(torch, name, steps, peak, rng):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20, help="training steps timed per experiment (after one epoch)")
-    p.add_argument("--only", nargs="*", default=None)
+    p.add_argument("--only", nargs="*", default=None,
+                   help="time only these experiments (no names: none, e.g. with --results)")
     p.add_argument("--results", default=None, metavar="DIR",
                    help="also compare each full experiment's measured cost in DIR (e.g. results/full) with its FLOP bound")
     args = p.parse_args(argv)
@@ -240,14 +242,15 @@ def main(argv=None):
     rng = np.random.default_rng(0)
     peak = gemm_peak(torch)
     print(f"torch threads {torch.get_num_threads()}, float32 GEMM peak {peak / 1e9:.1f} GFLOP/s (1024² matmul)")
-    print("| experiment | network | path | B | batch | FLOP/step/model (M) | ms/step/model | GFLOP/s | ratio to bound | "
-          "GEMM floor ms/step/model | floor / bound | step / floor | distinct models × steps | FLOP bound (s) | "
-          "estimated training (s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    selected = [name for name in _cases() if name in args.only] if args.only is not None else \
+        [name for name in _cases() if name not in OPTIONAL]          # `--only` with no names: no step timings
+    if selected:
+        print("| experiment | network | path | B | batch | FLOP/step/model (M) | ms/step/model | GFLOP/s | "
+              "ratio to bound | GEMM floor ms/step/model | floor / bound | step / floor | distinct models × steps | "
+              "FLOP bound (s) | estimated training (s) |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     total_bound = total_est = total_floor = 0.0
-    for name in _cases():
-        if (args.only and name not in args.only) or (not args.only and name in OPTIONAL):
-            continue
+    for name in selected:
         r = measure(torch, name, args.steps, peak, rng)
         total_bound += r["bound_seconds"]
         total_est += r["estimated_seconds"]
