@@ -11,6 +11,7 @@ import contextvars
 import hashlib
 import inspect
 import json
+import numbers
 import logging
 import math
 import os
@@ -381,6 +382,10 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
 
     keep_freed_memory()                       # fewer page faults per training step (linvae._malloc)
 
+    # a hyperparameter given as an int (β = 1) is the same training as the float (β = 1.0) another
+    # experiment gave: pass floats, so that the store's key (the constructor's arguments) agrees
+    configs = {name: {k: float(v) if isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) else v
+                      for k, v in c.items()} for name, c in configs.items()}
     keys = [(name, s) for s in seeds for name in configs]      # seed-major: a chunk ≤ len(configs) is one seed's
     step = len(configs) if chunk == "seed" else chunk or len(keys)
     device = "cuda" if backend == "cupy" else "cpu"
