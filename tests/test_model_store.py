@@ -119,15 +119,17 @@ def test_a_model_another_experiment_trained_is_loaded_not_trained(tmp_path, floa
 def test_an_int_hyperparameter_is_the_same_training_as_its_float(tmp_path):
     """β = 2 in one experiment and β = 2.0 in another are one model (theory_vs_nonlinear's and
     fig3b's grids are written with ints, fig2b's and fig2c's with floats): trained once, loaded once."""
-    x, y = _data()
-    plan = budget("tiny", len(x), 16, tiny_steps=4)
-    settings = {"lr": 1e-3, "clip": 0.01}
-    make = lambda **c: TwoBranchCVAE(hidden=4, **c)  # noqa: E731
     store = tmp_path / "store"
-    with work_directory(tmp_path / "a", store) as first:
-        train_grid(make, {"β=2": dict(beta=2.0)}, [0], (x, y), plan, settings)
-    with work_directory(tmp_path / "b", store) as second:
-        train_grid(make, {"β=2": dict(beta=2), "η_dec=3": dict(eta_dec=np.int64(3))}, [0], (x, y), plan, settings)
+
+    def grid(directory, configs):
+        x, y = _data()
+        make = lambda **c: TwoBranchCVAE(hidden=4, **c)  # noqa: E731
+        with work_directory(tmp_path / directory, store) as ledger:
+            train_grid(make, configs, [0], (x, y), budget("tiny", len(x), 16, tiny_steps=4), {"lr": 1e-3, "clip": 0.01})
+        return ledger
+
+    first = grid("a", {"β=2": dict(beta=2.0)})
+    second = grid("b", {"β=2": dict(beta=2), "η_dec=3": dict(eta_dec=np.int64(3))})
     assert sum(r["trained"] for r in first) == 1
     assert sum(r["loaded"] for r in second) == 1 and sum(r["trained"] for r in second) == 1
 
