@@ -11,9 +11,9 @@ import contextvars
 import hashlib
 import inspect
 import json
-import numbers
 import logging
 import math
+import numbers
 import os
 import time
 
@@ -417,8 +417,8 @@ def train_grid(make, configs, seeds, data, plan, settings, *, backend="auto", ch
                     own += 1
                     own_seconds += float(stored.get("train_seconds", 0.0))
             loaded = len(part) - len(missing) - own
-            record = dict(models=len(part), trained=len(missing) + own, loaded=loaded, epochs=plan["epochs"], steps=plan["steps"],
-                          optimizer=identities[0]["optimizer"], resumed_from="store" if own else None,
+            record = dict(models=len(part), trained=len(missing) + own, loaded=loaded, epochs=plan["epochs"],
+                          steps=plan["steps"], optimizer=identities[0]["optimizer"], resumed_from="store" if own else None,
                           train_seconds=round(own_seconds, 1))
             if not missing:
                 return record
